@@ -1,0 +1,120 @@
+// The commands that talk to a running phoenix: ps, scale, kill, logs, stop.
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "base/duration.h"
+#include "cli/commands.h"
+#include "control/client.h"
+#include "control/paths.h"
+
+namespace phoenix::cli {
+namespace json = boost::json;
+namespace {
+
+// Sends one request to the phoenix of the app in the current folder; on_reply sees each line.
+int Request(const json::object& request, const std::function<bool(const json::value&)>& on_reply) {
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return kExitFailed;
+  auto root = control::FindAppRoot(cwd);
+  if (!root.ok()) {
+    std::fprintf(stderr, "phoenix: %s\n", root.error().message.c_str());
+    return kExitUsage;
+  }
+  std::string socket = control::SocketPath(control::AppStateDir(*root));
+  int code = kExitOk;
+  Status s = control::Call(socket, json::serialize(request), [&](const std::string& line) {
+    boost::system::error_code ec;
+    json::value v = json::parse(line, ec);
+    if (ec) return true;
+    if (v.is_object() && v.as_object().contains("ok") && !v.at("ok").as_bool()) {
+      auto* err = v.as_object().if_contains("error");
+      std::fprintf(stderr, "phoenix: %s\n",
+                   err && err->is_string() ? err->as_string().c_str() : "request failed");
+      code = kExitFailed;
+      return false;
+    }
+    return on_reply(v);
+  });
+  if (!s.ok()) {
+    std::fprintf(stderr, "phoenix: %s\n", s.error().message.c_str());
+    return kExitFailed;
+  }
+  return code;
+}
+
+std::string Str(const json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : "";
+}
+double Num(const json::object& o, const char* key) {
+  auto* v = o.if_contains(key);
+  if (!v) return 0;
+  if (v->is_double()) return v->as_double();
+  if (v->is_int64()) return static_cast<double>(v->as_int64());
+  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
+  return 0;
+}
+std::string Dur(double seconds) { return FormatDuration(Millis(static_cast<int64_t>(seconds * 1000))); }
+
+}  // namespace
+
+int Ps(bool as_json) {
+  return Request({{"cmd", "ps"}}, [&](const json::value& v) {
+    const json::value& list = v.at("instances");
+    if (as_json) {
+      std::printf("%s\n", json::serialize(list).c_str());
+      return true;
+    }
+    std::printf("%-10s %5s %8s %6s  %-10s %8s %13s %8s  %s\n", "INSTANCE", "INC", "PID", "PORT",
+                "STATE", "AGE", "NEXT REBIRTH", "RESTARTS", "LOST STATE");
+    for (const auto& item : list.as_array()) {
+      const auto& o = item.as_object();
+      auto* next = o.if_contains("next_rebirth_s");
+      std::string next_s = next && !next->is_null() ? Dur(Num(o, "next_rebirth_s")) : "-";
+      std::string lost = Num(o, "lost_files") > 0
+                             ? fmt::format("{} files ({})", Num(o, "lost_files"),
+                                           FormatBytes(static_cast<uint64_t>(Num(o, "lost_bytes"))))
+                             : "-";
+      std::string state = Str(o, "state");
+      std::printf("%-10s %5s %8.0f %6.0f  %-10s %8s %13s %8.0f  %s\n", Str(o, "instance").c_str(),
+                  fmt::format("#{}", Num(o, "incarnation")).c_str(), Num(o, "pid"), Num(o, "port"),
+                  state.c_str(), state == "backoff" ? "-" : Dur(Num(o, "age_s")).c_str(),
+                  next_s.c_str(), Num(o, "restarts"), lost.c_str());
+      if (!Str(o, "last_exit").empty() && (state == "backoff" || state == "booting")) {
+        std::printf("%-10s last death: %s\n", "", Str(o, "last_exit").c_str());
+      }
+    }
+    return true;
+  });
+}
+
+int Scale(const std::map<std::string, int>& counts) {
+  json::object c;
+  for (const auto& [type, n] : counts) c[type] = n;
+  return Request({{"cmd", "scale"}, {"counts", c}}, [](const json::value&) { return true; });
+}
+
+int Kill(const std::string& instance, bool now) {
+  return Request({{"cmd", "kill"}, {"instance", instance}, {"now", now}},
+                 [](const json::value&) { return true; });
+}
+
+int Logs(const std::string& instance, bool follow) {
+  return Request({{"cmd", "logs"}, {"instance", instance}, {"follow", follow}},
+                 [](const json::value& v) {
+                   const auto& o = v.as_object();
+                   std::printf("%-8s | %s\n", Str(o, "instance").c_str(), Str(o, "line").c_str());
+                   std::fflush(stdout);
+                   return true;
+                 });
+}
+
+int Stop() {
+  return Request({{"cmd", "stop"}}, [](const json::value&) { return true; });
+}
+
+}  // namespace phoenix::cli

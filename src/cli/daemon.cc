@@ -1,0 +1,658 @@
+#include "cli/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "cli/terminal.h"
+#include "control/paths.h"
+#include "metrics/events.h"
+#include "os/fs.h"
+#include "os/net.h"
+#include "sandbox/init.h"
+#include "sandbox/layer_scan.h"
+#include "supervisor/supervisor.h"
+
+extern char** environ;
+
+namespace phoenix::cli {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using asio::local::stream_protocol;
+
+namespace {
+
+constexpr size_t kLogLines = 10000;
+constexpr size_t kMaxLine = 16 * 1024;
+constexpr size_t kMaxFollowerBacklog = 4 << 20;
+
+// One life of a slot, as the shell sees it: the process and its pipes.
+struct Running {
+  Running(asio::io_context& io, IncarnationId id_)
+      : id(id_), pidfd(io), output(io), status(io), probe_timer(io), linger(io) {}
+  IncarnationId id;
+  std::string instance;
+  int number = 0, port = 0;
+  pid_t pid = 0, app_pid = 0;
+  std::string layer;
+  asio::posix::stream_descriptor pidfd, output, status;
+  std::string out_buf, status_buf;
+  char out_chunk[8192], status_chunk[512];
+  std::optional<ExitStatus> reported;
+  std::optional<int> wait_status;
+  std::string setup_error;
+  bool started = false, probe_port = false, ready = false;
+  bool output_eof = false, status_eof = false, finalized = false;
+  asio::steady_timer probe_timer, linger;
+  Millis probe_interval{10};
+};
+
+// A control connection: requests in, JSON lines out, through a write queue.
+struct Conn : std::enable_shared_from_this<Conn> {
+  explicit Conn(stream_protocol::socket s) : sock(std::move(s)) {}
+  stream_protocol::socket sock;
+  asio::streambuf in;
+  std::deque<std::string> queue;
+  size_t queued = 0;
+  bool writing = false, close_after = false;
+  std::string follow;  // logs -f: instance filter ("" = all)
+  bool following = false;
+
+  void Send(std::string line) {
+    queued += line.size() + 1;
+    queue.push_back(std::move(line) + "\n");
+    if (!writing) WriteNext();
+  }
+  void WriteNext() {
+    if (queue.empty()) {
+      writing = false;
+      if (close_after) {
+        boost::system::error_code ec;
+        sock.shutdown(asio::socket_base::shutdown_both, ec);
+        sock.close(ec);
+      }
+      return;
+    }
+    writing = true;
+    auto self = shared_from_this();
+    asio::async_write(sock, asio::buffer(queue.front()), [self](auto ec, size_t n) {
+      self->queued -= n;
+      self->queue.pop_front();
+      if (ec) {
+        self->queue.clear();
+        self->following = false;
+        return;
+      }
+      self->WriteNext();
+    });
+  }
+  void Finish() {
+    close_after = true;
+    if (!writing) WriteNext();
+  }
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options)
+      : opt_(std::move(options)),
+        sup_(opt_.config, std::random_device{}()),
+        timer_(io_),
+        signals_(io_, SIGINT, SIGTERM),
+        acceptor_(io_),
+        term_(opt_.config) {}
+
+  int Run() {
+    if (auto exe = os::OpenSelfExe(); exe.ok()) {
+      exe_ = std::move(exe.value());
+    } else {
+      term_.System("error: " + exe.error().message);
+      return 1;
+    }
+    if (opt_.events_file) {
+      events_fd_.Reset(::open(opt_.events_file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+      if (!events_fd_.valid()) {
+        term_.System(fmt::format("error: {}: {}", *opt_.events_file, strerror(errno)));
+        return 2;
+      }
+    }
+    if (Status s = Listen(); !s.ok()) {
+      term_.System("error: " + s.error().message);
+      return 2;
+    }
+    ReportStaleLayers();
+    WaitSignals();
+    term_.System(fmt::format("phoenix {} up in {} ({} isolation, filesystem {})", getpid(),
+                             opt_.config.app_root, IsolationName(), ToString(opt_.config.filesystem.mode)));
+    sup_.Start(Now());
+    Pump();
+    io_.run();
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    ::unlink(control::SocketPath(opt_.state_dir).c_str());
+    term_.System("every instance stopped; bye");
+    return 0;
+  }
+
+ private:
+  static Time Now() { return Clock::now(); }
+
+  const char* IsolationName() const {
+    switch (opt_.isolation) {
+      case os::Isolation::kNone: return "no";
+      case os::Isolation::kNamespaces: return "namespace";
+      case os::Isolation::kUserNamespace: return "user-namespace";
+    }
+    return "?";
+  }
+
+  // ---------------------------------------------------------------- the supervisor's loop
+  void Pump() {
+    for (;;) {
+      auto events = sup_.TakeEvents();
+      auto actions = sup_.TakeActions();
+      if (events.empty() && actions.empty()) break;
+      for (const auto& e : events) Report(e);
+      for (auto& a : actions) std::visit([this](auto& act) { Do(act); }, a);
+    }
+    ArmTimer();
+  }
+
+  void ArmTimer() {
+    auto next = sup_.NextDeadline();
+    if (!next) {
+      timer_.cancel();
+      return;
+    }
+    if (armed_ && *armed_ == *next) return;
+    armed_ = *next;
+    timer_.expires_at(*next);
+    timer_.async_wait([this](auto ec) {
+      if (ec) return;
+      armed_.reset();
+      sup_.Tick(Now());
+      Pump();
+    });
+  }
+
+  void Report(const Event& e) {
+    std::string text = metrics::EventText(e);
+    std::string line = metrics::EventJson(e);
+    if (events_fd_.valid()) {
+      std::string l = line + "\n";
+      (void)!::write(events_fd_.get(), l.data(), l.size());
+    }
+    if (!text.empty()) {
+      term_.System(text);
+      Log("phoenix", text);
+    }
+  }
+
+  void Do(const SpawnAction& a) {
+    auto r = std::make_shared<Running>(io_, a.id);
+    r->instance = a.instance;
+    r->number = a.incarnation;
+    r->probe_port = a.probe_port;
+    if (Status s = Spawn(*r, a); !s.ok()) {
+      sup_.SpawnFailed(a.id, s.error().message, Now());
+      if (!r->layer.empty()) (void)os::RemoveTree(r->layer);
+      return;
+    }
+    running_[a.id] = r;
+    sup_.Spawned(a.id, r->pid, r->port, Now());
+    ReadOutput(r);
+    ReadStatus(r);
+    r->pidfd.async_wait(asio::posix::descriptor_base::wait_read, [this, r](auto ec) {
+      if (!ec) OnProcessGone(r);
+    });
+  }
+
+  void Do(const SignalAction& a) {
+    auto it = running_.find(a.id);
+    if (it == running_.end()) return;
+    Running& r = *it->second;
+    if (!os::SendSignal(r.pidfd.native_handle(), a.signal) && errno != ESRCH) {
+      term_.System(fmt::format("{} #{}: signal {}: {}", r.instance, r.number, a.signal, strerror(errno)));
+    }
+    // Without namespaces, SIGKILL of the init would leave the app's process group behind.
+    if (a.signal == SIGKILL && opt_.isolation == os::Isolation::kNone && r.app_pid > 0) {
+      ::kill(-r.app_pid, SIGKILL);
+    }
+  }
+
+  void Do(const StopRoutingAction& a) {
+    // No router yet holds requests for it: drained as soon as it leaves rotation.
+    asio::post(io_, [this, id = a.id] {
+      sup_.Drained(id, Now());
+      Pump();
+    });
+  }
+
+  void Do(const ExitAction&) {
+    timer_.cancel();
+    signals_.cancel();
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    // Clients waiting on `stop` or `logs -f` see EOF when this process exits.
+    asio::post(io_, [this] { io_.stop(); });
+  }
+
+  // ---------------------------------------------------------------- incarnations
+  Status Spawn(Running& r, const SpawnAction& a) {
+    const Config& cfg = opt_.config;
+    const ProcessConfig& p = *cfg.Find(a.type);
+    ASSIGN_OR_RETURN(r.port, os::PickFreePort());
+    sandbox::InitOptions init;
+    init.mode = ToString(cfg.filesystem.mode);
+    if (opt_.isolation == os::Isolation::kNone) init.mode = "none";
+    init.root = cfg.app_root;
+    init.userns = opt_.isolation == os::Isolation::kUserNamespace;
+    init.command = p.command;
+    if (init.mode == "ephemeral") {
+      r.layer = fmt::format("{}/{}.{}-{}", control::LayersDir(opt_.state_dir), a.instance,
+                            a.incarnation, a.id);
+      init.upper = r.layer + "/upper";
+      init.work = r.layer + "/work";
+      RETURN_IF_ERROR(os::MakeDirs(init.upper, 0755));
+      RETURN_IF_ERROR(os::MakeDirs(init.work, 0700));
+    } else {
+      init.upper = init.work = "-";
+    }
+    os::SpawnRequest req;
+    req.exe_fd = exe_.get();
+    req.argv = sandbox::InitArgv(init);
+    req.isolation = init.mode == "none" ? os::Isolation::kNone : opt_.isolation;
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e; ++e) {
+      std::string kv = *e;
+      auto eq = kv.find('=');
+      if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : cfg.env) env[k] = v;
+    env["PORT"] = std::to_string(r.port);
+    env["PHOENIX_INSTANCE"] = a.instance;
+    env["PHOENIX_INCARNATION"] = std::to_string(a.incarnation);
+    env["DYNO"] = a.instance;
+    for (const auto& [k, v] : env) req.env.push_back(k + "=" + v);
+    ASSIGN_OR_RETURN(os::SpawnedChild child, os::Spawn(req));
+    r.pid = child.pid;
+    r.pidfd.assign(child.pidfd.Release());
+    r.output.assign(child.output.Release());
+    r.status.assign(child.status.Release());
+    return OkStatus();
+  }
+
+  void ReadOutput(std::shared_ptr<Running> r) {
+    r->output.async_read_some(asio::buffer(r->out_chunk), [this, r](auto ec, size_t n) {
+      if (ec) {
+        if (!r->out_buf.empty()) EmitLine(*r, std::exchange(r->out_buf, {}));
+        r->output_eof = true;
+        MaybeFinalize(r);
+        return;
+      }
+      r->out_buf.append(r->out_chunk, n);
+      size_t start = 0, nl;
+      while ((nl = r->out_buf.find('\n', start)) != std::string::npos) {
+        EmitLine(*r, r->out_buf.substr(start, nl - start));
+        start = nl + 1;
+      }
+      r->out_buf.erase(0, start);
+      if (r->out_buf.size() > kMaxLine) EmitLine(*r, std::exchange(r->out_buf, {}));
+      ReadOutput(r);
+    });
+  }
+
+  void EmitLine(const Running& r, std::string line) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    term_.Instance(r.instance, line);
+    Log(r.instance, line);
+  }
+
+  void ReadStatus(std::shared_ptr<Running> r) {
+    r->status.async_read_some(asio::buffer(r->status_chunk), [this, r](auto ec, size_t n) {
+      if (ec) {
+        r->status_eof = true;
+        MaybeFinalize(r);
+        return;
+      }
+      r->status_buf.append(r->status_chunk, n);
+      size_t nl;
+      while ((nl = r->status_buf.find('\n')) != std::string::npos) {
+        OnStatusLine(r, r->status_buf.substr(0, nl));
+        r->status_buf.erase(0, nl + 1);
+      }
+      ReadStatus(r);
+    });
+  }
+
+  void OnStatusLine(const std::shared_ptr<Running>& r, const std::string& line) {
+    auto arg = [&](size_t skip) { return line.substr(std::min(skip, line.size())); };
+    if (line.rfind("started", 0) == 0) {
+      r->started = true;
+      r->app_pid = std::atoi(arg(8).c_str());
+      if (r->probe_port) {
+        Probe(r);
+      } else {
+        r->ready = true;
+        sup_.Ready(r->id, Now());
+        Pump();
+      }
+    } else if (line.rfind("error ", 0) == 0) {
+      r->setup_error = arg(6);
+      term_.System(fmt::format("{} #{} sandbox set-up failed: {}", r->instance, r->number, r->setup_error));
+    } else if (line.rfind("exit ", 0) == 0) {
+      r->reported = ExitStatus{false, std::atoi(arg(5).c_str())};
+    } else if (line.rfind("signal ", 0) == 0) {
+      r->reported = ExitStatus{true, std::atoi(arg(7).c_str())};
+    }
+  }
+
+  // Ready when $PORT accepts (and health_path answers 2xx/3xx). Polls quickly at first, since
+  // kill-to-ready time is a figure we promise, then backs off to 100 ms.
+  void Probe(std::shared_ptr<Running> r) {
+    if (r->finalized || r->wait_status) return;
+    auto sock = std::make_shared<asio::ip::tcp::socket>(io_);
+    asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), r->port);
+    sock->async_connect(ep, [this, r, sock](auto ec) {
+      if (r->finalized || r->wait_status) return;
+      if (ec) return RetryProbe(r);
+      if (opt_.config.router.health_path.empty()) return MarkReady(r);
+      HealthCheck(r, sock);
+    });
+  }
+
+  void RetryProbe(std::shared_ptr<Running> r) {
+    r->probe_timer.expires_after(r->probe_interval);
+    r->probe_interval = std::min(Millis(100), r->probe_interval * 2);
+    r->probe_timer.async_wait([this, r](auto ec) {
+      if (!ec) Probe(r);
+    });
+  }
+
+  void HealthCheck(std::shared_ptr<Running> r, std::shared_ptr<asio::ip::tcp::socket> sock) {
+    auto req = std::make_shared<std::string>(fmt::format(
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: phoenix-health\r\nConnection: close\r\n\r\n",
+        opt_.config.router.health_path, r->port));
+    auto buf = std::make_shared<asio::streambuf>(4096);
+    asio::async_write(*sock, asio::buffer(*req), [this, r, sock, req, buf](auto ec, size_t) {
+      if (ec) return RetryProbe(r);
+      asio::async_read_until(*sock, *buf, "\r\n", [this, r, sock, buf](auto ec2, size_t) {
+        if (r->finalized || r->wait_status) return;
+        std::string status_line(asio::buffers_begin(buf->data()), asio::buffers_end(buf->data()));
+        int code = 0;
+        if (!ec2 && status_line.rfind("HTTP/1.", 0) == 0 && status_line.size() >= 12) {
+          code = std::atoi(status_line.c_str() + 9);
+        }
+        if (code >= 200 && code < 400) return MarkReady(r);
+        RetryProbe(r);
+      });
+    });
+  }
+
+  void MarkReady(const std::shared_ptr<Running>& r) {
+    if (r->ready) return;
+    r->ready = true;
+    sup_.Ready(r->id, Now());
+    Pump();
+  }
+
+  void OnProcessGone(std::shared_ptr<Running> r) {
+    auto ws = os::Reap(os::Fd(dup(r->pidfd.native_handle())));
+    r->wait_status = ws.ok() ? ws.value() : 0;
+    r->probe_timer.cancel();
+    // Its last output may still be in the pipe: wait for EOF, but not forever (without
+    // namespaces a grandchild can hold the pipe open).
+    r->linger.expires_after(std::chrono::seconds(2));
+    r->linger.async_wait([this, r](auto ec) {
+      if (!ec) {
+        r->output_eof = r->status_eof = true;
+        MaybeFinalize(r);
+      }
+    });
+    MaybeFinalize(r);
+  }
+
+  void MaybeFinalize(const std::shared_ptr<Running>& r) {
+    if (r->finalized || !r->wait_status || !r->output_eof || !r->status_eof) return;
+    r->finalized = true;
+    r->linger.cancel();
+    boost::system::error_code ec;
+    r->output.close(ec);
+    r->status.close(ec);
+    r->pidfd.close(ec);
+    ExitStatus status = r->reported.value_or(ExitStatus::FromWaitStatus(*r->wait_status));
+    std::optional<sandbox::LostState> lost;
+    if (!r->layer.empty()) {
+      // Every process of the incarnation is gone (PID 1 of its namespace reaps them all before
+      // it is reaped itself), so nothing can still write into the layer.
+      auto scan = sandbox::ScanLayer(r->layer + "/upper", opt_.config.app_root,
+                                     opt_.config.filesystem.writable);
+      if (scan.ok()) {
+        lost = std::move(scan.value());
+      } else {
+        term_.System(fmt::format("{} #{}: layer scan failed: {}", r->instance, r->number, scan.error().message));
+      }
+      if (Status s = os::RemoveTree(r->layer); !s.ok()) term_.System("warning: " + s.error().message);
+    }
+    running_.erase(r->id);
+    sup_.Exited(r->id, status, std::move(lost), Now());
+    Pump();
+  }
+
+  // A phoenix killed with SIGKILL leaves its layers on disk (never its processes or mounts):
+  // report what they held, then remove them.
+  void ReportStaleLayers() {
+    std::string dir = control::LayersDir(opt_.state_dir);
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      std::string name = entry.path().filename();
+      auto scan = sandbox::ScanLayer(entry.path().string() + "/upper", opt_.config.app_root,
+                                     opt_.config.filesystem.writable);
+      Event e;
+      e.kind = "died";
+      auto dash = name.rfind('-');
+      auto dot = name.rfind('.', dash);
+      e.instance = name.substr(0, dot);
+      e.incarnation = std::atoi(name.substr(dot + 1).c_str());
+      e.reason = DeathReason::kPhoenixKilled;
+      e.message = "found after a phoenix that was killed";
+      if (scan.ok()) e.lost = std::move(scan.value());
+      Report(e);
+      (void)os::RemoveTree(entry.path().string());
+    }
+  }
+
+  // ---------------------------------------------------------------- signals
+  void WaitSignals() {
+    signals_.async_wait([this](auto ec, int sig) {
+      if (ec) return;
+      if (!sup_.shutting_down()) {
+        term_.System(fmt::format("{}: stopping every instance ({} again to kill them now)",
+                                 sigabbrev_np(sig), sigabbrev_np(sig)));
+        sup_.Shutdown(Now());
+      } else {
+        term_.System("killing every instance now");
+        sup_.ForceShutdown(Now());
+      }
+      Pump();
+      WaitSignals();
+    });
+  }
+
+  // ---------------------------------------------------------------- logs
+  void Log(const std::string& instance, const std::string& text) {
+    logs_.push_back({instance, text});
+    if (logs_.size() > kLogLines) logs_.pop_front();
+    if (followers_.empty()) return;
+    std::string line = LogJson(instance, text);
+    for (auto it = followers_.begin(); it != followers_.end();) {
+      auto c = it->lock();
+      if (!c || !c->following || c->queued > kMaxFollowerBacklog) {
+        if (c) c->Finish();
+        it = followers_.erase(it);
+        continue;
+      }
+      if (c->follow.empty() || c->follow == instance) c->Send(line);
+      ++it;
+    }
+  }
+
+  static std::string LogJson(const std::string& instance, const std::string& text) {
+    return json::serialize(json::object{{"instance", instance}, {"line", text}});
+  }
+
+  // ---------------------------------------------------------------- control socket
+  Status Listen() {
+    std::string path = control::SocketPath(opt_.state_dir);
+    ::unlink(path.c_str());  // we hold the lock: a socket file here is a dead phoenix's
+    boost::system::error_code ec;
+    acceptor_.open(stream_protocol(), ec);
+    if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+    if (!ec) ::chmod(path.c_str(), 0600);  // only its owner may talk to phoenix
+    if (!ec) acceptor_.listen(64, ec);
+    if (ec) return Error{fmt::format("control socket {}: {}", path, ec.message())};
+    Accept();
+    return OkStatus();
+  }
+
+  void Accept() {
+    acceptor_.async_accept([this](auto ec, stream_protocol::socket sock) {
+      if (ec) return;
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+          (cred.uid == geteuid() || cred.uid == 0)) {
+        auto c = std::make_shared<Conn>(std::move(sock));
+        asio::async_read_until(c->sock, c->in, '\n', [this, c](auto ec2, size_t n) {
+          if (ec2) return;
+          std::string line(asio::buffers_begin(c->in.data()), asio::buffers_begin(c->in.data()) + n);
+          Handle(c, line);
+        });
+      }
+      Accept();
+    });
+  }
+
+  static std::string Fail(const std::string& why) {
+    return json::serialize(json::object{{"ok", false}, {"error", why}});
+  }
+
+  void Handle(const std::shared_ptr<Conn>& c, const std::string& line) {
+    boost::system::error_code ec;
+    json::value v = json::parse(line, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("cmd") || !v.at("cmd").is_string()) {
+      c->Send(Fail("bad request: expected a JSON object with \"cmd\""));
+      return c->Finish();
+    }
+    const json::object& req = v.as_object();
+    std::string cmd(req.at("cmd").as_string());
+    auto str = [&](const char* k) {
+      auto* p = req.if_contains(k);
+      return p && p->is_string() ? std::string(p->as_string()) : std::string();
+    };
+    auto flag = [&](const char* k) {
+      auto* p = req.if_contains(k);
+      return p && p->is_bool() && p->as_bool();
+    };
+    Time now = Now();
+    if (cmd == "ps") {
+      c->Send(fmt::format("{{\"ok\":true,\"instances\":{}}}", metrics::InstancesJson(sup_.View(now))));
+    } else if (cmd == "scale") {
+      auto* counts = req.if_contains("counts");
+      if (!counts || !counts->is_object()) {
+        c->Send(Fail("scale: expected counts"));
+        return c->Finish();
+      }
+      for (const auto& [type, n] : counts->as_object()) {
+        if (!n.is_int64()) {
+          c->Send(Fail(fmt::format("scale: {}: expected a number", std::string(type))));
+          return c->Finish();
+        }
+        if (Status s = sup_.Scale(std::string(type), static_cast<int>(n.as_int64()), now); !s.ok()) {
+          c->Send(Fail(s.error().message));
+          Pump();
+          return c->Finish();
+        }
+      }
+      c->Send(R"({"ok":true})");
+    } else if (cmd == "kill") {
+      if (Status s = sup_.Kill(str("instance"), flag("now"), now); !s.ok()) {
+        c->Send(Fail(s.error().message));
+      } else {
+        c->Send(R"({"ok":true})");
+      }
+    } else if (cmd == "logs") {
+      std::string only = str("instance");
+      if (!only.empty() && only != "phoenix" && !HasInstance(only)) {
+        c->Send(Fail(fmt::format("no instance '{}'", only)));
+        return c->Finish();
+      }
+      for (const auto& [inst, text] : logs_) {
+        if (only.empty() || inst == only) c->Send(LogJson(inst, text));
+      }
+      if (flag("follow")) {
+        c->follow = only;
+        c->following = true;
+        followers_.push_back(c);
+        return;
+      }
+    } else if (cmd == "stop") {
+      c->Send(R"({"ok":true})");
+      stop_waiters_.push_back(c);
+      term_.System("stop requested: stopping every instance");
+      sup_.Shutdown(now);
+      Pump();
+      return;
+    } else {
+      c->Send(Fail(fmt::format("unknown command '{}'", cmd)));
+    }
+    Pump();
+    c->Finish();
+  }
+
+  bool HasInstance(const std::string& name) const {
+    for (const auto& [inst, text] : logs_) {
+      if (inst == name) return true;
+    }
+    for (const auto& v : sup_.View(Now())) {
+      if (v.instance == name) return true;
+    }
+    return false;
+  }
+
+  asio::io_context io_;
+  DaemonOptions opt_;
+  Supervisor sup_;
+  asio::steady_timer timer_;
+  std::optional<Time> armed_;
+  asio::signal_set signals_;
+  stream_protocol::acceptor acceptor_;
+  Terminal term_;
+  os::Fd exe_, events_fd_;
+  std::map<IncarnationId, std::shared_ptr<Running>> running_;
+  std::deque<std::pair<std::string, std::string>> logs_;
+  std::vector<std::weak_ptr<Conn>> followers_;
+  std::vector<std::shared_ptr<Conn>> stop_waiters_;
+};
+
+}  // namespace
+
+int RunDaemon(DaemonOptions options) {
+  signal(SIGPIPE, SIG_IGN);
+  Daemon daemon(std::move(options));
+  return daemon.Run();
+}
+
+}  // namespace phoenix::cli

@@ -1,0 +1,27 @@
+// The imperative shell of `phoenix up`: one Asio event loop on one thread that carries out the
+// supervisor's actions (spawn sandboxes, signal, probe readiness), feeds it what happened
+// (exits, readiness, timers, operator commands from the control socket) and reports events.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "os/fd.h"
+#include "os/spawn.h"
+
+namespace phoenix::cli {
+
+struct DaemonOptions {
+  Config config;
+  std::string state_dir;
+  std::optional<std::string> events_file;
+  os::Isolation isolation = os::Isolation::kNamespaces;
+  os::Fd lock;           // held for the daemon's life: a second `up` refuses
+  os::Fd reserved_port;  // the public port, held until the router takes it
+};
+
+// Runs until SIGINT/SIGTERM or `phoenix stop` have stopped every instance. Returns the exit code.
+int RunDaemon(DaemonOptions options);
+
+}  // namespace phoenix::cli

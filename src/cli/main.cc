@@ -1,0 +1,86 @@
+// phoenix: run any $PORT-reading app as disposable instances. main() parses the command line
+// and hands over to one function per subcommand (cli/commands.h).
+#include <CLI/CLI.hpp>
+#include <cstring>
+
+#include "cli/commands.h"
+#include "sandbox/init.h"
+
+int main(int argc, char** argv) {
+  // The sandbox init is this same binary, re-executed inside the new namespaces.
+  if (argc > 1 && std::strcmp(argv[1], "__sandbox-init") == 0) phoenix::sandbox::RunInit(argc, argv);
+
+  using namespace phoenix::cli;
+  CLI::App app{"phoenix: run every process of an app as disposable instances"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all");
+
+  UpOptions up;
+  std::vector<std::string> scale_words;
+  int port = 0;
+  auto* up_cmd = app.add_subcommand("up", "start the app in DIR (default .) and supervise it");
+  up_cmd->add_option("dir", up.load.dir, "app root: a folder with a Procfile");
+  up_cmd->add_option("--port", port, "public port of the web type")->check(CLI::Range(1, 65535));
+  up_cmd->add_option("--scale", scale_words, "instances per type: web=3,worker=1");
+  up_cmd->add_option("--config", up.load.config_file, "phoenix.toml to use");
+  up_cmd->add_option("--env", up.load.env_file, ".env file to use");
+  up_cmd->add_option("--events", up.events_file, "append events as JSON lines to FILE");
+
+  bool json_out = false;
+  auto* ps_cmd = app.add_subcommand("ps", "show instances");
+  ps_cmd->add_flag("--json", json_out, "machine-readable output");
+
+  std::vector<std::string> counts;
+  auto* scale_cmd = app.add_subcommand("scale", "change instance counts: web=5 worker=2");
+  scale_cmd->add_option("counts", counts, "TYPE=N ...")->required();
+
+  std::string instance;
+  bool now = false;
+  auto* kill_cmd = app.add_subcommand("kill", "replace one instance (surge first)");
+  kill_cmd->add_option("instance", instance, "e.g. web.2")->required();
+  kill_cmd->add_flag("--now", now, "SIGKILL at once, no drain (chaos)");
+
+  bool follow = false;
+  std::string log_instance;
+  auto* logs_cmd = app.add_subcommand("logs", "show recent output");
+  logs_cmd->add_flag("-f,--follow", follow, "keep printing new lines");
+  logs_cmd->add_option("instance", log_instance, "only this instance (e.g. web.1)");
+
+  auto* stop_cmd = app.add_subcommand("stop", "stop every instance and phoenix");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  auto parse_counts = [](const std::vector<std::string>& words, std::map<std::string, int>& out) {
+    std::string joined;
+    for (const auto& w : words) joined += (joined.empty() ? "" : ",") + w;
+    if (joined.empty()) return true;
+    auto parsed = phoenix::ParseScale(joined);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "phoenix: %s\n", parsed.error().message.c_str());
+      return false;
+    }
+    out = parsed.value();
+    return true;
+  };
+
+  if (*up_cmd) {
+    if (port) up.load.port = port;
+    if (!parse_counts(scale_words, up.load.scale)) return kExitUsage;
+    return Up(up);
+  }
+  if (*ps_cmd) return Ps(json_out);
+  if (*scale_cmd) {
+    std::map<std::string, int> c;
+    if (!parse_counts(counts, c)) return kExitUsage;
+    return Scale(c);
+  }
+  if (*kill_cmd) return Kill(instance, now);
+  if (*logs_cmd) return Logs(log_instance, follow);
+  if (*stop_cmd) return Stop();
+  return kExitUsage;
+}

@@ -1,0 +1,87 @@
+// `phoenix up`: every check that can refuse happens here, before anything is started, so a bad
+// config, a busy port or a second phoenix leaves nothing behind.
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/daemon.h"
+#include "control/paths.h"
+#include "os/fs.h"
+#include "os/net.h"
+#include "os/spawn.h"
+
+namespace phoenix::cli {
+namespace {
+
+int Refuse(const std::string& message) {
+  std::fprintf(stderr, "phoenix: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+}  // namespace
+
+int Up(const UpOptions& options) {
+  const char* env_port = std::getenv("PORT");
+  auto config = LoadConfig(options.load, env_port ? std::optional<std::string>(env_port) : std::nullopt);
+  if (!config.ok()) return Refuse(config.error().message);
+
+  DaemonOptions d;
+  d.events_file = options.events_file;
+  if (config->filesystem.mode == FilesystemMode::kNone) {
+    d.isolation = os::Isolation::kNone;
+    std::fprintf(stderr,
+                 "phoenix: warning: filesystem.mode = \"none\": instances are plain processes; "
+                 "nothing is isolated and lost state is not reported\n");
+  } else {
+    std::string why;
+    d.isolation = os::ProbeIsolation(&why);
+    if (d.isolation == os::Isolation::kNone) {
+      return Refuse(fmt::format(
+          "cannot isolate instances: {}. Run as root, allow user namespaces, or set "
+          "[filesystem] mode = \"none\" in phoenix.toml to run without isolation",
+          why));
+    }
+  }
+
+  d.state_dir = control::AppStateDir(config->app_root);
+  if (Status s = os::MakeDirs(control::LayersDir(d.state_dir), 0700); !s.ok()) {
+    return Refuse("state folder: " + s.error().message);
+  }
+  if (config->filesystem.mode == FilesystemMode::kEphemeral && os::IsOnOverlayfs(d.state_dir)) {
+    return Refuse(fmt::format(
+        "{} is on overlayfs, which cannot hold an overlay's upper layer; set PHOENIX_STATE_DIR "
+        "to a folder on another filesystem",
+        d.state_dir));
+  }
+
+  std::string lock_path = control::LockPath(d.state_dir);
+  d.lock.Reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!d.lock.valid()) return Refuse(fmt::format("{}: {}", lock_path, strerror(errno)));
+  if (flock(d.lock.get(), LOCK_EX | LOCK_NB) < 0) {
+    char buf[32] = {};
+    (void)!pread(d.lock.get(), buf, sizeof buf - 1, 0);
+    return Refuse(fmt::format(
+        "phoenix is already running for {} (pid {}); use `phoenix stop` in that folder first",
+        config->app_root, atoi(buf)));
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  (void)!ftruncate(d.lock.get(), 0);
+  (void)!pwrite(d.lock.get(), pid.data(), pid.size(), 0);
+
+  auto port = os::ReservePort(config->router.port);
+  if (!port.ok()) return Refuse(port.error().message);
+  d.reserved_port = std::move(port.value());
+
+  d.config = std::move(config.value());
+  return RunDaemon(std::move(d));
+}
+
+}  // namespace phoenix::cli

@@ -1,0 +1,96 @@
+// Config: everything phoenix reads from an app root (Procfile, .env, phoenix.toml) and the
+// command line, resolved into one immutable value. Loading never starts anything: a config
+// error is found before the first process is born.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/duration.h"
+#include "base/result.h"
+
+namespace phoenix {
+
+struct ProcfileEntry {
+  std::string type;     // [A-Za-z0-9_-]+, e.g. "web"
+  std::string command;  // run as `sh -c command`
+  int line = 0;         // 1-based line in the Procfile, for messages
+};
+
+enum class FilesystemMode { kEphemeral, kStrict, kNone };
+const char* ToString(FilesystemMode mode);
+
+struct ProcessConfig {
+  std::string type;
+  std::string command;
+  int instances = 1;  // default: 2 for web, 1 for other types
+  Millis max_age = std::chrono::hours(24);
+  Millis max_age_jitter = std::chrono::minutes(216);
+  Millis boot_timeout = std::chrono::seconds(60);
+  Millis drain_timeout = std::chrono::seconds(30);
+  Millis stop_timeout = std::chrono::seconds(30);
+  std::optional<DailyWindow> rotate_window;
+};
+
+struct RouterConfig {
+  int port = 5000;  // from --port, else [router] port, else $PORT, else 5000
+  std::string health_path;
+};
+
+struct FilesystemConfig {
+  FilesystemMode mode = FilesystemMode::kEphemeral;
+  std::vector<std::string> writable = {"tmp/"};  // relative to the app root
+};
+
+struct ChaosConfig {
+  Millis mean_time_between_kills{0};  // 0 = off
+  DailyWindow hours{9 * 60, 17 * 60};
+};
+
+struct Config {
+  std::string app_root;  // absolute, symlinks resolved
+  std::vector<ProcessConfig> processes;  // in Procfile order
+  std::map<std::string, std::string> env;  // from .env (and --env)
+  RouterConfig router;
+  FilesystemConfig filesystem;
+  ChaosConfig chaos;
+
+  const ProcessConfig* Find(const std::string& type) const;
+};
+
+// Parsers of the three files. Each error message starts with "file:line:column: ".
+Result<std::vector<ProcfileEntry>> ParseProcfile(const std::string& text,
+                                                 const std::string& file_name);
+Result<std::map<std::string, std::string>> ParseDotenv(const std::string& text,
+                                                       const std::string& file_name);
+
+// Options from the command line of `phoenix up` / `phoenix audit`.
+struct LoadOptions {
+  std::string dir = ".";
+  std::optional<std::string> config_file;  // default DIR/phoenix.toml, optional
+  std::optional<std::string> env_file;     // default DIR/.env, optional
+  std::optional<int> port;
+  std::map<std::string, int> scale;  // from --scale web=3,worker=1
+};
+
+// Parses "web=3,worker=1" (also accepts separate "web=3" words joined by the caller).
+Result<std::map<std::string, int>> ParseScale(const std::string& text);
+
+// Reads and validates everything; `environ_port` is $PORT if set.
+Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string> environ_port);
+
+// Applies phoenix.toml text onto `config` (whose processes already come from the Procfile).
+// Unknown keys are errors with a "did you mean" suggestion.
+Status ApplyToml(const std::string& text, const std::string& file_name, Config& config);
+
+// Message helpers shared by the parsers (and usable by the CLI for its own "did you mean").
+// The candidate closest to a mistyped `name` (edit distance <= 2, or a prefix), if any.
+std::optional<std::string> ClosestName(std::string_view name,
+                                       const std::vector<std::string>& candidates);
+// `text` in single quotes with control bytes escaped (\n, \x01), for a one-line message.
+std::string QuoteForMessage(std::string_view text);
+
+}  // namespace phoenix

@@ -1,0 +1,318 @@
+// LoadConfig: from an app root and the command line to one Config, in the order a user would
+// reason about it: the folder, its Procfile, its .env, its phoenix.toml, then the flags that
+// override them. Nothing is started here, so a wrong file stops phoenix before any process is
+// born. Also the message helpers the parsers share.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "config/config.h"
+
+namespace phoenix {
+namespace {
+
+constexpr int kMaxInstances = 1000;
+constexpr int kDefaultPort = 5000;
+// Config files are small; a bigger one is a wrong path (a log, a binary) rather than config.
+constexpr size_t kMaxConfigFileBytes = 1 << 20;
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsTypeChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '_' || c == '-';
+}
+
+// "DIR/NAME" as the user would type it: plain "NAME" for the current folder.
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  if (dir == ".") return name;
+  if (!dir.empty() && dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+enum class FileKind { kMissing, kDirectory, kOther };
+
+Result<FileKind> Stat(const std::string& path, const std::string& display_name) {
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return FileKind::kMissing;
+    return Error{fmt::format("{}: {}", display_name, std::strerror(errno))};
+  }
+  return S_ISDIR(info.st_mode) ? FileKind::kDirectory : FileKind::kOther;
+}
+
+// Reads all of a file. Pipes are fine (`--env <(vault read ...)`); directories are not.
+Result<std::string> ReadFile(const std::string& path, const std::string& display_name) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error{fmt::format("{}: {}", display_name, std::strerror(errno))};
+  struct stat info;
+  if (fstat(fd, &info) == 0 && S_ISDIR(info.st_mode)) {
+    close(fd);
+    return Error{fmt::format("{}: is a directory, expected a file", display_name)};
+  }
+  std::string text;
+  char buffer[16384];
+  while (true) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      close(fd);
+      return Error{fmt::format("{}: {}", display_name, std::strerror(saved))};
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigFileBytes) {
+      close(fd);
+      return Error{fmt::format("{}: larger than {} bytes; is this the right file?", display_name,
+                               kMaxConfigFileBytes)};
+    }
+  }
+  close(fd);
+  return text;
+}
+
+// A file named on the command line must exist; the default one in the app root may not.
+Result<std::optional<std::string>> ReadOptionalFile(const std::optional<std::string>& given,
+                                                    const std::string& flag,
+                                                    const std::string& default_path,
+                                                    const std::string& default_display) {
+  if (given) {
+    ASSIGN_OR_RETURN(FileKind kind, Stat(*given, *given));
+    if (kind == FileKind::kMissing) {
+      return Error{fmt::format("{}: not found (given with {})", *given, flag)};
+    }
+    ASSIGN_OR_RETURN(std::string text, ReadFile(*given, *given));
+    return std::optional<std::string>(std::move(text));
+  }
+  ASSIGN_OR_RETURN(FileKind kind, Stat(default_path, default_display));
+  if (kind == FileKind::kMissing) return std::optional<std::string>();
+  ASSIGN_OR_RETURN(std::string text, ReadFile(default_path, default_display));
+  return std::optional<std::string>(std::move(text));
+}
+
+Result<std::string> ResolveAppRoot(const std::string& dir) {
+  ASSIGN_OR_RETURN(FileKind kind, Stat(dir, dir));
+  if (kind == FileKind::kMissing) return Error{fmt::format("{}: no such directory", dir)};
+  if (kind != FileKind::kDirectory) return Error{fmt::format("{}: not a directory", dir)};
+  std::error_code error;
+  std::filesystem::path root = std::filesystem::canonical(dir, error);
+  if (error) return Error{fmt::format("{}: {}", dir, error.message())};
+  return root.string();
+}
+
+// Strict decimal: "80", not "+80", " 80" or "0x50"; a number that the caller shows as is.
+Result<int> ParseBoundedInt(std::string_view text, int min, int max) {
+  if (text.empty() || !std::all_of(text.begin(), text.end(), IsDigit)) {
+    return Error{
+        fmt::format("{} is not a whole number (expected {}..{})", QuoteForMessage(text), min, max)};
+  }
+  long long value = 0;
+  for (char c : text) {
+    value = value * 10 + (c - '0');
+    if (value > max) break;  // Stops before a long run of digits can overflow.
+  }
+  if (value < min || value > max) {
+    return Error{fmt::format("{} is out of range ({}..{})", text, min, max)};
+  }
+  return static_cast<int>(value);
+}
+
+std::string UnknownTypeMessage(std::string_view type, const Config& config) {
+  std::vector<std::string> types;
+  for (const ProcessConfig& process : config.processes) types.push_back(process.type);
+  std::string suggestion;
+  if (auto closest = ClosestName(type, types)) {
+    suggestion = fmt::format(" (did you mean '{}'?)", *closest);
+  }
+  std::string known;
+  for (const std::string& name : types) known += (known.empty() ? "" : ", ") + name;
+  return fmt::format("unknown process type {}{}; the Procfile defines: {}", QuoteForMessage(type),
+                     suggestion, known);
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::optional<std::string> ClosestName(std::string_view name,
+                                       const std::vector<std::string>& candidates) {
+  // Long names are not typos of short keys, and the distance costs length squared.
+  constexpr size_t kMaxNameLength = 64;
+  constexpr size_t kMaxDistance = 2;
+  if (name.empty() || name.size() > kMaxNameLength) return std::nullopt;
+  const std::string* best = nullptr;
+  size_t best_distance = kMaxDistance + 1;
+  for (const std::string& candidate : candidates) {
+    size_t distance = EditDistance(name, candidate);
+    // Guard against "x" suggesting "ms": a suggestion must keep some of the candidate.
+    if (distance < best_distance && distance < candidate.size()) {
+      best = &candidate;
+      best_distance = distance;
+    }
+  }
+  if (best != nullptr) return *best;
+  // A truncated or extended name ("max", "instances_count") is close in intent, not letters.
+  for (const std::string& candidate : candidates) {
+    bool truncated = name.size() >= 2 && candidate.starts_with(name);
+    bool extended = candidate.size() >= 3 && name.starts_with(candidate);
+    if (truncated || extended) return candidate;
+  }
+  return std::nullopt;
+}
+
+std::string QuoteForMessage(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += "'";
+  return out;
+}
+
+const ProcessConfig* Config::Find(const std::string& type) const {
+  for (const ProcessConfig& process : processes) {
+    if (process.type == type) return &process;
+  }
+  return nullptr;
+}
+
+Result<std::map<std::string, int>> ParseScale(const std::string& text) {
+  constexpr std::string_view kExample = "expected TYPE=N[,TYPE=N...], e.g. web=3,worker=1";
+  if (text.empty()) return Error{fmt::format("empty scale ({})", kExample)};
+  std::map<std::string, int> scale;
+  size_t start = 0;
+  for (int index = 1; start <= text.size(); ++index) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    std::string_view entry = std::string_view(text).substr(start, comma - start);
+    start = comma + 1;
+    if (entry.empty()) {
+      return Error{fmt::format("entry {} of {} is empty ({})", index, QuoteForMessage(text),
+                               kExample)};
+    }
+    size_t equals = entry.find('=');
+    if (equals == std::string_view::npos) {
+      return Error{fmt::format("entry {} has no '=N' ({})", QuoteForMessage(entry), kExample)};
+    }
+    std::string_view type = entry.substr(0, equals);
+    if (type.empty()) {
+      return Error{fmt::format("entry {} has no process type before '=' ({})",
+                               QuoteForMessage(entry), kExample)};
+    }
+    auto bad_char = std::find_if_not(type.begin(), type.end(), IsTypeChar);
+    if (bad_char != type.end()) {
+      return Error{fmt::format("entry {}: invalid character {} in process type (use letters, "
+                               "digits, '_' and '-')",
+                               QuoteForMessage(entry), QuoteForMessage(std::string_view(
+                                                           &*bad_char, 1)))};
+    }
+    auto count = ParseBoundedInt(entry.substr(equals + 1), 0, kMaxInstances);
+    if (!count.ok()) {
+      return Error{fmt::format("entry {}: {}", QuoteForMessage(entry), count.error().message)};
+    }
+    if (!scale.emplace(std::string(type), *count).second) {
+      return Error{fmt::format("entry {}: process type '{}' is given twice",
+                               QuoteForMessage(entry), type)};
+    }
+  }
+  return scale;
+}
+
+Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string> environ_port) {
+  const std::string dir = options.dir.empty() ? "." : options.dir;
+  Config config;
+  ASSIGN_OR_RETURN(config.app_root, ResolveAppRoot(dir));
+
+  const std::string procfile_name = JoinPath(dir, "Procfile");
+  const std::string procfile_path = config.app_root + "/Procfile";
+  ASSIGN_OR_RETURN(FileKind procfile_kind, Stat(procfile_path, procfile_name));
+  if (procfile_kind == FileKind::kMissing) {
+    return Error{fmt::format("{}: not found (phoenix needs a Procfile with lines like "
+                             "'web: node server.js')",
+                             procfile_name)};
+  }
+  ASSIGN_OR_RETURN(std::string procfile_text, ReadFile(procfile_path, procfile_name));
+  ASSIGN_OR_RETURN(std::vector<ProcfileEntry> entries,
+                   ParseProcfile(procfile_text, procfile_name));
+  for (ProcfileEntry& entry : entries) {
+    ProcessConfig process;
+    process.instances = entry.type == "web" ? 2 : 1;  // web is routed: two keep it up in a rebirth
+    process.type = std::move(entry.type);
+    process.command = std::move(entry.command);
+    config.processes.push_back(std::move(process));
+  }
+
+  const std::string env_name = options.env_file.value_or(JoinPath(dir, ".env"));
+  ASSIGN_OR_RETURN(std::optional<std::string> env_text,
+                   ReadOptionalFile(options.env_file, "--env", config.app_root + "/.env",
+                                    env_name));
+  if (env_text) {
+    ASSIGN_OR_RETURN(config.env, ParseDotenv(*env_text, env_name));
+  }
+
+  // 0 marks "no port in phoenix.toml": ApplyToml refuses 0, so only the default leaves it.
+  config.router.port = 0;
+  const std::string toml_name = options.config_file.value_or(JoinPath(dir, "phoenix.toml"));
+  ASSIGN_OR_RETURN(std::optional<std::string> toml_text,
+                   ReadOptionalFile(options.config_file, "--config",
+                                    config.app_root + "/phoenix.toml", toml_name));
+  if (toml_text) RETURN_IF_ERROR(ApplyToml(*toml_text, toml_name, config));
+
+  for (const auto& [type, instances] : options.scale) {
+    auto it = std::find_if(config.processes.begin(), config.processes.end(),
+                           [&](const ProcessConfig& p) { return p.type == type; });
+    if (it == config.processes.end()) {
+      return Error{"--scale: " + UnknownTypeMessage(type, config)};
+    }
+    if (instances < 0 || instances > kMaxInstances) {
+      return Error{fmt::format("--scale: {}={} is out of range (0..{})", type, instances,
+                               kMaxInstances)};
+    }
+    it->instances = instances;
+  }
+
+  if (options.port) {
+    if (*options.port < 1 || *options.port > 65535) {
+      return Error{fmt::format("--port: {} is out of range (1..65535)", *options.port)};
+    }
+    config.router.port = *options.port;
+  } else if (config.router.port != 0) {
+    // [router] port from phoenix.toml: the file is more specific than the environment.
+  } else if (environ_port) {
+    auto port = ParseBoundedInt(*environ_port, 1, 65535);
+    if (!port.ok()) return Error{"$PORT: " + port.error().message};
+    config.router.port = *port;
+  } else {
+    config.router.port = kDefaultPort;
+  }
+  return config;
+}
+
+}  // namespace phoenix

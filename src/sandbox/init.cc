@@ -1,0 +1,189 @@
+#include "sandbox/init.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace phoenix::sandbox {
+namespace {
+
+constexpr int kStatusFd = 3;
+constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+void Report(const std::string& line) {
+  std::string l = line + "\n";
+  (void)!write(kStatusFd, l.data(), l.size());
+}
+
+[[noreturn]] void Fail(const std::string& what) {
+  Report("error " + what + ": " + std::strerror(errno));
+  _exit(126);
+}
+
+// Appends the kernel's own explanation of a failed fsconfig(), which is far better than EINVAL.
+std::string KernelLog(int fs_fd) {
+  std::string out;
+  char buf[512];
+  for (int i = 0; i < 8; ++i) {
+    ssize_t n = read(fs_fd, buf, sizeof buf - 1);
+    if (n <= 0) break;
+    buf[n] = 0;
+    out += std::string(" [") + buf + "]";
+  }
+  return out;
+}
+
+// overlayfs splits lowerdir on ':' and ','; a backslash escapes them.
+std::string EscapeLayerPath(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == ':' || c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+void MakeDirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      std::string part = path.substr(0, i);
+      if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) Fail("mkdir " + part);
+    }
+  }
+}
+
+int MountOverlay(const InitOptions& o) {
+  int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fs < 0) Fail("fsopen overlay (is overlayfs available?)");
+  auto set = [&](const char* key, const std::string& value) {
+    if (fsconfig(fs, FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0) {
+      int saved = errno;
+      std::string log = KernelLog(fs);
+      errno = saved;
+      Fail(std::string("overlay ") + key + "=" + value + log);
+    }
+  };
+  set("lowerdir", EscapeLayerPath(o.root));
+  set("upperdir", o.upper);
+  set("workdir", o.work);
+  if (o.userns && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", nullptr, 0) < 0) {
+    Fail("overlay userxattr");
+  }
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {
+    int saved = errno;
+    std::string log = KernelLog(fs);
+    errno = saved;
+    Fail("overlay mount of " + o.root + log);
+  }
+  int mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+  if (mnt < 0) Fail("fsmount overlay");
+  close(fs);
+  return mnt;
+}
+
+int ReadOnlyBind(const InitOptions& o) {
+  int mnt = open_tree(AT_FDCWD, o.root.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (mnt < 0) Fail("open_tree " + o.root);
+  struct mount_attr attr {};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+    Fail("read-only bind of " + o.root);
+  }
+  return mnt;
+}
+
+// Builds the filesystem the command sees. The app root's new mount is made detached first and
+// attached last, so an app root under /tmp still works after the private /tmp hides the host's.
+void BuildFilesystem(const InitOptions& o) {
+  // Without this, mounts made here would propagate back to the host's namespace.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) Fail("make / private");
+  int root_mnt = o.mode == "strict" ? ReadOnlyBind(o) : MountOverlay(o);
+  if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) Fail("tmpfs /tmp");
+  // Our own /proc, so the app sees its own process tree (and we do not leak the host's pids).
+  (void)mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  MakeDirs(o.root);
+  if (move_mount(root_mnt, "", AT_FDCWD, o.root.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+    Fail("attach " + o.root);
+  }
+  close(root_mnt);
+}
+
+void Noop(int) {}
+
+}  // namespace
+
+std::vector<std::string> InitArgv(const InitOptions& o) {
+  return {"phoenix-init", "__sandbox-init", o.mode, o.root, o.upper, o.work,
+          o.userns ? "userns" : "-", o.command};
+}
+
+void RunInit(int argc, char** argv) {
+  if (argc != 8) {
+    std::fprintf(stderr, "__sandbox-init is internal to phoenix\n");
+    _exit(2);
+  }
+  InitOptions o{argv[2], argv[3], argv[4], argv[5], std::string(argv[6]) == "userns", argv[7]};
+  close_range(kStatusFd + 1, ~0U, 0);  // nothing of phoenix's leaks into the app
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  for (int s : kForwarded) {
+    sigaddset(&set, s);
+    signal(s, Noop);  // a handler, so PID 1 never drops them
+  }
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  if (o.mode != "none") BuildFilesystem(o);
+  if (chdir(o.root.c_str()) < 0) Fail("chdir " + o.root);
+
+  pid_t child = fork();
+  if (child < 0) Fail("fork");
+  if (child == 0) {
+    setpgid(0, 0);
+    for (int s : kForwarded) signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    close(kStatusFd);
+    execl("/bin/sh", "sh", "-c", o.command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  setpgid(child, child);
+  Report("started " + std::to_string(child));
+
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&set, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      // To the whole group, as tini -g: `sh -c "npm start"` must reach node too.
+      if (kill(-child, sig) < 0) kill(child, sig);
+      continue;
+    }
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid != child) continue;  // an orphan we adopted: reaped, nothing more
+      if (o.mode == "none") kill(-child, SIGKILL);  // no namespace to take the rest down
+      if (WIFEXITED(status)) {
+        Report("exit " + std::to_string(WEXITSTATUS(status)));
+        _exit(WEXITSTATUS(status));
+      }
+      Report("signal " + std::to_string(WTERMSIG(status)));
+      _exit(128 + WTERMSIG(status));
+    }
+  }
+}
+
+}  // namespace phoenix::sandbox

@@ -1,0 +1,117 @@
+#include "sandbox/layer_scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace phoenix::sandbox {
+namespace {
+
+bool IsOpaque(const std::string& dir) {
+  char v[4];
+  for (const char* name : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
+    ssize_t n = lgetxattr(dir.c_str(), name, v, sizeof v);
+    if (n > 0 && (v[0] == 'y' || v[0] == 'x')) return true;
+  }
+  return false;
+}
+
+bool ExistsBelow(const std::string& lower, const std::string& rel) {
+  struct stat st;
+  return lstat((lower + "/" + rel).c_str(), &st) == 0;
+}
+
+class Scanner {
+ public:
+  Scanner(std::string upper, std::string lower, const std::vector<std::string>& writable)
+      : upper_(std::move(upper)), lower_(std::move(lower)), writable_(writable) {}
+
+  Status Walk(const std::string& rel, bool below_exists) {
+    std::string dir = rel.empty() ? upper_ : upper_ + "/" + rel;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return Error{fmt::format("{}: {}", dir, std::strerror(errno))};
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
+    }
+    closedir(d);
+    std::sort(names.begin(), names.end());  // stable, readable reports
+    for (const auto& name : names) {
+      std::string child = rel.empty() ? name : rel + "/" + name;
+      struct stat st;
+      if (lstat((upper_ + "/" + child).c_str(), &st) < 0) continue;  // raced away
+      bool exists_below = below_exists && ExistsBelow(lower_, child);
+      if (S_ISDIR(st.st_mode)) {
+        bool opaque = IsOpaque(upper_ + "/" + child);
+        size_t before = state_.files.size() + state_.scratch.size();
+        RETURN_IF_ERROR(Walk(child, exists_below && !opaque));
+        bool empty = state_.files.size() + state_.scratch.size() == before;
+        if (empty && (!exists_below || opaque)) Add(child + "/", 0, Change::kCreated);
+      } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+        Add(child, 0, Change::kDeleted);
+      } else {
+        Add(child, static_cast<uint64_t>(st.st_size),
+            exists_below ? Change::kModified : Change::kCreated);
+      }
+    }
+    return OkStatus();
+  }
+
+  LostState Take() { return std::move(state_); }
+
+ private:
+  void Add(const std::string& path, uint64_t bytes, Change change) {
+    if (IsScratch(path, writable_)) {
+      state_.scratch.push_back({path, bytes, change});
+      state_.scratch_bytes += bytes;
+    } else {
+      state_.files.push_back({path, bytes, change});
+      state_.bytes += bytes;
+    }
+  }
+
+  std::string upper_, lower_;
+  const std::vector<std::string>& writable_;
+  LostState state_;
+};
+
+}  // namespace
+
+const char* ToString(Change change) {
+  switch (change) {
+    case Change::kCreated: return "created";
+    case Change::kModified: return "modified";
+    case Change::kDeleted: return "deleted";
+  }
+  return "?";
+}
+
+bool IsScratch(const std::string& path, const std::vector<std::string>& writable) {
+  for (std::string w : writable) {
+    while (!w.empty() && w.back() == '/') w.pop_back();
+    if (w.empty()) continue;
+    if (path.compare(0, w.size(), w) == 0 &&
+        (path.size() == w.size() || path[w.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<LostState> ScanLayer(const std::string& upper, const std::string& lower,
+                            const std::vector<std::string>& writable) {
+  Scanner scanner(upper, lower, writable);
+  RETURN_IF_ERROR(scanner.Walk("", true));
+  return scanner.Take();
+}
+
+}  // namespace phoenix::sandbox

@@ -1,0 +1,40 @@
+// The lost-state report: what an incarnation wrote into its writable layer, which dies with it.
+// The layer is an overlayfs upper directory: a file there was created or changed (copied up),
+// a 0:0 character device is a whiteout (a deleted file), an "opaque" directory replaced the
+// one below.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace phoenix::sandbox {
+
+enum class Change { kCreated, kModified, kDeleted };
+const char* ToString(Change change);
+
+struct LostFile {
+  std::string path;  // relative to the app root; a directory ends with '/'
+  uint64_t bytes = 0;
+  Change change = Change::kCreated;
+};
+
+struct LostState {
+  std::vector<LostFile> files;    // state that dies with the incarnation
+  std::vector<LostFile> scratch;  // under filesystem.writable: expected, listed apart
+  uint64_t bytes = 0;             // of `files`
+  uint64_t scratch_bytes = 0;
+};
+
+// True when `path` (relative) is at or under one of the `writable` prefixes ("tmp/", "tmp",
+// "logs/app.log").
+bool IsScratch(const std::string& path, const std::vector<std::string>& writable);
+
+// Walks `upper`, comparing with `lower` (the app root) to tell created from modified.
+// Empty directories that exist below too are only copy-up parents and are not reported.
+Result<LostState> ScanLayer(const std::string& upper, const std::string& lower,
+                            const std::vector<std::string>& writable);
+
+}  // namespace phoenix::sandbox

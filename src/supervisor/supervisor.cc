@@ -1,0 +1,448 @@
+#include "supervisor/supervisor.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace phoenix {
+
+const char* ToString(IncarnationState state) {
+  switch (state) {
+    case IncarnationState::kBooting: return "booting";
+    case IncarnationState::kReady: return "ready";
+    case IncarnationState::kDraining: return "draining";
+    case IncarnationState::kStopping: return "stopping";
+    case IncarnationState::kDead: return "dead";
+  }
+  return "?";
+}
+
+const char* ToString(DeathReason reason) {
+  switch (reason) {
+    case DeathReason::kCrash: return "crash";
+    case DeathReason::kMaxAge: return "max-age";
+    case DeathReason::kKilled: return "killed";
+    case DeathReason::kScaledDown: return "scaled-down";
+    case DeathReason::kBootTimeout: return "boot-timeout";
+    case DeathReason::kShutdown: return "shutdown";
+    case DeathReason::kPhoenixKilled: return "phoenix-killed";
+  }
+  return "?";
+}
+
+std::string ExitStatus::ToString() const {
+  if (signaled) {
+    const char* abbrev = sigabbrev_np(code);
+    return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", code);
+  }
+  if (code == 127) return "exit 127 (command not found)";
+  if (code == 126) return "exit 126 (not executable, or the sandbox could not be set up)";
+  return fmt::format("exit {}", code);
+}
+
+ExitStatus ExitStatus::FromWaitStatus(int ws) {
+  if (WIFSIGNALED(ws)) return {true, WTERMSIG(ws)};
+  return {false, WEXITSTATUS(ws)};
+}
+
+Supervisor::Supervisor(const Config& config, uint64_t seed) : config_(config), schedule_(seed) {}
+
+const ProcessConfig& Supervisor::Process(const std::string& type) const {
+  return *config_.Find(type);
+}
+
+Supervisor::Slot* Supervisor::FindSlot(const std::string& instance) {
+  auto it = slots_.find(instance);
+  return it == slots_.end() ? nullptr : &it->second;
+}
+
+Supervisor::Incarnation* Supervisor::Find(IncarnationId id) {
+  auto it = incarnations_.find(id);
+  return it == incarnations_.end() ? nullptr : &it->second;
+}
+
+Event Supervisor::EventFor(const Incarnation& inc, const char* kind, Time now) const {
+  Event e;
+  e.kind = kind;
+  e.instance = inc.instance;
+  e.incarnation = inc.number;
+  e.pid = inc.pid;
+  e.port = inc.port;
+  e.age = std::chrono::duration_cast<Millis>(now - inc.born);
+  return e;
+}
+
+void Supervisor::Start(Time now) {
+  for (const auto& p : config_.processes) {
+    for (int i = 1; i <= p.instances; ++i) AddSlot(p.type, i, now);
+  }
+  MaybeFinishShutdown();
+}
+
+void Supervisor::AddSlot(const std::string& type, int index, Time now) {
+  std::string name = fmt::format("{}.{}", type, index);
+  Slot& slot = slots_[name];
+  slot = Slot{};
+  slot.instance = name;
+  slot.type = type;
+  slot.index = index;
+  slot.current = SpawnInto(slot, now);
+}
+
+IncarnationId Supervisor::SpawnInto(Slot& slot, Time now) {
+  Incarnation inc;
+  inc.id = next_id_++;
+  inc.instance = slot.instance;
+  inc.type = slot.type;
+  inc.number = slot.next_number++;
+  inc.born = now;
+  inc.deadline = now + Process(slot.type).boot_timeout;
+  slot.spawn_at.reset();
+  actions_.push_back(SpawnAction{inc.id, inc.instance, inc.type, inc.number, inc.type == "web"});
+  incarnations_.emplace(inc.id, inc);
+  return inc.id;
+}
+
+void Supervisor::Spawned(IncarnationId id, pid_t pid, int port, Time now) {
+  Incarnation* inc = Find(id);
+  if (!inc) return;
+  inc->pid = pid;
+  inc->port = port;
+  Emit(EventFor(*inc, "born", now));
+}
+
+void Supervisor::SpawnFailed(IncarnationId id, const std::string& why, Time now) {
+  Incarnation* inc = Find(id);
+  if (!inc) return;
+  Event e = EventFor(*inc, "spawn-failed", now);
+  e.message = why;
+  Emit(std::move(e));
+  Exited(id, ExitStatus{false, 126}, std::nullopt, now);
+}
+
+void Supervisor::Ready(IncarnationId id, Time now) {
+  Incarnation* inc = Find(id);
+  if (!inc || inc->state != IncarnationState::kBooting || inc->stop_reason) return;
+  inc->state = IncarnationState::kReady;
+  inc->ready_at = now;
+  Millis life = schedule_.Lifetime(Process(inc->type).max_age, Process(inc->type).max_age_jitter);
+  if (life.count() > 0) inc->rebirth_at = inc->born + life;
+  Emit(EventFor(*inc, "ready", now));
+  Slot* slot = FindSlot(inc->instance);
+  if (slot && slot->successor == id) {
+    // Surge complete: the successor serves, then the one it replaces drains.
+    IncarnationId old = slot->current;
+    slot->current = id;
+    slot->successor = 0;
+    if (Incarnation* o = Find(old)) BeginStop(*o, slot->successor_reason, now);
+  }
+}
+
+void Supervisor::BeginStop(Incarnation& inc, DeathReason reason, Time now) {
+  if (inc.stop_reason) return;  // already on its way out
+  inc.stop_reason = reason;
+  if (inc.state == IncarnationState::kReady) {
+    inc.state = IncarnationState::kDraining;
+    inc.deadline = now + Process(inc.type).drain_timeout;
+    Emit(EventFor(inc, "draining", now));
+    actions_.push_back(StopRoutingAction{inc.id});
+  } else {
+    SendTerm(inc, now);
+  }
+}
+
+void Supervisor::SendTerm(Incarnation& inc, Time now) {
+  inc.state = IncarnationState::kStopping;
+  inc.deadline = now + Process(inc.type).stop_timeout;
+  Event e = EventFor(inc, "stopping", now);
+  e.reason = inc.stop_reason;
+  Emit(std::move(e));
+  actions_.push_back(SignalAction{inc.id, SIGTERM});
+}
+
+void Supervisor::Drained(IncarnationId id, Time now) {
+  Incarnation* inc = Find(id);
+  if (inc && inc->state == IncarnationState::kDraining) SendTerm(*inc, now);
+}
+
+void Supervisor::Exited(IncarnationId id, ExitStatus status,
+                        std::optional<sandbox::LostState> lost, Time now) {
+  auto it = incarnations_.find(id);
+  if (it == incarnations_.end()) return;
+  Incarnation inc = it->second;
+  incarnations_.erase(it);
+
+  DeathReason reason = inc.stop_reason.value_or(DeathReason::kCrash);
+  if (inc.hard_killed) reason = DeathReason::kKilled;
+  Event e = EventFor(inc, "died", now);
+  e.reason = reason;
+  e.status = status;
+  e.lost = lost;
+  Emit(std::move(e));
+
+  Slot* slot = FindSlot(inc.instance);
+  if (!slot) return MaybeFinishShutdown();
+  if (lost) {
+    slot->lost_files += lost->files.size();
+    slot->lost_bytes += lost->bytes;
+  }
+  slot->last_exit = fmt::format("{} ({})", ToString(reason), status.ToString());
+  bool unplanned = !inc.stop_reason || inc.hard_killed;
+  bool was_current = slot->current == id, was_successor = slot->successor == id;
+  if (was_current) slot->current = 0;
+  if (was_successor) slot->successor = 0;
+  if (!was_current && !was_successor) return MaybeFinishShutdown();  // a drained old one
+
+  if (slot->retired || shutting_down_) {
+    if (slot->current == 0 && slot->successor == 0) slots_.erase(inc.instance);
+    return MaybeFinishShutdown();
+  }
+  if (was_current && slot->successor) {
+    // The replacement is already on its way: it becomes the current one.
+    slot->current = std::exchange(slot->successor, 0);
+    return;
+  }
+  if (inc.hard_killed) {
+    slot->crashes = 0;  // an operator's or chaos' kill is no sign of a sick app
+  } else if (unplanned) {
+    bool healthy = inc.state != IncarnationState::kBooting && now - inc.ready_at >= kHealthyStretch;
+    slot->crashes = healthy ? 1 : slot->crashes + 1;
+  } else if (inc.stop_reason == DeathReason::kBootTimeout) {
+    slot->crashes += 1;
+  }
+  ScheduleRebirth(*slot, now);
+}
+
+void Supervisor::ScheduleRebirth(Slot& slot, Time now) {
+  ++slot.restarts;
+  Millis delay = CrashBackoff(slot.crashes);
+  if (delay.count() == 0) {
+    IncarnationId id = SpawnInto(slot, now);
+    (slot.current ? slot.successor : slot.current) = id;
+    return;
+  }
+  slot.spawn_at = now + delay;
+  Event e;
+  e.kind = "backoff";
+  e.instance = slot.instance;
+  e.incarnation = slot.next_number;
+  e.delay = delay;
+  e.message = fmt::format("crashed {} times in a row; next birth in {}", slot.crashes,
+                          FormatDuration(delay));
+  Emit(std::move(e));
+}
+
+void Supervisor::Tick(Time now) {
+  for (auto& [name, slot] : slots_) {
+    if (slot.spawn_at && *slot.spawn_at <= now && !slot.retired && !shutting_down_) {
+      IncarnationId id = SpawnInto(slot, now);
+      (slot.current ? slot.successor : slot.current) = id;
+    }
+  }
+  std::vector<IncarnationId> ids;
+  for (auto& [id, inc] : incarnations_) ids.push_back(id);
+  for (IncarnationId id : ids) {
+    Incarnation* inc = Find(id);
+    if (!inc) continue;
+    switch (inc->state) {
+      case IncarnationState::kBooting:
+        if (!inc->stop_reason && now >= inc->deadline) {
+          Event e = EventFor(*inc, "boot-timeout", now);
+          e.message = fmt::format("not ready within {}", FormatDuration(Process(inc->type).boot_timeout));
+          Emit(std::move(e));
+          BeginStop(*inc, DeathReason::kBootTimeout, now);
+        }
+        break;
+      case IncarnationState::kReady: {
+        Slot* slot = FindSlot(inc->instance);
+        if (inc->rebirth_at && now >= *inc->rebirth_at && slot && slot->current == id &&
+            slot->successor == 0 && !slot->spawn_at && !shutting_down_) {
+          slot->successor_reason = DeathReason::kMaxAge;
+          slot->successor = SpawnInto(*slot, now);
+          ++slot->restarts;
+        }
+        break;
+      }
+      case IncarnationState::kDraining:
+        if (now >= inc->deadline) SendTerm(*inc, now);
+        break;
+      case IncarnationState::kStopping:
+        if (now >= inc->deadline) {
+          inc->deadline = Time::max();
+          Event e = EventFor(*inc, "sigkill", now);
+          e.message = fmt::format("still running {} after SIGTERM", FormatDuration(Process(inc->type).stop_timeout));
+          Emit(std::move(e));
+          actions_.push_back(SignalAction{id, SIGKILL});
+        }
+        break;
+      case IncarnationState::kDead:
+        break;
+    }
+  }
+}
+
+std::optional<Time> Supervisor::NextDeadline() const {
+  std::optional<Time> next;
+  auto consider = [&](Time t) {
+    if (!next || t < *next) next = t;
+  };
+  for (const auto& [name, slot] : slots_) {
+    if (slot.spawn_at) consider(*slot.spawn_at);
+  }
+  for (const auto& [id, inc] : incarnations_) {
+    switch (inc.state) {
+      case IncarnationState::kBooting:
+        if (!inc.stop_reason) consider(inc.deadline);
+        break;
+      case IncarnationState::kReady:
+        if (inc.rebirth_at) consider(*inc.rebirth_at);
+        break;
+      case IncarnationState::kDraining:
+      case IncarnationState::kStopping:
+        if (inc.deadline != Time::max()) consider(inc.deadline);
+        break;
+      case IncarnationState::kDead:
+        break;
+    }
+  }
+  return next;
+}
+
+Status Supervisor::Scale(const std::string& type, int count, Time now) {
+  if (!config_.Find(type)) return Error{fmt::format("unknown process type '{}'", type)};
+  if (count < 0 || count > 1000) return Error{"count must be 0..1000"};
+  if (shutting_down_) return Error{"phoenix is shutting down"};
+  std::vector<Slot*> live;
+  for (auto& [name, slot] : slots_) {
+    if (slot.type == type && !slot.retired) live.push_back(&slot);
+  }
+  std::sort(live.begin(), live.end(), [](Slot* a, Slot* b) { return a->index < b->index; });
+  int have = static_cast<int>(live.size());
+  for (int i = have; i > count; --i) {
+    Slot* slot = live[i - 1];
+    slot->retired = true;
+    slot->spawn_at.reset();
+    for (IncarnationId id : {slot->current, slot->successor}) {
+      if (Incarnation* inc = Find(id)) BeginStop(*inc, DeathReason::kScaledDown, now);
+    }
+    if (!slot->current && !slot->successor) slots_.erase(slot->instance);
+  }
+  // New slots take the lowest free indices, so web.1..web.N is what `ps` shows.
+  int index = 1;
+  for (int added = have; added < count; ++added) {
+    while (slots_.count(fmt::format("{}.{}", type, index))) ++index;
+    AddSlot(type, index, now);
+  }
+  Event e;
+  e.kind = "scaled";
+  e.instance = type;
+  e.message = fmt::format("{} {} → {}", type, have, count);
+  Emit(std::move(e));
+  return OkStatus();
+}
+
+Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
+  Slot* slot = FindSlot(instance);
+  if (!slot || slot->retired) return Error{fmt::format("no instance '{}'", instance)};
+  if (shutting_down_) return Error{"phoenix is shutting down"};
+  Incarnation* inc = Find(slot->current);
+  if (hard) {
+    for (IncarnationId id : {slot->current, slot->successor}) {
+      if (Incarnation* i = Find(id)) {
+        i->hard_killed = true;
+        i->deadline = Time::max();
+        actions_.push_back(SignalAction{id, SIGKILL});
+      }
+    }
+    return OkStatus();
+  }
+  if (slot->successor) return Error{fmt::format("{} is already being replaced", instance)};
+  if (!inc) {
+    // Waiting in backoff: an operator's kill means "try now".
+    slot->crashes = 0;
+    slot->current = SpawnInto(*slot, now);
+    return OkStatus();
+  }
+  if (inc->state == IncarnationState::kReady) {
+    slot->successor_reason = DeathReason::kKilled;
+    slot->successor = SpawnInto(*slot, now);
+  } else {
+    BeginStop(*inc, DeathReason::kKilled, now);  // not serving yet: nothing to surge for
+  }
+  return OkStatus();
+}
+
+void Supervisor::Shutdown(Time now) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  for (auto& [name, slot] : slots_) slot.spawn_at.reset();
+  for (auto& [id, inc] : incarnations_) BeginStop(inc, DeathReason::kShutdown, now);
+  MaybeFinishShutdown();
+}
+
+void Supervisor::ForceShutdown(Time now) {
+  Shutdown(now);
+  for (auto& [id, inc] : incarnations_) {
+    if (inc.deadline != Time::max() || inc.state != IncarnationState::kStopping) {
+      inc.state = IncarnationState::kStopping;
+      inc.deadline = Time::max();
+      actions_.push_back(SignalAction{id, SIGKILL});
+    }
+  }
+}
+
+void Supervisor::MaybeFinishShutdown() {
+  if (shutting_down_ && incarnations_.empty() && !exit_sent_) {
+    exit_sent_ = true;
+    actions_.push_back(ExitAction{});
+  }
+}
+
+std::vector<InstanceView> Supervisor::View(Time now) const {
+  std::vector<InstanceView> out;
+  auto age = [&](Time t) { return std::chrono::duration_cast<Millis>(now - t); };
+  for (const auto& [name, slot] : slots_) {
+    InstanceView v;
+    v.instance = slot.instance;
+    v.type = slot.type;
+    v.restarts = slot.restarts;
+    v.lost_files = slot.lost_files;
+    v.lost_bytes = slot.lost_bytes;
+    v.last_exit = slot.last_exit;
+    auto cur = incarnations_.find(slot.current);
+    if (cur != incarnations_.end()) {
+      const Incarnation& inc = cur->second;
+      v.incarnation = inc.number;
+      v.pid = inc.pid;
+      v.port = inc.port;
+      v.state = ToString(inc.state);
+      if (slot.successor) v.state = "replacing";
+      v.age = age(inc.born);
+      if (inc.rebirth_at) v.next_rebirth = std::max(Millis(0), std::chrono::duration_cast<Millis>(*inc.rebirth_at - now));
+    } else if (slot.spawn_at) {
+      v.state = "backoff";
+      v.incarnation = slot.next_number - 1;
+      v.next_rebirth = std::chrono::duration_cast<Millis>(*slot.spawn_at - now);
+    } else {
+      v.state = "dead";
+    }
+    if (slot.retired) v.state = "retiring";
+    out.push_back(v);
+  }
+  // Procfile order, then index: web.2 before web.10.
+  auto order = [&](const InstanceView& v) {
+    int t = 0;
+    for (size_t i = 0; i < config_.processes.size(); ++i)
+      if (config_.processes[i].type == v.type) t = static_cast<int>(i);
+    return std::pair{t, std::stoi(v.instance.substr(v.type.size() + 1))};
+  };
+  std::sort(out.begin(), out.end(),
+            [&](const InstanceView& a, const InstanceView& b) { return order(a) < order(b); });
+  return out;
+}
+
+}  // namespace phoenix
