@@ -41,7 +41,13 @@ std::string Quoted(std::string_view text) {
   std::string out = "'";
   for (char c : text) {
     auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7f) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (byte < 0x20 || byte == 0x7f) {
       out += fmt::format("\\x{:02x}", byte);
     } else {
       out += c;
@@ -78,8 +84,8 @@ Error DurationError(std::string_view text, std::string_view problem) {
 // here and rejected by the caller where it makes no sense (as a start).
 Result<int> ParseClock(std::string_view clock, std::string_view whole) {
   size_t colon = clock.find(':');
-  bool well_formed = colon != std::string_view::npos && (colon == 1 || colon == 2) &&
-                     clock.size() == colon + 3;
+  bool well_formed =
+      colon != std::string_view::npos && (colon == 1 || colon == 2) && clock.size() == colon + 3;
   for (size_t i = 0; well_formed && i < clock.size(); ++i) {
     if (i != colon && !IsDigit(clock[i])) well_formed = false;
   }
@@ -91,13 +97,14 @@ Result<int> ParseClock(std::string_view clock, std::string_view whole) {
   for (size_t i = 0; i < colon; ++i) hours = hours * 10 + (clock[i] - '0');
   int minutes = (clock[colon + 1] - '0') * 10 + (clock[colon + 2] - '0');
   if (minutes > 59) {
-    return Error{fmt::format("invalid time {} in window {}: minutes must be 00..59",
-                             Quoted(clock), Quoted(whole))};
+    return Error{fmt::format("invalid time {} in window {}: minutes must be 00..59", Quoted(clock),
+                             Quoted(whole))};
   }
   if (hours > 24 || (hours == 24 && minutes != 0)) {
-    return Error{fmt::format("invalid time {} in window {}: hours must be 00..23 (24:00 only "
-                             "as the end of a window)",
-                             Quoted(clock), Quoted(whole))};
+    return Error{
+        fmt::format("invalid time {} in window {}: hours must be 00..23 (24:00 only "
+                    "as the end of a window)",
+                    Quoted(clock), Quoted(whole))};
   }
   return hours * 60 + minutes;
 }
@@ -133,12 +140,12 @@ Result<Millis> ParseDuration(std::string_view text) {
         return DurationError(text,
                              fmt::format("missing unit after {} ({})", number_text, kUnitHint));
       }
-      return DurationError(text, fmt::format("expected a unit at {} ({})", Quoted(rest), kUnitHint));
+      return DurationError(text,
+                           fmt::format("expected a unit at {} ({})", Quoted(rest), kUnitHint));
     }
     const DurationUnit* unit = FindUnit(unit_name);
     if (unit == nullptr) {
-      return DurationError(text,
-                           fmt::format("unknown unit {} ({})", Quoted(unit_name), kUnitHint));
+      return DurationError(text, fmt::format("unknown unit {} ({})", Quoted(unit_name), kUnitHint));
     }
     rest.remove_prefix(unit_length);
 
@@ -166,8 +173,10 @@ std::string FormatDuration(Millis d) {
     int64_t size;
     const char* name;
   };
-  constexpr Part kParts[] = {
-      {kMillisPerDay, "d"}, {kMillisPerHour, "h"}, {kMillisPerMinute, "m"}, {kMillisPerSecond, "s"}};
+  constexpr Part kParts[] = {{kMillisPerDay, "d"},
+                             {kMillisPerHour, "h"},
+                             {kMillisPerMinute, "m"},
+                             {kMillisPerSecond, "s"}};
   for (size_t i = 0; i < std::size(kParts); ++i) {
     if (ms < kParts[i].size) continue;
     std::string out = fmt::format("{}{}", ms / kParts[i].size, kParts[i].name);
@@ -198,8 +207,8 @@ Result<DailyWindow> ParseDailyWindow(std::string_view text) {
   auto end = ParseClock(text.substr(dash + 1), text);
   if (!end.ok()) return end.error();
   if (*start == kMinutesPerDay) {
-    return Error{fmt::format("invalid window {}: a window cannot start at 24:00 (use 00:00)",
-                             Quoted(text))};
+    return Error{
+        fmt::format("invalid window {}: a window cannot start at 24:00 (use 00:00)", Quoted(text))};
   }
   if (*start == *end) {
     return Error{fmt::format("empty window {}: start and end are the same time", Quoted(text))};

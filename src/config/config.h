@@ -23,6 +23,9 @@ struct ProcfileEntry {
 enum class FilesystemMode { kEphemeral, kStrict, kNone };
 const char* ToString(FilesystemMode mode);
 
+// The most instances of one process type, from phoenix.toml or --scale.
+inline constexpr int kMaxInstances = 1000;
+
 struct ProcessConfig {
   std::string type;
   std::string command;

@@ -115,9 +115,10 @@ class DotenvParser {
     while (!cursor_.AtEnd() && IsKeyChar(cursor_.Peek())) key += cursor_.Next();
     if (key.empty()) {
       if (cursor_.Peek() == '=') return ErrorHere("missing key before '=' (expected KEY=value)");
-      return ErrorHere(fmt::format("invalid character {} at the start of a key (keys are letters, "
-                                   "digits and '_', and do not start with a digit)",
-                                   QuoteForMessage(line_rest.substr(0, 1))));
+      return ErrorHere(
+          fmt::format("invalid character {} at the start of a key (keys are letters, "
+                      "digits and '_', and do not start with a digit)",
+                      QuoteForMessage(line_rest.substr(0, 1))));
     }
     if (!IsKeyStart(key.front())) {
       return ErrorAt(line, column,
@@ -137,10 +138,10 @@ class DotenvParser {
     }
     std::string_view written_key = line_rest.substr(0, equals);
     while (!written_key.empty() && IsBlank(written_key.back())) written_key.remove_suffix(1);
-    return ErrorAt(line, key_end_column,
-                   fmt::format("invalid character {} in key {} (keys are letters, digits and '_')",
-                               QuoteForMessage(after_key.substr(0, 1)),
-                               QuoteForMessage(written_key)));
+    return ErrorAt(
+        line, key_end_column,
+        fmt::format("invalid character {} in key {} (keys are letters, digits and '_')",
+                    QuoteForMessage(after_key.substr(0, 1)), QuoteForMessage(written_key)));
   }
 
   Result<std::string> ParseValue(const std::string& key) {
@@ -181,12 +182,24 @@ class DotenvParser {
       if (c == '\\' && quote == '"' && !cursor_.AtEnd()) {
         char escaped = cursor_.Peek();
         switch (escaped) {
-          case 'n': value += '\n'; break;
-          case 'r': value += '\r'; break;
-          case 't': value += '\t'; break;
-          case '"': value += '"'; break;
-          case '\\': value += '\\'; break;
-          default: value += '\\'; continue;  // Keep the next byte for the next round.
+          case 'n':
+            value += '\n';
+            break;
+          case 'r':
+            value += '\r';
+            break;
+          case 't':
+            value += '\t';
+            break;
+          case '"':
+            value += '"';
+            break;
+          case '\\':
+            value += '\\';
+            break;
+          default:
+            value += '\\';
+            continue;  // Keep the next byte for the next round.
         }
         cursor_.Next();
         continue;
@@ -198,9 +211,10 @@ class DotenvParser {
       cursor_.TakeLine();
       return value;
     }
-    return ErrorHere(fmt::format("unexpected {} after the closing quote of '{}' (quote the whole "
-                                 "value, or start a comment with '#')",
-                                 QuoteForMessage(cursor_.Rest().substr(0, 1)), key));
+    return ErrorHere(
+        fmt::format("unexpected {} after the closing quote of '{}' (quote the whole "
+                    "value, or start a comment with '#')",
+                    QuoteForMessage(cursor_.Rest().substr(0, 1)), key));
   }
 
   Cursor cursor_;

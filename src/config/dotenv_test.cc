@@ -27,8 +27,8 @@ TEST(ParseDotenvTest, EmptyFile) {
 
 TEST(ParseDotenvTest, UnquotedValues) {
   Env env = MustParse("A=1\nB=hello world\nC=\nD=  padded  \t\nE=a=b=c\n");
-  EXPECT_EQ(env, (Env{{"A", "1"}, {"B", "hello world"}, {"C", ""}, {"D", "padded"},
-                      {"E", "a=b=c"}}));
+  EXPECT_EQ(env,
+            (Env{{"A", "1"}, {"B", "hello world"}, {"C", ""}, {"D", "padded"}, {"E", "a=b=c"}}));
 }
 
 TEST(ParseDotenvTest, KeysMayHaveUnderscoresAndDigits) {
@@ -94,7 +94,9 @@ TEST(ParseDotenvTest, QuotedValuesSpanLines) {
 }
 
 TEST(ParseDotenvTest, CrlfAndBom) {
-  Env env = MustParse("\xEF\xBB\xBF" "A=1\r\nB=\"x\r\ny\"\r\nC='z' \r\n");
+  Env env = MustParse(
+      "\xEF\xBB\xBF"
+      "A=1\r\nB=\"x\r\ny\"\r\nC='z' \r\n");
   EXPECT_EQ(env, (Env{{"A", "1"}, {"B", "x\ny"}, {"C", "z"}}));
 }
 
@@ -149,8 +151,7 @@ TEST(ParseDotenvTest, MissingKey) {
 
 TEST(ParseDotenvTest, MissingEquals) {
   std::string message = ErrorOf("A=1\nJUST_A_WORD\n");
-  EXPECT_EQ(message.rfind(".env:2:12: missing '=' after key 'JUST_A_WORD' (expected KEY=value)",
-                          0),
+  EXPECT_EQ(message.rfind(".env:2:12: missing '=' after key 'JUST_A_WORD' (expected KEY=value)", 0),
             0u)
       << message;
 

@@ -17,7 +17,6 @@
 namespace phoenix {
 namespace {
 
-constexpr int kMaxInstances = 1000;
 constexpr int kDefaultPort = 5000;
 // Config files are small; a bigger one is a wrong path (a log, a binary) rather than config.
 constexpr size_t kMaxConfigFileBytes = 1 << 20;
@@ -182,9 +181,15 @@ std::string QuoteForMessage(std::string_view text) {
   std::string out = "'";
   for (char c : text) {
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
           out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
@@ -214,8 +219,8 @@ Result<std::map<std::string, int>> ParseScale(const std::string& text) {
     std::string_view entry = std::string_view(text).substr(start, comma - start);
     start = comma + 1;
     if (entry.empty()) {
-      return Error{fmt::format("entry {} of {} is empty ({})", index, QuoteForMessage(text),
-                               kExample)};
+      return Error{
+          fmt::format("entry {} of {} is empty ({})", index, QuoteForMessage(text), kExample)};
     }
     size_t equals = entry.find('=');
     if (equals == std::string_view::npos) {
@@ -228,18 +233,18 @@ Result<std::map<std::string, int>> ParseScale(const std::string& text) {
     }
     auto bad_char = std::find_if_not(type.begin(), type.end(), IsTypeChar);
     if (bad_char != type.end()) {
-      return Error{fmt::format("entry {}: invalid character {} in process type (use letters, "
-                               "digits, '_' and '-')",
-                               QuoteForMessage(entry), QuoteForMessage(std::string_view(
-                                                           &*bad_char, 1)))};
+      return Error{
+          fmt::format("entry {}: invalid character {} in process type (use letters, "
+                      "digits, '_' and '-')",
+                      QuoteForMessage(entry), QuoteForMessage(std::string_view(&*bad_char, 1)))};
     }
     auto count = ParseBoundedInt(entry.substr(equals + 1), 0, kMaxInstances);
     if (!count.ok()) {
       return Error{fmt::format("entry {}: {}", QuoteForMessage(entry), count.error().message)};
     }
     if (!scale.emplace(std::string(type), *count).second) {
-      return Error{fmt::format("entry {}: process type '{}' is given twice",
-                               QuoteForMessage(entry), type)};
+      return Error{
+          fmt::format("entry {}: process type '{}' is given twice", QuoteForMessage(entry), type)};
     }
   }
   return scale;
@@ -254,13 +259,13 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
   const std::string procfile_path = config.app_root + "/Procfile";
   ASSIGN_OR_RETURN(FileKind procfile_kind, Stat(procfile_path, procfile_name));
   if (procfile_kind == FileKind::kMissing) {
-    return Error{fmt::format("{}: not found (phoenix needs a Procfile with lines like "
-                             "'web: node server.js')",
-                             procfile_name)};
+    return Error{
+        fmt::format("{}: not found (phoenix needs a Procfile with lines like "
+                    "'web: node server.js')",
+                    procfile_name)};
   }
   ASSIGN_OR_RETURN(std::string procfile_text, ReadFile(procfile_path, procfile_name));
-  ASSIGN_OR_RETURN(std::vector<ProcfileEntry> entries,
-                   ParseProcfile(procfile_text, procfile_name));
+  ASSIGN_OR_RETURN(std::vector<ProcfileEntry> entries, ParseProcfile(procfile_text, procfile_name));
   for (ProcfileEntry& entry : entries) {
     ProcessConfig process;
     process.instances = entry.type == "web" ? 2 : 1;  // web is routed: two keep it up in a rebirth
@@ -270,9 +275,9 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
   }
 
   const std::string env_name = options.env_file.value_or(JoinPath(dir, ".env"));
-  ASSIGN_OR_RETURN(std::optional<std::string> env_text,
-                   ReadOptionalFile(options.env_file, "--env", config.app_root + "/.env",
-                                    env_name));
+  ASSIGN_OR_RETURN(
+      std::optional<std::string> env_text,
+      ReadOptionalFile(options.env_file, "--env", config.app_root + "/.env", env_name));
   if (env_text) {
     ASSIGN_OR_RETURN(config.env, ParseDotenv(*env_text, env_name));
   }
@@ -292,8 +297,8 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
       return Error{"--scale: " + UnknownTypeMessage(type, config)};
     }
     if (instances < 0 || instances > kMaxInstances) {
-      return Error{fmt::format("--scale: {}={} is out of range (0..{})", type, instances,
-                               kMaxInstances)};
+      return Error{
+          fmt::format("--scale: {}={} is out of range (0..{})", type, instances, kMaxInstances)};
     }
     it->instances = instances;
   }

@@ -1,7 +1,6 @@
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -118,8 +117,7 @@ TEST_F(LoadConfigTest, CurrentDirectoryByDefault) {
   ASSERT_TRUE(empty_dir.ok()) << empty_dir.error().message;
   ASSERT_FALSE(missing.ok());
   // Messages name files as the user would type them: no "./" for the current folder.
-  EXPECT_EQ(missing.error().message.rfind("Procfile: not found", 0), 0u)
-      << missing.error().message;
+  EXPECT_EQ(missing.error().message.rfind("Procfile: not found", 0), 0u) << missing.error().message;
 }
 
 TEST_F(LoadConfigTest, MissingDirectory) {
@@ -136,8 +134,9 @@ TEST_F(LoadConfigTest, DirectoryIsAFile) {
 }
 
 TEST_F(LoadConfigTest, MissingProcfile) {
-  EXPECT_EQ(ErrorOf(Options()), dir_ + "/Procfile: not found (phoenix needs a Procfile with "
-                                        "lines like 'web: node server.js')");
+  EXPECT_EQ(ErrorOf(Options()), dir_ +
+                                    "/Procfile: not found (phoenix needs a Procfile with "
+                                    "lines like 'web: node server.js')");
 }
 
 TEST_F(LoadConfigTest, ProcfileIsADirectory) {
@@ -150,8 +149,9 @@ TEST_F(LoadConfigTest, ProcfileErrorsCarryItsPath) {
   EXPECT_EQ(ErrorOf(Options()),
             dir_ + "/Procfile:2:1: duplicate process type 'web' (first defined on line 1)");
   Write("Procfile", "\n# none\n");
-  EXPECT_EQ(ErrorOf(Options()), dir_ + "/Procfile: no process types (expected lines like "
-                                        "'web: node server.js')");
+  EXPECT_EQ(ErrorOf(Options()), dir_ +
+                                    "/Procfile: no process types (expected lines like "
+                                    "'web: node server.js')");
 }
 
 TEST_F(LoadConfigTest, OversizedFileIsRefused) {
@@ -266,8 +266,9 @@ TEST_F(LoadConfigTest, ConfigFlagFileMustExist) {
 TEST_F(LoadConfigTest, TomlErrorsCarryTheirPath) {
   Write("Procfile", "web: a\n");
   Write("phoenix.toml", "[process.web]\nmax_ag = \"1h\"\n");
-  EXPECT_EQ(ErrorOf(Options()), dir_ + "/phoenix.toml:2:1: unknown key 'process.web.max_ag' "
-                                        "(did you mean 'max_age'?)");
+  EXPECT_EQ(ErrorOf(Options()), dir_ +
+                                    "/phoenix.toml:2:1: unknown key 'process.web.max_ag' "
+                                    "(did you mean 'max_age'?)");
   Write("phoenix.toml", "[process.wbe]\n");
   std::string message = ErrorOf(Options());
   EXPECT_NE(message.find("unknown process type 'wbe' in [process.wbe] (did you mean 'web'?)"),
@@ -291,8 +292,9 @@ TEST_F(LoadConfigTest, ScaleOfUnknownTypeSuggests) {
   Write("Procfile", "web: a\nworker: b\n");
   LoadOptions options = Options();
   options.scale = {{"wbe", 3}};
-  EXPECT_EQ(ErrorOf(options), "--scale: unknown process type 'wbe' (did you mean 'web'?); the "
-                              "Procfile defines: web, worker");
+  EXPECT_EQ(ErrorOf(options),
+            "--scale: unknown process type 'wbe' (did you mean 'web'?); the "
+            "Procfile defines: web, worker");
   options.scale = {{"clock", 1}};
   EXPECT_EQ(ErrorOf(options),
             "--scale: unknown process type 'clock'; the Procfile defines: web, worker");
@@ -379,8 +381,7 @@ TEST(ParseScaleTest, Entries) {
 }
 
 TEST(ParseScaleTest, Empty) {
-  EXPECT_EQ(ScaleError(""),
-            "empty scale (expected TYPE=N[,TYPE=N...], e.g. web=3,worker=1)");
+  EXPECT_EQ(ScaleError(""), "empty scale (expected TYPE=N[,TYPE=N...], e.g. web=3,worker=1)");
 }
 
 TEST(ParseScaleTest, EmptyEntry) {
@@ -411,9 +412,8 @@ TEST(ParseScaleTest, StrictAboutSpaces) {
 }
 
 TEST(ParseScaleTest, BadTypeCharacter) {
-  EXPECT_EQ(ScaleError("web.1=3").rfind("entry 'web.1=3': invalid character '.' in process type",
-                                        0),
-            0u);
+  EXPECT_EQ(
+      ScaleError("web.1=3").rfind("entry 'web.1=3': invalid character '.' in process type", 0), 0u);
 }
 
 TEST(ParseScaleTest, BadCount) {
@@ -425,13 +425,13 @@ TEST(ParseScaleTest, BadCount) {
   EXPECT_EQ(ScaleError("worker=1001"), "entry 'worker=1001': 1001 is out of range (0..1000)");
   EXPECT_EQ(ScaleError("web=99999999999999999999"),
             "entry 'web=99999999999999999999': 99999999999999999999 is out of range (0..1000)");
-  EXPECT_EQ(ScaleError("web=3=4"), "entry 'web=3=4': '3=4' is not a whole number (expected "
-                                   "0..1000)");
+  EXPECT_EQ(ScaleError("web=3=4"),
+            "entry 'web=3=4': '3=4' is not a whole number (expected "
+            "0..1000)");
 }
 
 TEST(ParseScaleTest, DuplicateType) {
-  EXPECT_EQ(ScaleError("web=1,worker=1,web=2"),
-            "entry 'web=2': process type 'web' is given twice");
+  EXPECT_EQ(ScaleError("web=1,worker=1,web=2"), "entry 'web=2': process type 'web' is given twice");
 }
 
 }  // namespace

@@ -11,7 +11,8 @@
 namespace phoenix {
 namespace {
 
-constexpr std::string_view kProcfileExample = "expected 'type: command', e.g. 'web: node server.js'";
+constexpr std::string_view kProcfileExample =
+    "expected 'type: command', e.g. 'web: node server.js'";
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 
 bool IsTypeChar(char c) {
@@ -42,9 +43,9 @@ Result<ProcfileEntry> ParseEntry(std::string_view line, int line_number,
 
   size_t colon = line.find(':', begin);
   if (colon == std::string_view::npos) {
-    return ErrorAt(file_name, line_number, type_end + 1,
-                   fmt::format("malformed line: no ':' after the process type ({})",
-                               kProcfileExample));
+    return ErrorAt(
+        file_name, line_number, type_end + 1,
+        fmt::format("malformed line: no ':' after the process type ({})", kProcfileExample));
   }
   if (colon == begin) {
     return ErrorAt(file_name, line_number, colon + 1,
@@ -60,8 +61,7 @@ Result<ProcfileEntry> ParseEntry(std::string_view line, int line_number,
   std::string_view command = Trim(line.substr(colon + 1));
   if (command.empty()) {
     return ErrorAt(file_name, line_number, colon + 2,
-                   fmt::format("empty command for process type '{}' ({})", type,
-                               kProcfileExample));
+                   fmt::format("empty command for process type '{}' ({})", type, kProcfileExample));
   }
   return ProcfileEntry{std::string(type), std::string(command), line_number};
 }
@@ -100,8 +100,8 @@ Result<std::vector<ProcfileEntry>> ParseProcfile(const std::string& text,
     entries.push_back(std::move(entry).value());
   }
   if (entries.empty()) {
-    return Error{fmt::format("{}: no process types (expected lines like 'web: node server.js')",
-                             file_name)};
+    return Error{
+        fmt::format("{}: no process types (expected lines like 'web: node server.js')", file_name)};
   }
   return entries;
 }

@@ -77,10 +77,10 @@ TEST(ParseProcfileTest, EmptyFileIsAnError) {
 }
 
 TEST(ParseProcfileTest, ErrorsNameTheFileGiven) {
-  EXPECT_EQ(ErrorOf(ParseProcfile("", "apps/shop/Procfile")).rfind("apps/shop/Procfile: ", 0),
-            0u);
-  EXPECT_EQ(ErrorOf(ParseProcfile("web node", "apps/shop/Procfile")).rfind("apps/shop/Procfile:1:4: ", 0),
-            0u);
+  EXPECT_EQ(ErrorOf(ParseProcfile("", "apps/shop/Procfile")).rfind("apps/shop/Procfile: ", 0), 0u);
+  EXPECT_EQ(
+      ErrorOf(ParseProcfile("web node", "apps/shop/Procfile")).rfind("apps/shop/Procfile:1:4: ", 0),
+      0u);
 }
 
 TEST(ParseProcfileTest, LineWithoutColonIsMalformed) {
@@ -113,7 +113,10 @@ TEST(ParseProcfileTest, BadTypeCharacterPointsAtIt) {
   message = ErrorOf(ParseProcfile("web : x\n", "Procfile"));
   EXPECT_EQ(message.rfind("Procfile:1:4: invalid character ' '", 0), 0u) << message;
 
-  message = ErrorOf(ParseProcfile("w\x01" "b: x\n", "Procfile"));
+  message =
+      ErrorOf(ParseProcfile("w\x01"
+                            "b: x\n",
+                            "Procfile"));
   EXPECT_EQ(message.rfind("Procfile:1:2: invalid character '\\x01'", 0), 0u) << message;
 
   message = ErrorOf(ParseProcfile("caf\xC3\xA9: x\n", "Procfile"));
@@ -125,15 +128,13 @@ TEST(ParseProcfileTest, EmptyCommand) {
   EXPECT_EQ(message.rfind("Procfile:2:8: empty command for process type 'worker'", 0), 0u)
       << message;
   message = ErrorOf(ParseProcfile("web:", "Procfile"));
-  EXPECT_EQ(message.rfind("Procfile:1:5: empty command for process type 'web'", 0), 0u)
-      << message;
+  EXPECT_EQ(message.rfind("Procfile:1:5: empty command for process type 'web'", 0), 0u) << message;
 }
 
 TEST(ParseProcfileTest, DuplicateTypeNamesFirstLine) {
-  std::string message =
-      ErrorOf(ParseProcfile("# app\nweb: a\nworker: b\n  web: c\n", "Procfile"));
-  EXPECT_EQ(message.rfind("Procfile:4:3: duplicate process type 'web' (first defined on line 2)", 0),
-            0u)
+  std::string message = ErrorOf(ParseProcfile("# app\nweb: a\nworker: b\n  web: c\n", "Procfile"));
+  EXPECT_EQ(
+      message.rfind("Procfile:4:3: duplicate process type 'web' (first defined on line 2)", 0), 0u)
       << message;
 }
 

@@ -3,11 +3,11 @@
 // mistyped `max_ag = "1h"` that is silently ignored leaves instances living 24 hours while the
 // user believes they rotate every hour.
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <exception>
 #include <string_view>
-#include <toml++/toml.h>
 
 #include "config/config.h"
 
@@ -17,14 +17,12 @@ namespace {
 // The schema, in the order PRODUCT.md documents it (also the order of "known keys" hints).
 const std::vector<std::string> kTopLevelTables = {"router", "process", "filesystem", "chaos"};
 const std::vector<std::string> kRouterKeys = {"port", "health_path"};
-const std::vector<std::string> kProcessKeys = {"instances",     "max_age",      "max_age_jitter",
-                                               "boot_timeout",  "drain_timeout", "stop_timeout",
+const std::vector<std::string> kProcessKeys = {"instances",    "max_age",       "max_age_jitter",
+                                               "boot_timeout", "drain_timeout", "stop_timeout",
                                                "rotate_window"};
 const std::vector<std::string> kFilesystemKeys = {"mode", "writable"};
 const std::vector<std::string> kChaosKeys = {"mean_time_between_kills", "hours"};
 const std::vector<std::string> kFilesystemModes = {"ephemeral", "strict", "none"};
-
-constexpr int kMaxInstances = 1000;
 
 // "file:line:column: ", or "file: " for nodes toml++ made up (implicit tables have no place).
 std::string Where(const std::string& file_name, const toml::source_region& region) {
@@ -34,16 +32,26 @@ std::string Where(const std::string& file_name, const toml::source_region& regio
 
 std::string_view KindName(toml::node_type type) {
   switch (type) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    case toml::node_type::date: return "date";
-    case toml::node_type::time: return "time";
-    case toml::node_type::date_time: return "date-time";
-    case toml::node_type::none: break;
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    case toml::node_type::none:
+      break;
   }
   return "nothing";
 }
@@ -117,9 +125,10 @@ Result<std::string> NormalizeWritable(std::string_view raw) {
   }
   // A prefix of "" would hide every lost file, which defeats the point of reporting them.
   if (normalized.empty()) {
-    return Error{fmt::format("{} names the whole app root; list the folders the app is "
-                             "expected to write to, e.g. \"tmp/\"",
-                             QuoteForMessage(raw))};
+    return Error{
+        fmt::format("{} names the whole app root; list the folders the app is "
+                    "expected to write to, e.g. \"tmp/\"",
+                    QuoteForMessage(raw))};
   }
   if (ends_as_directory) normalized += '/';
   return normalized;
@@ -207,9 +216,8 @@ class TomlApplier {
   Result<std::string> ExpectString(const toml::node& node, std::string_view path,
                                    std::string_view example) const {
     if (const auto* value = node.as_string()) return value->get();
-    return ValueError(node, path,
-                      fmt::format("expected a string like {}, got {}", example,
-                                  DescribeValue(node)));
+    return ValueError(
+        node, path, fmt::format("expected a string like {}, got {}", example, DescribeValue(node)));
   }
 
   Result<Millis> ExpectDuration(const toml::node& node, std::string_view path) const {
@@ -235,13 +243,14 @@ class TomlApplier {
       std::string_view name = entry.key->str();
       std::string path = fmt::format("router.{}", name);
       if (name == "port") {
-        ASSIGN_OR_RETURN(config_.router.port, ExpectInteger(*entry.node, path, 1, 65535));
+        ASSIGN_OR_RETURN(int64_t port, ExpectInteger(*entry.node, path, 1, 65535));
+        config_.router.port = static_cast<int>(port);
       } else if (name == "health_path") {
         ASSIGN_OR_RETURN(std::string health_path, ExpectString(*entry.node, path, "\"/health\""));
         if (!health_path.empty() && health_path.front() != '/') {
-          return ValueError(*entry.node, path,
-                            fmt::format("must be \"\" or start with '/', got {}",
-                                        QuoteForMessage(health_path)));
+          return ValueError(
+              *entry.node, path,
+              fmt::format("must be \"\" or start with '/', got {}", QuoteForMessage(health_path)));
         }
         // It goes into a request line as is; a space or newline would break the request.
         if (std::any_of(health_path.begin(), health_path.end(),
@@ -369,9 +378,9 @@ class TomlApplier {
                                                   std::string_view path) const {
     const toml::array* array = node.as_array();
     if (array == nullptr) {
-      return ValueError(node, path,
-                        fmt::format("expected an array of paths like [\"tmp/\"], got {}",
-                                    DescribeValue(node)));
+      return ValueError(
+          node, path,
+          fmt::format("expected an array of paths like [\"tmp/\"], got {}", DescribeValue(node)));
     }
     std::vector<std::string> writable;
     for (size_t i = 0; i < array->size(); ++i) {
@@ -390,8 +399,7 @@ class TomlApplier {
       std::string_view name = entry.key->str();
       std::string path = fmt::format("chaos.{}", name);
       if (name == "mean_time_between_kills") {
-        ASSIGN_OR_RETURN(config_.chaos.mean_time_between_kills,
-                         ExpectDuration(*entry.node, path));
+        ASSIGN_OR_RETURN(config_.chaos.mean_time_between_kills, ExpectDuration(*entry.node, path));
       } else if (name == "hours") {
         ASSIGN_OR_RETURN(config_.chaos.hours, ExpectWindow(*entry.node, path));
       } else {
@@ -409,9 +417,12 @@ class TomlApplier {
 
 const char* ToString(FilesystemMode mode) {
   switch (mode) {
-    case FilesystemMode::kEphemeral: return "ephemeral";
-    case FilesystemMode::kStrict: return "strict";
-    case FilesystemMode::kNone: return "none";
+    case FilesystemMode::kEphemeral:
+      return "ephemeral";
+    case FilesystemMode::kStrict:
+      return "strict";
+    case FilesystemMode::kNone:
+      return "none";
   }
   return "unknown";
 }

@@ -40,10 +40,10 @@ std::string ErrorOf(const std::string& text) {
 }
 
 // Asserts that `text` fails with a message that starts with `prefix`.
-#define EXPECT_TOML_ERROR(text, prefix)                                    \
-  do {                                                                     \
-    std::string message_ = ErrorOf(text);                                  \
-    EXPECT_EQ(message_.rfind(prefix, 0), 0u) << "got: " << message_;      \
+#define EXPECT_TOML_ERROR(text, prefix)                              \
+  do {                                                               \
+    std::string message_ = ErrorOf(text);                            \
+    EXPECT_EQ(message_.rfind(prefix, 0), 0u) << "got: " << message_; \
   } while (0)
 
 // ---- what a valid file sets -----------------------------------------------------------------
@@ -162,7 +162,8 @@ TEST(ApplyTomlTest, WritableIsNormalisedAndReplacesTheDefault) {
 }
 
 TEST(ApplyTomlTest, Chaos) {
-  Config config = MustApply("[chaos]\nmean_time_between_kills = \"10m\"\nhours = \"22:00-06:00\"\n");
+  Config config =
+      MustApply("[chaos]\nmean_time_between_kills = \"10m\"\nhours = \"22:00-06:00\"\n");
   EXPECT_EQ(config.chaos.mean_time_between_kills, minutes(10));
   EXPECT_EQ(config.chaos.hours.start_min, 22 * 60);
   EXPECT_EQ(config.chaos.hours.end_min, 6 * 60);
@@ -404,11 +405,33 @@ TEST(ApplyTomlTest, MessagesEscapeControlCharacters) {
 
 // Arbitrary TOML-ish bytes never crash or throw; failures always say where.
 TEST(ApplyTomlTest, SurvivesArbitraryInput) {
-  const std::vector<std::string> pieces = {
-      "[process.web]", "[router]",      "[filesystem]", "[chaos]", "\n",   "=",    " ",
-      "instances",     "max_age",       "port",         "writable", "\"1h\"", "\"",  "[",
-      "]",             "3",             "-1",           "{",       "}",      ",",    "#",
-      "\"02:00-05:00\"", "\"../x\"", "mode",         "\xff",    "'",      "."};
+  const std::vector<std::string> pieces = {"[process.web]",
+                                           "[router]",
+                                           "[filesystem]",
+                                           "[chaos]",
+                                           "\n",
+                                           "=",
+                                           " ",
+                                           "instances",
+                                           "max_age",
+                                           "port",
+                                           "writable",
+                                           "\"1h\"",
+                                           "\"",
+                                           "[",
+                                           "]",
+                                           "3",
+                                           "-1",
+                                           "{",
+                                           "}",
+                                           ",",
+                                           "#",
+                                           "\"02:00-05:00\"",
+                                           "\"../x\"",
+                                           "mode",
+                                           "\xff",
+                                           "'",
+                                           "."};
   unsigned state = 777;
   for (int round = 0; round < 3000; ++round) {
     std::string text;
@@ -433,7 +456,7 @@ TEST(ClosestNameTest, EditDistanceAndPrefixes) {
   EXPECT_EQ(ClosestName("max_ag", keys), "max_age");
   EXPECT_EQ(ClosestName("mxa_age", keys), "max_age");
   EXPECT_EQ(ClosestName("max_age_jitterr", keys), "max_age_jitter");
-  EXPECT_EQ(ClosestName("inst", keys), "instances");           // truncated
+  EXPECT_EQ(ClosestName("inst", keys), "instances");             // truncated
   EXPECT_EQ(ClosestName("instances_count", keys), "instances");  // extended
   EXPECT_EQ(ClosestName("zzz", keys), std::nullopt);
   EXPECT_EQ(ClosestName("", keys), std::nullopt);

@@ -11,7 +11,8 @@ namespace phoenix::metrics {
 namespace json = boost::json;
 namespace {
 
-double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+// Whole seconds as integers: Boost.JSON prints doubles as 2E-3, which people misread.
+int64_t Seconds(Millis d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
 
 json::object ChangesJson(const std::vector<sandbox::LostFile>& files, uint64_t bytes) {
   json::array paths, changes;
@@ -63,8 +64,11 @@ std::string EventJson(const Event& e) {
       o["exit_code"] = e.status->code;
     }
   }
-  if (e.kind != "scaled" && e.kind != "backoff") o["age_s"] = Seconds(e.age);
-  if (e.delay.count()) o["delay_s"] = Seconds(e.delay);
+  if (e.kind != "scaled" && e.kind != "backoff") {
+    o["age_s"] = Seconds(e.age);
+    o["age_ms"] = e.age.count();
+  }
+  if (e.delay.count()) o["delay_ms"] = e.delay.count();
   if (!e.message.empty()) o["message"] = e.message;
   if (e.lost) {
     o["lost"] = ChangesJson(e.lost->files, e.lost->bytes);
@@ -122,7 +126,9 @@ std::string InstancesJson(const std::vector<InstanceView>& views) {
                    {"lost_files", v.lost_files},
                    {"lost_bytes", v.lost_bytes},
                    {"last_exit", v.last_exit}};
-    o["next_rebirth_s"] = v.next_rebirth ? json::value(Seconds(*v.next_rebirth)) : json::value(nullptr);
+    o["next_rebirth_s"] =
+        v.next_rebirth ? json::value(Seconds(*v.next_rebirth)) : json::value(nullptr);
+    if (!v.last_exit.empty() && v.state == "backoff") o["why"] = v.last_exit;
     a.push_back(std::move(o));
   }
   return json::serialize(a);
