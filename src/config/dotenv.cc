@@ -151,8 +151,8 @@ class DotenvParser {
     if (first == '"' || first == '\'') return ParseQuotedValue(key, first);
 
     std::string_view raw = cursor_.TakeLine();
-    // A '#' starts a comment only after a blank, so that `COLOR=#fff` and URLs with fragments
-    // keep their value (dotenv and docker compose agree on this).
+    // A '#' starts a comment only after a blank, as docker compose and python-dotenv read it,
+    // so that `COLOR=#fff` and URLs with fragments keep their value.
     size_t comment = std::string_view::npos;
     if (!raw.empty() && raw.front() == '#' && blank_before_value) comment = 0;
     for (size_t i = 1; i < raw.size() && comment == std::string_view::npos; ++i) {

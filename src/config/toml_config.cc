@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <span>
 #include <string_view>
 
 #include "config/config.h"
@@ -14,15 +15,23 @@
 namespace phoenix {
 namespace {
 
-// The schema, in the order PRODUCT.md documents it (also the order of "known keys" hints).
-const std::vector<std::string> kTopLevelTables = {"router", "process", "filesystem", "chaos"};
-const std::vector<std::string> kRouterKeys = {"port", "health_path"};
-const std::vector<std::string> kProcessKeys = {"instances",    "max_age",       "max_age_jitter",
-                                               "boot_timeout", "drain_timeout", "stop_timeout",
-                                               "rotate_window"};
-const std::vector<std::string> kFilesystemKeys = {"mode", "writable"};
-const std::vector<std::string> kChaosKeys = {"mean_time_between_kills", "hours"};
-const std::vector<std::string> kFilesystemModes = {"ephemeral", "strict", "none"};
+// The schema, in the order PRODUCT.md documents it (also the order of "known keys" hints);
+// constexpr so that no static object needs destroying.
+using NameList = std::span<const std::string_view>;
+constexpr std::string_view kTopLevelTables[] = {"router", "process", "filesystem", "chaos"};
+constexpr std::string_view kRouterKeys[] = {"port", "health_path"};
+constexpr std::string_view kProcessKeys[] = {"instances",    "max_age",       "max_age_jitter",
+                                             "boot_timeout", "drain_timeout", "stop_timeout",
+                                             "rotate_window"};
+constexpr std::string_view kFilesystemKeys[] = {"mode", "writable"};
+constexpr std::string_view kChaosKeys[] = {"mean_time_between_kills", "hours"};
+constexpr std::string_view kFilesystemModes[] = {"ephemeral", "strict", "none"};
+
+bool Contains(NameList names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+std::vector<std::string> ToStrings(NameList names) { return {names.begin(), names.end()}; }
 
 // "file:line:column: ", or "file: " for nodes toml++ made up (implicit tables have no place).
 std::string Where(const std::string& file_name, const toml::source_region& region) {
@@ -142,8 +151,7 @@ class TomlApplier {
   Status Apply(const toml::table& root) {
     for (const Entry& entry : InSourceOrder(root)) {
       std::string name(entry.key->str());
-      if (std::find(kTopLevelTables.begin(), kTopLevelTables.end(), name) ==
-          kTopLevelTables.end()) {
+      if (!Contains(kTopLevelTables, name)) {
         return UnknownTopLevel(entry);
       }
       ASSIGN_OR_RETURN(const toml::table* table, ExpectTable(entry, name));
@@ -162,31 +170,31 @@ class TomlApplier {
   Error ValueError(const toml::node& node, std::string_view path, std::string_view message) const {
     return ErrorAt(node.source(), fmt::format("{}: {}", path, message));
   }
-  Error UnknownKey(const Entry& entry, std::string_view table_path,
-                   const std::vector<std::string>& known) const {
+  Error UnknownKey(const Entry& entry, std::string_view table_path, NameList known) const {
     std::string_view name = entry.key->str();
     return ErrorAt(entry.key->source(), fmt::format("unknown key '{}.{}' {}", table_path, name,
-                                                    Hint(name, known, "keys")));
+                                                    Hint(name, ToStrings(known), "keys")));
   }
 
   // A key at the top level: a mistyped table, or a key that belongs inside one.
   Error UnknownTopLevel(const Entry& entry) const {
     std::string name(entry.key->str());
-    const std::pair<std::string, const std::vector<std::string>*> kTables[] = {
-        {"router", &kRouterKeys},
-        {"process." + FirstProcessType(), &kProcessKeys},
-        {"filesystem", &kFilesystemKeys},
-        {"chaos", &kChaosKeys}};
-    for (const auto& [table, keys] : kTables) {
-      if (std::find(keys->begin(), keys->end(), name) != keys->end()) {
+    const std::pair<std::string, NameList> tables[] = {
+        {"router", kRouterKeys},
+        {"process." + FirstProcessType(), kProcessKeys},
+        {"filesystem", kFilesystemKeys},
+        {"chaos", kChaosKeys}};
+    for (const auto& [table, keys] : tables) {
+      if (Contains(keys, name)) {
         return ErrorAt(entry.key->source(),
                        fmt::format("unknown key '{}' (did you mean '{}.{}'? it belongs in [{}])",
                                    name, table, name, table));
       }
     }
     std::string_view what = entry.node->is_table() ? "table" : "key";
-    return ErrorAt(entry.key->source(), fmt::format("unknown {} '{}' {}", what, name,
-                                                    Hint(name, kTopLevelTables, "tables")));
+    return ErrorAt(entry.key->source(),
+                   fmt::format("unknown {} '{}' {}", what, name,
+                               Hint(name, ToStrings(kTopLevelTables), "tables")));
   }
 
   std::string FirstProcessType() const {
@@ -357,7 +365,7 @@ class TomlApplier {
           config_.filesystem.mode = FilesystemMode::kNone;
         } else {
           std::string suggestion;
-          if (auto closest = ClosestName(mode, kFilesystemModes)) {
+          if (auto closest = ClosestName(mode, ToStrings(kFilesystemModes))) {
             suggestion = fmt::format("did you mean '{}'? ", *closest);
           }
           return ValueError(node, path,

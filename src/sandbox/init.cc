@@ -119,6 +119,26 @@ void BuildFilesystem(const InitOptions& o) {
 
 void Noop(int) {}
 
+// `sh -c "node server.js"` leaves sh between us and node, and sh dies of SIGTERM at once, while
+// node would still be finishing its requests. A single simple command is run as
+// `exec COMMAND` instead, so the app itself is our child and gets the signals, as with Heroku's
+// and Foreman's usual Procfiles. Anything with shell syntax beyond words and redirections, or
+// starting with VAR=value, is left to sh as written.
+std::string ShellLine(const std::string& command) {
+  if (command.find_first_of(";&|()`\n{}") != std::string::npos) return command;
+  size_t start = command.find_first_not_of(" \t");
+  if (start == std::string::npos) return command;
+  size_t end = command.find_first_of(" \t", start);
+  std::string first = command.substr(start, end == std::string::npos ? end : end - start);
+  static const char* kKeywords[] = {"if", "for", "while", "until", "case", "exec", "!", "[[",
+                                    "cd", "export", "set", "time", "eval", "."};
+  if (first.find('=') != std::string::npos) return command;
+  for (const char* k : kKeywords) {
+    if (first == k) return command;
+  }
+  return "exec " + command;
+}
+
 }  // namespace
 
 std::vector<std::string> InitArgv(const InitOptions& o) {
@@ -156,33 +176,44 @@ void RunInit(int argc, char** argv) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     close(kStatusFd);
-    execl("/bin/sh", "sh", "-c", o.command.c_str(), static_cast<char*>(nullptr));
+    std::string line = ShellLine(o.command);
+    execl("/bin/sh", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   setpgid(child, child);
   Report("started " + std::to_string(child));
 
+  // After a forwarded SIGTERM/SIGINT, every process gets to finish (phoenix's stop_timeout
+  // SIGKILL bounds the wait); otherwise the command's own exit ends the incarnation at once.
+  bool stopping = false;
+  int main_status = -1;
   for (;;) {
     siginfo_t info;
     int sig = sigwaitinfo(&set, &info);
     if (sig < 0) continue;
     if (sig != SIGCHLD) {
+      if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) stopping = true;
       // To the whole group, as tini -g: `sh -c "npm start"` must reach node too.
       if (kill(-child, sig) < 0) kill(child, sig);
       continue;
     }
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-      if (pid != child) continue;  // an orphan we adopted: reaped, nothing more
-      if (o.mode == "none") kill(-child, SIGKILL);  // no namespace to take the rest down
-      if (WIFEXITED(status)) {
-        Report("exit " + std::to_string(WEXITSTATUS(status)));
-        _exit(WEXITSTATUS(status));
-      }
-      Report("signal " + std::to_string(WTERMSIG(status)));
-      _exit(128 + WTERMSIG(status));
+    bool none_left = false;
+    for (;;) {
+      pid = waitpid(-1, &status, WNOHANG);
+      if (pid < 0 && errno == ECHILD) none_left = true;
+      if (pid <= 0) break;
+      if (pid == child) main_status = status;  // others: adopted orphans, just reaped
     }
+    if (main_status < 0 || (stopping && !none_left && o.mode != "none")) continue;
+    if (o.mode == "none") kill(-child, SIGKILL);  // no namespace to take the rest down
+    if (WIFEXITED(main_status)) {
+      Report("exit " + std::to_string(WEXITSTATUS(main_status)));
+      _exit(WEXITSTATUS(main_status));
+    }
+    Report("signal " + std::to_string(WTERMSIG(main_status)));
+    _exit(128 + WTERMSIG(main_status));
   }
 }
 

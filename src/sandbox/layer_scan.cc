@@ -52,10 +52,8 @@ class Scanner {
       bool exists_below = below_exists && ExistsBelow(lower_, child);
       if (S_ISDIR(st.st_mode)) {
         bool opaque = IsOpaque(upper_ + "/" + child);
-        size_t before = state_.files.size() + state_.scratch.size();
+        // An empty new folder (multer's uploads/ at boot) holds no data: not reported.
         RETURN_IF_ERROR(Walk(child, exists_below && !opaque));
-        bool empty = state_.files.size() + state_.scratch.size() == before;
-        if (empty && (!exists_below || opaque)) Add(child + "/", 0, Change::kCreated);
       } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
         Add(child, 0, Change::kDeleted);
       } else {

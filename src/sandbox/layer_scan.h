@@ -16,7 +16,7 @@ enum class Change { kCreated, kModified, kDeleted };
 const char* ToString(Change change);
 
 struct LostFile {
-  std::string path;  // relative to the app root; a directory ends with '/'
+  std::string path;  // relative to the app root
   uint64_t bytes = 0;
   Change change = Change::kCreated;
 };
@@ -33,7 +33,7 @@ struct LostState {
 bool IsScratch(const std::string& path, const std::vector<std::string>& writable);
 
 // Walks `upper`, comparing with `lower` (the app root) to tell created from modified.
-// Empty directories that exist below too are only copy-up parents and are not reported.
+// Directories are not reported themselves (copy-up parents, empty new folders): their files are.
 Result<LostState> ScanLayer(const std::string& upper, const std::string& lower,
                             const std::vector<std::string>& writable);
 
