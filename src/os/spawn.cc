@@ -28,6 +28,7 @@ struct ChildArgs {
   int output_fd;
   int status_fd;
   int sync_fd;  // user namespaces: the child waits for its uid/gid maps; -1 otherwise
+  int sync_write_fd;  // the child's copy of the other end, closed so that EOF can come
 };
 
 int ChildMain(void* raw) {
@@ -35,7 +36,11 @@ int ChildMain(void* raw) {
   // If phoenix dies, however it dies, the sandbox init dies, and with PID 1 of the namespace
   // gone the kernel kills everything inside it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // phoenix's signal handlers (Asio's) must never run here: they would write into the
+  // parent's own signal pipe. Signals are blocked across clone(), so reset them first.
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
   if (a->sync_fd >= 0) {
+    close(a->sync_write_fd);
     char c;
     while (read(a->sync_fd, &c, 1) < 0 && errno == EINTR) {
     }
@@ -89,7 +94,7 @@ Result<SpawnedChild> Spawn(const SpawnRequest& request) {
   auto argv = CStrings(request.argv);
   auto envp = CStrings(request.env);
   ChildArgs args{request.exe_fd, argv.data(), envp.data(), devnull.get(),
-                 out_w.get(),    st_w.get(),  sync_r.get()};
+                 out_w.get(),    st_w.get(),  sync_r.get(), sync_w.get()};
 
   int flags = SIGCHLD | CLONE_PIDFD;
   if (request.isolation != Isolation::kNone) flags |= CLONE_NEWNS | CLONE_NEWPID;
@@ -100,8 +105,12 @@ Result<SpawnedChild> Spawn(const SpawnRequest& request) {
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return Error{Errno("mmap")};
   int pidfd = -1;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t pid = clone(ChildMain, static_cast<char*>(stack) + kStack, flags, &args, &pidfd);
   int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   munmap(stack, kStack);
   if (pid < 0) {
     errno = clone_errno;

@@ -153,6 +153,9 @@ void RunInit(int argc, char** argv) {
   }
   InitOptions o{argv[2], argv[3], argv[4], argv[5], std::string(argv[6]) == "userns", argv[7]};
   close_range(kStatusFd + 1, ~0U, 0);  // nothing of phoenix's leaks into the app
+  // Out of phoenix's session: a Ctrl-C at phoenix's terminal is for phoenix, which then stops
+  // every instance in order, not for each app at once.
+  setsid();
 
   sigset_t set;
   sigemptyset(&set);

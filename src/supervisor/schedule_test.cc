@@ -15,9 +15,7 @@ using std::chrono::seconds;
 
 // ---- CrashBackoff ----
 
-TEST(CrashBackoffTest, FirstCrashIsRebornAtOnce) {
-  EXPECT_EQ(CrashBackoff(1), Millis(0));
-}
+TEST(CrashBackoffTest, FirstCrashIsRebornAtOnce) { EXPECT_EQ(CrashBackoff(1), Millis(0)); }
 
 TEST(CrashBackoffTest, NoCrashesMeansNoDelay) {
   EXPECT_EQ(CrashBackoff(0), Millis(0));
