@@ -10,13 +10,15 @@
 #include "cli/commands.h"
 #include "control/client.h"
 #include "control/paths.h"
+#include "control/protocol.h"
 
 namespace phoenix::cli {
 namespace json = boost::json;
 namespace {
 
 // Sends one request to the phoenix of the app in the current folder; on_reply sees each line.
-int Request(const json::object& request, const std::function<bool(const json::value&)>& on_reply) {
+int Request(const control::Request& request,
+            const std::function<bool(const json::value&)>& on_reply) {
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd)) return kExitFailed;
   auto root = control::FindAppRoot(cwd);
@@ -26,7 +28,7 @@ int Request(const json::object& request, const std::function<bool(const json::va
   }
   std::string socket = control::SocketPath(control::AppStateDir(*root));
   int code = kExitOk;
-  Status s = control::Call(socket, json::serialize(request), [&](const std::string& line) {
+  Status s = control::Call(socket, control::EncodeRequest(request), [&](const std::string& line) {
     boost::system::error_code ec;
     json::value v = json::parse(line, ec);
     if (ec) return true;
@@ -46,6 +48,12 @@ int Request(const json::object& request, const std::function<bool(const json::va
   return code;
 }
 
+control::Request Of(control::Command command) {
+  control::Request r;
+  r.command = command;
+  return r;
+}
+
 std::string Str(const json::object& o, const char* key) {
   auto* v = o.if_contains(key);
   return v && v->is_string() ? std::string(v->as_string()) : "";
@@ -63,7 +71,7 @@ std::string Dur(double seconds) { return FormatDuration(Millis(static_cast<int64
 }  // namespace
 
 int Ps(bool as_json) {
-  return Request({{"cmd", "ps"}}, [&](const json::value& v) {
+  return Request(Of(control::Command::kPs), [&](const json::value& v) {
     const json::value& list = v.at("instances");
     if (as_json) {
       std::printf("%s\n", json::serialize(list).c_str());
@@ -93,19 +101,26 @@ int Ps(bool as_json) {
 }
 
 int Scale(const std::map<std::string, int>& counts) {
-  json::object c;
-  for (const auto& [type, n] : counts) c[type] = n;
-  return Request({{"cmd", "scale"}, {"counts", c}}, [](const json::value&) { return true; });
+  control::Request r;
+  r.command = control::Command::kScale;
+  r.counts = counts;
+  return Request(r, [](const json::value&) { return true; });
 }
 
 int Kill(const std::string& instance, bool now) {
-  return Request({{"cmd", "kill"}, {"instance", instance}, {"now", now}},
-                 [](const json::value&) { return true; });
+  control::Request r;
+  r.command = control::Command::kKill;
+  r.instance = instance;
+  r.now = now;
+  return Request(r, [](const json::value&) { return true; });
 }
 
 int Logs(const std::string& instance, bool follow) {
-  return Request({{"cmd", "logs"}, {"instance", instance}, {"follow", follow}},
-                 [](const json::value& v) {
+  control::Request r;
+  r.command = control::Command::kLogs;
+  r.instance = instance;
+  r.follow = follow;
+  return Request(r, [](const json::value& v) {
                    const auto& o = v.as_object();
                    std::printf("%-8s | %s\n", Str(o, "instance").c_str(), Str(o, "line").c_str());
                    std::fflush(stdout);
@@ -114,7 +129,7 @@ int Logs(const std::string& instance, bool follow) {
 }
 
 int Stop() {
-  return Request({{"cmd", "stop"}}, [](const json::value&) { return true; });
+  return Request(Of(control::Command::kStop), [](const json::value&) { return true; });
 }
 
 }  // namespace phoenix::cli

@@ -18,6 +18,7 @@
 
 #include "cli/terminal.h"
 #include "control/paths.h"
+#include "control/protocol.h"
 #include "metrics/events.h"
 #include "os/fs.h"
 #include "os/net.h"
@@ -361,13 +362,17 @@ class Daemon {
 
   // Ready when $PORT accepts (and health_path answers 2xx/3xx). Polls quickly at first, since
   // kill-to-ready time is a figure we promise, then backs off to 100 ms.
-  void Probe(std::shared_ptr<Running> r) {
+  void Probe(std::shared_ptr<Running> r, bool v6 = false) {
     if (r->finalized || r->wait_status) return;
     auto sock = std::make_shared<asio::ip::tcp::socket>(io_);
-    asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), r->port);
-    sock->async_connect(ep, [this, r, sock](auto ec) {
+    // An app may listen on 127.0.0.1, on ::1 only ("localhost" can resolve either way), or on
+    // both: try IPv4, then IPv6, before waiting.
+    asio::ip::tcp::endpoint ep(v6 ? asio::ip::address(asio::ip::address_v6::loopback())
+                                  : asio::ip::address(asio::ip::address_v4::loopback()),
+                               static_cast<unsigned short>(r->port));
+    sock->async_connect(ep, [this, r, sock, v6](auto ec) {
       if (r->finalized || r->wait_status) return;
-      if (ec) return RetryProbe(r);
+      if (ec) return v6 ? RetryProbe(r) : Probe(r, true);
       if (opt_.config.router.health_path.empty()) return MarkReady(r);
       HealthCheck(r, sock);
     });
@@ -545,78 +550,70 @@ class Daemon {
     });
   }
 
-  static std::string Fail(const std::string& why) {
-    return json::serialize(json::object{{"ok", false}, {"error", why}});
-  }
-
   void Handle(const std::shared_ptr<Conn>& c, const std::string& line) {
-    boost::system::error_code ec;
-    json::value v = json::parse(line, ec);
-    if (ec || !v.is_object() || !v.as_object().contains("cmd") || !v.at("cmd").is_string()) {
-      c->Send(Fail("bad request: expected a JSON object with \"cmd\""));
+    auto parsed = control::ParseRequest(line);
+    if (!parsed.ok()) {
+      c->Send(control::ErrorAnswer(parsed.error().message));
       return c->Finish();
     }
-    const json::object& req = v.as_object();
-    std::string cmd(req.at("cmd").as_string());
-    auto str = [&](const char* k) {
-      auto* p = req.if_contains(k);
-      return p && p->is_string() ? std::string(p->as_string()) : std::string();
-    };
-    auto flag = [&](const char* k) {
-      auto* p = req.if_contains(k);
-      return p && p->is_bool() && p->as_bool();
-    };
+    const control::Request& req = parsed.value();
     Time now = Now();
-    if (cmd == "ps") {
-      c->Send(fmt::format("{{\"ok\":true,\"instances\":{}}}", metrics::InstancesJson(sup_.View(now))));
-    } else if (cmd == "scale") {
-      auto* counts = req.if_contains("counts");
-      if (!counts || !counts->is_object()) {
-        c->Send(Fail("scale: expected counts"));
-        return c->Finish();
-      }
-      for (const auto& [type, n] : counts->as_object()) {
-        if (!n.is_int64()) {
-          c->Send(Fail(fmt::format("scale: {}: expected a number", std::string(type))));
+    switch (req.command) {
+      case control::Command::kPs:
+        c->Send(fmt::format("{{\"ok\":true,\"instances\":{}}}",
+                            metrics::InstancesJson(sup_.View(now))));
+        break;
+      case control::Command::kScale:
+        // All or nothing: every type is checked before any count changes.
+        for (const auto& [type, n] : req.counts) {
+          if (!opt_.config.Find(type)) {
+            std::vector<std::string> types;
+            for (const auto& p : opt_.config.processes) types.push_back(p.type);
+            auto hint = ClosestName(type, types);
+            c->Send(control::ErrorAnswer(fmt::format(
+                "unknown process type '{}'{}", type,
+                hint ? fmt::format(" (did you mean '{}'?)", *hint) : std::string())));
+            return c->Finish();
+          }
+        }
+        for (const auto& [type, n] : req.counts) {
+          if (Status s = sup_.Scale(type, n, now); !s.ok()) {
+            c->Send(control::ErrorAnswer(s.error().message));
+            Pump();
+            return c->Finish();
+          }
+        }
+        c->Send(control::OkAnswer());
+        break;
+      case control::Command::kKill:
+        if (Status s = sup_.Kill(req.instance, req.now, now); !s.ok()) {
+          c->Send(control::ErrorAnswer(s.error().message));
+        } else {
+          c->Send(control::OkAnswer());
+        }
+        break;
+      case control::Command::kLogs:
+        if (!req.instance.empty() && req.instance != "phoenix" && !HasInstance(req.instance)) {
+          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance)));
           return c->Finish();
         }
-        if (Status s = sup_.Scale(std::string(type), static_cast<int>(n.as_int64()), now); !s.ok()) {
-          c->Send(Fail(s.error().message));
-          Pump();
-          return c->Finish();
+        for (const auto& [inst, text] : logs_) {
+          if (req.instance.empty() || inst == req.instance) c->Send(LogJson(inst, text));
         }
-      }
-      c->Send(R"({"ok":true})");
-    } else if (cmd == "kill") {
-      if (Status s = sup_.Kill(str("instance"), flag("now"), now); !s.ok()) {
-        c->Send(Fail(s.error().message));
-      } else {
-        c->Send(R"({"ok":true})");
-      }
-    } else if (cmd == "logs") {
-      std::string only = str("instance");
-      if (!only.empty() && only != "phoenix" && !HasInstance(only)) {
-        c->Send(Fail(fmt::format("no instance '{}'", only)));
-        return c->Finish();
-      }
-      for (const auto& [inst, text] : logs_) {
-        if (only.empty() || inst == only) c->Send(LogJson(inst, text));
-      }
-      if (flag("follow")) {
-        c->follow = only;
-        c->following = true;
-        followers_.push_back(c);
+        if (req.follow) {
+          c->follow = req.instance;
+          c->following = true;
+          followers_.push_back(c);
+          return;
+        }
+        break;
+      case control::Command::kStop:
+        c->Send(control::OkAnswer());
+        stop_waiters_.push_back(c);
+        term_.System("stop requested: stopping every instance");
+        sup_.Shutdown(now);
+        Pump();
         return;
-      }
-    } else if (cmd == "stop") {
-      c->Send(R"({"ok":true})");
-      stop_waiters_.push_back(c);
-      term_.System("stop requested: stopping every instance");
-      sup_.Shutdown(now);
-      Pump();
-      return;
-    } else {
-      c->Send(Fail(fmt::format("unknown command '{}'", cmd)));
     }
     Pump();
     c->Finish();

@@ -1,0 +1,30 @@
+// The control protocol: one JSON object a line. A request is {"cmd": ...} with its arguments;
+// answers are JSON lines, {"ok":false,"error":...} on failure. This file validates requests,
+// which come from a socket and are untrusted bytes (fuzzed by fuzz/control_fuzz.cc).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace phoenix::control {
+
+enum class Command { kPs, kScale, kKill, kLogs, kStop };
+
+struct Request {
+  Command command = Command::kPs;
+  std::string instance;              // kill, logs ("" = all for logs)
+  bool now = false;                  // kill --now
+  bool follow = false;               // logs -f
+  std::map<std::string, int> counts; // scale
+};
+
+Result<Request> ParseRequest(std::string_view line);
+std::string EncodeRequest(const Request& request);
+
+std::string OkAnswer();
+std::string ErrorAnswer(const std::string& why);
+
+}  // namespace phoenix::control
