@@ -290,7 +290,9 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
                                     config.app_root + "/phoenix.toml", toml_name));
   if (toml_text) RETURN_IF_ERROR(ApplyToml(*toml_text, toml_name, config));
 
-  for (const auto& [type, instances] : options.scale) {
+  for (const auto& entry : options.scale) {
+    const std::string& type = entry.first;  // a plain name: clang 14 cannot capture bindings
+    const int instances = entry.second;
     auto it = std::find_if(config.processes.begin(), config.processes.end(),
                            [&](const ProcessConfig& p) { return p.type == type; });
     if (it == config.processes.end()) {
