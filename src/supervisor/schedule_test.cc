@@ -103,7 +103,7 @@ TEST(RebirthScheduleTest, AlwaysWithinMaxAgeMinusJitterAndMaxAge) {
 
 TEST(RebirthScheduleTest, JitterAtLeastMaxAgeIsClampedToAPositiveLifetime) {
   RebirthSchedule s(3);
-  for (Millis jitter : {minutes(10), minutes(11), hours(100)}) {
+  for (Millis jitter : {Millis(minutes(10)), Millis(minutes(11)), Millis(hours(100))}) {
     for (int i = 0; i < 1000; ++i) {
       Millis life = s.Lifetime(minutes(10), jitter);
       ASSERT_GT(life, Millis(0)) << "0 would mean 'never'";

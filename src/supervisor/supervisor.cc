@@ -90,6 +90,9 @@ void Supervisor::AddSlot(const std::string& type, int index, Time now) {
   slot.instance = name;
   slot.type = type;
   slot.index = index;
+  // A slot scaled away and back keeps counting, so "web.3 #1" names one incarnation per run.
+  slot.next_number = next_number_[name];
+  if (slot.next_number == 0) slot.next_number = 1;
   slot.current = SpawnInto(slot, now);
 }
 
@@ -99,6 +102,7 @@ IncarnationId Supervisor::SpawnInto(Slot& slot, Time now) {
   inc.instance = slot.instance;
   inc.type = slot.type;
   inc.number = slot.next_number++;
+  next_number_[slot.instance] = slot.next_number;
   inc.born = now;
   inc.deadline = now + Process(slot.type).boot_timeout;
   slot.spawn_at.reset();
@@ -298,9 +302,17 @@ std::optional<Time> Supervisor::NextDeadline() const {
       case IncarnationState::kBooting:
         if (!inc.stop_reason) consider(inc.deadline);
         break;
-      case IncarnationState::kReady:
-        if (inc.rebirth_at) consider(*inc.rebirth_at);
+      case IncarnationState::kReady: {
+        // Only while Tick would act on it: once a successor is on its way (or the slot waits
+        // in backoff, or phoenix shuts down), a passed rebirth_at would wake the loop at once,
+        // again and again, until the successor is ready.
+        auto slot = slots_.find(inc.instance);
+        if (inc.rebirth_at && slot != slots_.end() && slot->second.current == id &&
+            slot->second.successor == 0 && !slot->second.spawn_at && !shutting_down_) {
+          consider(*inc.rebirth_at);
+        }
         break;
+      }
       case IncarnationState::kDraining:
       case IncarnationState::kStopping:
         if (inc.deadline != Time::max()) consider(inc.deadline);
@@ -350,10 +362,11 @@ Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
   if (!slot || slot->retired) return Error{fmt::format("no instance '{}'", instance)};
   if (shutting_down_) return Error{"phoenix is shutting down"};
   Incarnation* inc = Find(slot->current);
-  if (hard) {
+  if (hard && (slot->current || slot->successor)) {
     for (IncarnationId id : {slot->current, slot->successor}) {
       if (Incarnation* i = Find(id)) {
         i->hard_killed = true;
+        i->state = IncarnationState::kStopping;  // no more boot or rebirth deadlines
         i->deadline = Time::max();
         actions_.push_back(SignalAction{id, SIGKILL});
       }
@@ -370,6 +383,7 @@ Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
   if (inc->state == IncarnationState::kReady) {
     slot->successor_reason = DeathReason::kKilled;
     slot->successor = SpawnInto(*slot, now);
+    ++slot->restarts;  // as a max-age surge counts it
   } else {
     BeginStop(*inc, DeathReason::kKilled, now);  // not serving yet: nothing to surge for
   }

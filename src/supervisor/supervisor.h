@@ -170,6 +170,7 @@ class Supervisor {
   RebirthSchedule schedule_;
   std::map<std::string, Slot> slots_;  // by instance name
   std::map<IncarnationId, Incarnation> incarnations_;
+  std::map<std::string, int> next_number_;  // by instance name, across scale down and up
   IncarnationId next_id_ = 1;
   bool shutting_down_ = false;
   bool exit_sent_ = false;
