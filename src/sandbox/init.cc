@@ -174,6 +174,8 @@ void RunInit(int argc, char** argv) {
   if (child < 0) Fail("fork");
   if (child == 0) {
     setpgid(0, 0);
+    // Without namespaces (mode "none") nothing else would stop the app when its init dies.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int s : kForwarded) signal(s, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
