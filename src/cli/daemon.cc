@@ -261,7 +261,8 @@ class Daemon {
     init.root = cfg.app_root;
     init.userns = opt_.isolation == os::Isolation::kUserNamespace;
     init.command = p.command;
-    if (init.mode == "ephemeral") {
+    init.writable = cfg.filesystem.writable;
+    if (init.mode != "none") {
       r.layer = fmt::format("{}/{}.{}-{}", control::LayersDir(opt_.state_dir), a.instance,
                             a.incarnation, a.id);
       init.upper = r.layer + "/upper";
@@ -503,9 +504,9 @@ class Daemon {
     if (followers_.empty()) return;
     std::string line = LogJson(instance, text);
     for (auto it = followers_.begin(); it != followers_.end();) {
-      auto c = it->lock();
-      if (!c || !c->following || c->queued > kMaxFollowerBacklog) {
-        if (c) c->Finish();
+      auto& c = *it;
+      if (!c->following || c->queued > kMaxFollowerBacklog) {  // gone, or too slow to keep up
+        c->Finish();
         it = followers_.erase(it);
         continue;
       }
@@ -604,6 +605,7 @@ class Daemon {
           c->follow = req.instance;
           c->following = true;
           followers_.push_back(c);
+          WatchHangUp(c);
           return;
         }
         break;
@@ -617,6 +619,15 @@ class Daemon {
     }
     Pump();
     c->Finish();
+  }
+
+  // A follower sends nothing more: a read that ends means it hung up.
+  void WatchHangUp(const std::shared_ptr<Conn>& c) {
+    c->sock.async_read_some(asio::buffer(hangup_buf_), [this, c](auto ec, size_t) {
+      if (!ec) return WatchHangUp(c);
+      c->following = false;
+      std::erase(followers_, c);
+    });
   }
 
   bool HasInstance(const std::string& name) const {
@@ -640,8 +651,9 @@ class Daemon {
   os::Fd exe_, events_fd_;
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
-  std::vector<std::weak_ptr<Conn>> followers_;
+  std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up
   std::vector<std::shared_ptr<Conn>> stop_waiters_;
+  char hangup_buf_[256];
 };
 
 }  // namespace

@@ -90,15 +90,31 @@ int MountOverlay(const InitOptions& o) {
   return mnt;
 }
 
-int ReadOnlyBind(const InitOptions& o) {
-  int mnt = open_tree(AT_FDCWD, o.root.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-  if (mnt < 0) Fail("open_tree " + o.root);
+// Strict mode: the app root (already attached) becomes read-only, except the folders and files
+// listed in filesystem.writable, which stay writable through binds of the same overlay (so
+// what is written there is still scanned, as scratch, at death).
+void MakeReadOnlyExceptWritable(const InitOptions& o) {
+  std::vector<std::pair<int, std::string>> keep;
+  for (const auto& w : o.writable) {
+    std::string path = o.root + "/" + w;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    struct stat st;
+    if (lstat(path.c_str(), &st) < 0) continue;  // absent in the release: stays absent
+    int fd = open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0) Fail("bind of writable " + w);
+    keep.emplace_back(fd, path);
+  }
   struct mount_attr attr {};
   attr.attr_set = MOUNT_ATTR_RDONLY;
-  if (mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
-    Fail("read-only bind of " + o.root);
+  if (mount_setattr(AT_FDCWD, o.root.c_str(), 0, &attr, sizeof attr) < 0) {
+    Fail("read-only " + o.root);
   }
-  return mnt;
+  for (const auto& [fd, path] : keep) {
+    if (move_mount(fd, "", AT_FDCWD, path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+      Fail("attach writable " + path);
+    }
+    close(fd);
+  }
 }
 
 // Builds the filesystem the command sees. The app root's new mount is made detached first and
@@ -106,7 +122,7 @@ int ReadOnlyBind(const InitOptions& o) {
 void BuildFilesystem(const InitOptions& o) {
   // Without this, mounts made here would propagate back to the host's namespace.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) Fail("make / private");
-  int root_mnt = o.mode == "strict" ? ReadOnlyBind(o) : MountOverlay(o);
+  int root_mnt = MountOverlay(o);
   if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) Fail("tmpfs /tmp");
   // Our own /proc, so the app sees its own process tree (and we do not leak the host's pids).
   (void)mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
@@ -115,6 +131,7 @@ void BuildFilesystem(const InitOptions& o) {
     Fail("attach " + o.root);
   }
   close(root_mnt);
+  if (o.mode == "strict") MakeReadOnlyExceptWritable(o);
 }
 
 void Noop(int) {}
@@ -142,16 +159,19 @@ std::string ShellLine(const std::string& command) {
 }  // namespace
 
 std::vector<std::string> InitArgv(const InitOptions& o) {
-  return {"phoenix-init", "__sandbox-init", o.mode, o.root, o.upper, o.work,
-          o.userns ? "userns" : "-", o.command};
+  std::vector<std::string> argv = {"phoenix-init", "__sandbox-init", o.mode, o.root,
+                                   o.upper, o.work, o.userns ? "userns" : "-", o.command};
+  argv.insert(argv.end(), o.writable.begin(), o.writable.end());
+  return argv;
 }
 
 void RunInit(int argc, char** argv) {
-  if (argc != 8) {
+  if (argc < 8) {
     std::fprintf(stderr, "__sandbox-init is internal to phoenix\n");
     _exit(2);
   }
-  InitOptions o{argv[2], argv[3], argv[4], argv[5], std::string(argv[6]) == "userns", argv[7]};
+  InitOptions o{argv[2], argv[3], argv[4], argv[5], std::string(argv[6]) == "userns", argv[7], {}};
+  for (int i = 8; i < argc; ++i) o.writable.push_back(argv[i]);
   close_range(kStatusFd + 1, ~0U, 0);  // nothing of phoenix's leaks into the app
   // Out of phoenix's session: a Ctrl-C at phoenix's terminal is for phoenix, which then stops
   // every instance in order, not for each app at once.
@@ -198,8 +218,14 @@ void RunInit(int argc, char** argv) {
     if (sig < 0) continue;
     if (sig != SIGCHLD) {
       if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) stopping = true;
-      // To the whole group, as tini -g: `sh -c "npm start"` must reach node too.
-      if (kill(-child, sig) < 0) kill(child, sig);
+      // To every process of the incarnation, as systemd's KillMode=control-group: as PID 1 of
+      // its own namespace, kill(-1) reaches them all, even those that left the group. Without
+      // namespaces, to the group, as tini -g: `sh -c "npm start"` must reach node too.
+      if (o.mode != "none") {
+        kill(-1, sig);
+      } else if (kill(-child, sig) < 0) {
+        kill(child, sig);
+      }
       continue;
     }
     int status;

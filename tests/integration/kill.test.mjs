@@ -1,0 +1,84 @@
+// `phoenix kill web.N`: planned (successor born and ready first, then the old one drains and gets
+// SIGTERM) and --now (SIGKILL at once, reason killed, reborn at once).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeApp, up, phoenix, ps, httpGet, readEvents } from './harness.mjs';
+
+/** Smallest number of ready instances at any point after `count` first were ready. */
+function minReadyAfterFull(events, count) {
+  const ready = new Set();
+  let full = false;
+  let min = Infinity;
+  for (const e of events) {
+    const key = `${e.instance}#${e.incarnation}`;
+    if (e.event === 'ready') ready.add(key);
+    if (e.event === 'draining' || e.event === 'stopping' || e.event === 'died') ready.delete(key);
+    if (ready.size >= count) full = true;
+    if (full) min = Math.min(min, ready.size);
+  }
+  return min;
+}
+
+test('kill web.1: a successor is ready before the old one drains; capacity never dips', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const px = await up(app);
+  await px.waitReady(2);
+
+  const r = await phoenix(app, ['kill', 'web.1']);
+  assert.equal(r.code, 0, r.stderr);
+  const died = await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.1', { what: 'web.1 #1 died' });
+  assert.equal(died.incarnation, 1);
+  assert.equal(died.reason, 'killed', JSON.stringify(died));
+
+  const ev = readEvents(app.eventsFile);
+  const at = (kind, inc) => ev.findIndex((e) => e.event === kind && e.instance === 'web.1' && e.incarnation === inc);
+  assert.ok(at('born', 2) >= 0 && at('ready', 2) >= 0, `successor born and ready\n${px.describe()}`);
+  assert.ok(at('ready', 2) < at('draining', 1), `successor ready before the old one drains\n${px.describe()}`);
+  assert.ok(at('draining', 1) < at('died', 1), 'drained before it died');
+  assert.ok(at('stopping', 1) < at('died', 1), 'SIGTERM (stopping) before it died');
+  assert.ok(!ev.some((e) => e.instance === 'web.2' && e.event !== 'born' && e.event !== 'ready'), 'web.2 untouched');
+  assert.equal(minReadyAfterFull(ev, 2), 2, `capacity dipped\n${px.describe()}`);
+  assert.match(px.stdout, /web\.1\s*\| echo web\.1 got SIGTERM/, 'the old incarnation got SIGTERM');
+
+  const list = await ps(app);
+  const web1 = list.find((i) => i.instance === 'web.1');
+  assert.equal(web1.incarnation, 2);
+  assert.equal(web1.state, 'ready');
+  const res = await httpGet(web1.port, '/');
+  assert.equal(res.json.instance, 'web.1');
+  assert.equal(res.json.incarnation, '2');
+});
+
+test('kill --now web.2: SIGKILL at once, no drain, reason killed, reborn at once', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const px = await up(app);
+  const before = (await px.waitReady(2)).find((i) => i.instance === 'web.2');
+
+  const r = await phoenix(app, ['kill', 'web.2', '--now']);
+  assert.equal(r.code, 0, r.stderr);
+  const died = await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.2', { what: 'web.2 died' });
+  assert.equal(died.reason, 'killed', JSON.stringify(died));
+  assert.equal(died.signal, 'SIGKILL', JSON.stringify(died));
+  assert.equal(died.pid, before.pid);
+  const born = await px.waitEvent((e) => e.event === 'born' && e.instance === 'web.2' && e.incarnation === 2, { what: 'web.2 #2 born' });
+  const ev = readEvents(app.eventsFile);
+  assert.ok(!ev.some((e) => e.event === 'draining' && e.instance === 'web.2' && e.incarnation === 1), 'no drain with --now');
+  assert.ok(!ev.some((e) => e.event === 'backoff'), '--now is not a crash: no backoff');
+  assert.ok(Date.parse(born.time) - Date.parse(died.time) < 1000, 'reborn at once');
+  assert.doesNotMatch(px.stdout, /web\.2\s*\| echo web\.2 got SIGTERM/, 'no SIGTERM with --now');
+
+  const list = await px.waitReady(2);
+  assert.equal(list.find((i) => i.instance === 'web.2').incarnation, 2);
+  assert.equal(list.find((i) => i.instance === 'web.1').incarnation, 1, 'web.1 untouched');
+});
+
+test('kill of an instance that does not exist fails with exit 1 and says which', { timeout: 15000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const r = await phoenix(app, ['kill', 'web.9']);
+  assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`);
+  assert.match(r.stderr, /web\.9/);
+  const list = await ps(app);
+  assert.ok(list.every((i) => i.incarnation === 1 && i.state === 'ready'), JSON.stringify(list));
+});

@@ -1,0 +1,66 @@
+// `phoenix logs [-f] [INSTANCE]`: recent output of every instance or of one, and following it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { makeApp, up, phoenix, phoenixBackground, httpGet, waitFor } from './harness.mjs';
+
+const token = () => `tok${randomBytes(5).toString('hex')}`;
+
+test('logs shows every instance\'s recent output; logs INSTANCE only that one', { timeout: 15000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const px = await up(app);
+  const list = await px.waitReady(2);
+  const port = (name) => list.find((i) => i.instance === name).port;
+  const t1 = token();
+  const t2 = token();
+  await httpGet(port('web.1'), `/say?text=${t1}`);
+  await httpGet(port('web.2'), `/say?text=${t2}`);
+
+  // All instances: poll until both lines are there (output goes through a pipe).
+  let all;
+  await waitFor(async () => {
+    all = await phoenix(app, ['logs']);
+    return all.code === 0 && all.stdout.includes(t1) && all.stdout.includes(t2);
+  }, { timeout: 5000, what: 'both tokens in phoenix logs', describe: () => JSON.stringify(all) });
+  assert.match(all.stdout, new RegExp(`^web\\.1\\s*\\| said: ${t1}$`, 'm'));
+  assert.match(all.stdout, new RegExp(`^web\\.2\\s*\\| said: ${t2}$`, 'm'));
+  assert.match(all.stdout, /^web\.1\s*\| echo web\.1 listening on \d+$/m);
+  assert.match(all.stdout, /^phoenix\s*\| web\.1 #1 ready/m, "phoenix's own lines are in the log too");
+
+  // One instance.
+  const one = await phoenix(app, ['logs', 'web.1']);
+  assert.equal(one.code, 0, one.stderr);
+  assert.ok(one.stdout.includes(t1), one.stdout);
+  assert.ok(!one.stdout.includes(t2), `logs web.1 shows web.2's output:\n${one.stdout}`);
+  for (const line of one.stdout.split('\n').filter(Boolean)) assert.match(line, /^web\.1\s*\|/);
+
+  // Unknown instance.
+  const none = await phoenix(app, ['logs', 'web.7']);
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, /web\.7/);
+});
+
+test('logs -f INSTANCE keeps printing new lines of that instance until phoenix stops', { timeout: 15000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const px = await up(app);
+  const list = await px.waitReady(2);
+  const port = (name) => list.find((i) => i.instance === name).port;
+  const t2 = token();
+  await httpGet(port('web.2'), `/say?text=${t2}`);
+  await waitFor(async () => (await phoenix(app, ['logs', 'web.2'])).stdout.includes(t2), { timeout: 5000, what: 'the line in the log' });
+
+  const follow = phoenixBackground(app, ['logs', '-f', 'web.2']);
+  await follow.waitOutput(t2); // recent lines first
+  const t3 = token();
+  const t4 = token();
+  await httpGet(port('web.1'), `/say?text=${t4}`);
+  await httpGet(port('web.2'), `/say?text=${t3}`);
+  await follow.waitOutput(new RegExp(`^web\\.2\\s*\\| said: ${t3}$`, 'm'), { timeout: 5000 });
+  assert.ok(!follow.out.stdout.includes(t4), 'logs -f web.2 shows web.1 output');
+
+  // When phoenix stops, the follower ends.
+  const stop = await phoenix(app, ['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.ok(await follow.exitWithin(5000), 'phoenix logs -f did not end when phoenix stopped');
+  assert.equal((await px.waitExit(5000)).code, 0);
+});
