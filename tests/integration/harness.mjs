@@ -227,10 +227,13 @@ export async function ps(app) {
  * Starts `phoenix up DIR --port P --events FILE ARGS` in the foreground. The returned handle
  * waits for events and output, and is stopped when the test ends (SIGTERM, then SIGKILL).
  */
-export async function up(app, args = [], { env = {}, port } = {}) {
+export async function up(app, args = [], { env = {}, port, wrap = [] } = {}) {
   const publicPort = port || (await freePort());
   const fullArgs = ['up', app.dir, '--port', String(publicPort), '--events', app.eventsFile, ...args];
-  const run = startChild(BIN, fullArgs, { cwd: app.dir, env: app.env(env) });
+  // `wrap`: a command that execs phoenix (e.g. setpriv to run it as another user).
+  const run = wrap.length
+    ? startChild(wrap[0], [...wrap.slice(1), BIN, ...fullArgs], { cwd: app.dir, env: app.env(env) })
+    : startChild(BIN, fullArgs, { cwd: app.dir, env: app.env(env) });
   let result = null;
   run.exited.then((r) => { result = r; });
   const handle = {
