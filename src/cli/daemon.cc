@@ -57,7 +57,7 @@ struct Running {
   bool started = false, probe_port = false, ready = false;
   bool output_eof = false, status_eof = false, finalized = false;
   asio::steady_timer probe_timer, linger;
-  Millis probe_interval{10};
+  Time spawned_at{};
 };
 
 // A control connection: requests in, JSON lines out, through a write queue.
@@ -212,6 +212,7 @@ class Daemon {
       return;
     }
     running_[a.id] = r;
+    r->spawned_at = Clock::now();
     sup_.Spawned(a.id, r->pid, r->port, Now());
     ReadOutput(r);
     ReadStatus(r);
@@ -361,8 +362,7 @@ class Daemon {
     }
   }
 
-  // Ready when $PORT accepts (and health_path answers 2xx/3xx). Polls quickly at first, since
-  // kill-to-ready time is a figure we promise, then backs off to 100 ms.
+  // Ready when $PORT accepts (and health_path answers 2xx/3xx).
   void Probe(std::shared_ptr<Running> r, bool v6 = false) {
     if (r->finalized || r->wait_status) return;
     auto sock = std::make_shared<asio::ip::tcp::socket>(io_);
@@ -380,8 +380,12 @@ class Daemon {
   }
 
   void RetryProbe(std::shared_ptr<Running> r) {
-    r->probe_timer.expires_after(r->probe_interval);
-    r->probe_interval = std::min(Millis(100), r->probe_interval * 2);
+    // Kill-to-ready must be the app's boot time plus a few ms, so poll every 2 ms while most
+    // apps boot, then back off for the slow ones (a refused loopback connect costs ~10 µs).
+    auto booting = Clock::now() - r->spawned_at;
+    r->probe_timer.expires_after(booting < std::chrono::seconds(2)    ? Millis(2)
+                                 : booting < std::chrono::seconds(10) ? Millis(20)
+                                                                      : Millis(100));
     r->probe_timer.async_wait([this, r](auto ec) {
       if (!ec) Probe(r);
     });
