@@ -140,6 +140,7 @@ class Daemon {
     sup_.Start(Now());
     Pump();
     io_.run();
+    if (opt_.router) opt_.router->Stop();
     boost::system::error_code ec;
     acceptor_.close(ec);
     ::unlink(control::SocketPath(opt_.state_dir).c_str());
@@ -234,12 +235,26 @@ class Daemon {
     }
   }
 
+  void Do(const StartRoutingAction& a) {
+    auto it = running_.find(a.id);
+    if (it == running_.end() || !opt_.router) return;
+    const Running& r = *it->second;
+    opt_.router->Add({a.id, r.instance, r.number, r.port});
+  }
+
   void Do(const StopRoutingAction& a) {
-    // No router yet holds requests for it: drained as soon as it leaves rotation.
-    asio::post(io_, [this, id = a.id] {
-      sup_.Drained(id, Now());
-      Pump();
-    });
+    auto drained = [this, id = a.id] {
+      // From a router thread: back to ours.
+      asio::post(io_, [this, id] {
+        sup_.Drained(id, Now());
+        Pump();
+      });
+    };
+    if (opt_.router) {
+      opt_.router->Drain(a.id, drained);
+    } else {
+      drained();
+    }
   }
 
   void Do(const ExitAction&) {
@@ -419,6 +434,8 @@ class Daemon {
   }
 
   void OnProcessGone(std::shared_ptr<Running> r) {
+    // Out of rotation at once: nothing more is sent to a dead instance.
+    if (opt_.router) opt_.router->Remove(r->id);
     auto ws = os::Reap(os::Fd(dup(r->pidfd.native_handle())));
     r->wait_status = ws.ok() ? ws.value() : 0;
     r->probe_timer.cancel();

@@ -3,12 +3,14 @@
 // (exits, readiness, timers, operator commands from the control socket) and reports events.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "config/config.h"
 #include "os/fd.h"
 #include "os/spawn.h"
+#include "router/router.h"
 
 namespace phoenix::cli {
 
@@ -18,7 +20,7 @@ struct DaemonOptions {
   std::optional<std::string> events_file;
   os::Isolation isolation = os::Isolation::kNamespaces;
   os::Fd lock;           // held for the daemon's life: a second `up` refuses
-  os::Fd reserved_port;  // the public port, held until the router takes it
+  std::unique_ptr<router::Router> router;  // serving the public port already
 };
 
 // Runs until SIGINT/SIGTERM or `phoenix stop` have stopped every instance. Returns the exit code.

@@ -15,11 +15,32 @@
 #include "cli/daemon.h"
 #include "control/paths.h"
 #include "os/fs.h"
-#include "os/net.h"
 #include "os/spawn.h"
 
 namespace phoenix::cli {
 namespace {
+
+// Access-log lines from the router's threads, "router  | ..." like an instance's output; each
+// batch goes out in one write(2), so lines are never torn.
+void WriteAccessLog(std::string_view lines) {
+  static const bool tty = isatty(STDOUT_FILENO);
+  std::string out;
+  out.reserve(lines.size() + lines.size() / 8);
+  size_t start = 0;
+  while (start < lines.size()) {
+    size_t nl = lines.find('\n', start);
+    if (nl == std::string_view::npos) nl = lines.size();
+    out += tty ? "\x1b[90mrouter  |\x1b[0m " : "router  | ";
+    out.append(lines.substr(start, nl - start));
+    out += '\n';
+    start = nl + 1;
+  }
+  for (size_t done = 0; done < out.size();) {
+    ssize_t n = ::write(STDOUT_FILENO, out.data() + done, out.size() - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+}
 
 int Refuse(const std::string& message) {
   std::fprintf(stderr, "phoenix: %s\n", message.c_str());
@@ -76,9 +97,9 @@ int Up(const UpOptions& options) {
   (void)!ftruncate(d.lock.get(), 0);
   (void)!pwrite(d.lock.get(), pid.data(), pid.size(), 0);
 
-  auto port = os::ReservePort(config->router.port);
-  if (!port.ok()) return Refuse(port.error().message);
-  d.reserved_port = std::move(port.value());
+  auto router = router::Router::Start(config->router, WriteAccessLog);
+  if (!router.ok()) return Refuse(router.error().message);
+  d.router = std::move(router.value());
 
   d.config = std::move(config.value());
   return RunDaemon(std::move(d));

@@ -106,7 +106,8 @@ IncarnationId Supervisor::SpawnInto(Slot& slot, Time now) {
   inc.born = now;
   inc.deadline = now + Process(slot.type).boot_timeout;
   slot.spawn_at.reset();
-  actions_.push_back(SpawnAction{inc.id, inc.instance, inc.type, inc.number, inc.type == "web"});
+  actions_.push_back(
+      SpawnAction{inc.id, inc.instance, inc.type, inc.number, inc.type == kRoutedType});
   incarnations_.emplace(inc.id, inc);
   return inc.id;
 }
@@ -136,6 +137,7 @@ void Supervisor::Ready(IncarnationId id, Time now) {
   Millis life = schedule_.Lifetime(Process(inc->type).max_age, Process(inc->type).max_age_jitter);
   if (life.count() > 0) inc->rebirth_at = inc->born + life;
   Emit(EventFor(*inc, "ready", now));
+  if (inc->type == kRoutedType) actions_.push_back(StartRoutingAction{id});
   Slot* slot = FindSlot(inc->instance);
   if (slot && slot->successor == id) {
     // Surge complete: the successor serves, then the one it replaces drains.

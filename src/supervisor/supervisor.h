@@ -64,11 +64,18 @@ struct SignalAction {
   IncarnationId id;
   int signal;
 };
+struct StartRoutingAction {  // a ready `web` incarnation joins the router's rotation
+  IncarnationId id;
+};
 struct StopRoutingAction {  // answer with Drained when its in-flight requests are done
   IncarnationId id;
 };
 struct ExitAction {};  // shutdown finished: every incarnation is dead
-using Action = std::variant<SpawnAction, SignalAction, StopRoutingAction, ExitAction>;
+using Action =
+    std::variant<SpawnAction, SignalAction, StartRoutingAction, StopRoutingAction, ExitAction>;
+
+// The one process type the router serves, as on Heroku.
+inline constexpr const char* kRoutedType = "web";
 
 // ---- events to report (terminal, --events file, logs) ----
 struct Event {

@@ -1,0 +1,102 @@
+#include "router/backends.h"
+
+#include <algorithm>
+
+namespace phoenix::router {
+namespace {
+
+void MaybeNotify(Backend& b) {
+  // Dekker with Pick(): a picker increments in_flight then reads draining; we set draining
+  // then read in_flight (both seq_cst), so one of us sees the other.
+  if (b.draining.load() && b.in_flight.load() == 0 && !b.notified.exchange(true)) {
+    b.gone.store(true);
+    if (b.on_drained) b.on_drained();
+  }
+}
+
+}  // namespace
+
+void Backends::Add(const BackendInfo& info) {
+  std::lock_guard lock(mu_);
+  ready_.push_back(std::make_shared<Backend>(info));
+  Publish();
+}
+
+void Backends::Drain(uint64_t id, std::function<void()> drained) {
+  std::shared_ptr<Backend> b;
+  {
+    std::lock_guard lock(mu_);
+    auto it =
+        std::find_if(ready_.begin(), ready_.end(), [&](const auto& x) { return x->info.id == id; });
+    if (it != ready_.end()) {
+      b = *it;
+      ready_.erase(it);
+      Publish();
+    }
+  }
+  if (!b) {  // never routed (or already removed): nothing can be in flight
+    if (drained) drained();
+    return;
+  }
+  b->on_drained = std::move(drained);
+  b->draining.store(true);
+  MaybeNotify(*b);
+}
+
+void Backends::Remove(uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it =
+      std::find_if(ready_.begin(), ready_.end(), [&](const auto& x) { return x->info.id == id; });
+  if (it == ready_.end()) return;
+  (*it)->gone.store(true);
+  ready_.erase(it);
+  Publish();
+}
+
+void Backends::Publish() {
+  auto next = std::make_shared<Snapshot>();
+  next->ready = ready_;
+  next->generation = generation_.load() + 1;
+  snapshot_ = std::move(next);
+  generation_.store(snapshot_->generation, std::memory_order_release);
+}
+
+std::shared_ptr<const Snapshot> Backends::Load() const {
+  std::lock_guard lock(mu_);
+  return snapshot_;
+}
+
+std::shared_ptr<Backend> Backends::Pick(const Snapshot& s, Balance balance, uint64_t& cursor,
+                                        uint64_t avoid) {
+  size_t n = s.ready.size();
+  for (size_t attempt = 0; attempt < n; ++attempt) {
+    std::shared_ptr<Backend> b;
+    if (balance == Balance::kLeastOutstanding) {
+      // Fewest requests in flight; ties broken round-robin so load still spreads.
+      size_t start = cursor++ % n;
+      for (size_t i = 0; i < n; ++i) {
+        const auto& c = s.ready[(start + i) % n];
+        if (c->info.id == avoid || c->draining.load(std::memory_order_relaxed) || c->gone) continue;
+        if (!b || c->in_flight.load(std::memory_order_relaxed) <
+                      b->in_flight.load(std::memory_order_relaxed)) {
+          b = c;
+        }
+      }
+    } else {
+      b = s.ready[cursor++ % n];
+      if (b->info.id == avoid && n > 1) continue;
+    }
+    if (!b) return nullptr;
+    b->in_flight.fetch_add(1);
+    if (!b->draining.load() && !b->gone.load()) return b;
+    Release(*b);  // it left rotation after our snapshot was taken
+  }
+  return nullptr;
+}
+
+void Backends::Release(Backend& b) {
+  b.in_flight.fetch_sub(1);
+  MaybeNotify(b);
+}
+
+}  // namespace phoenix::router

@@ -1,0 +1,59 @@
+// The set of instances the router may send a request to. The supervisor's thread adds,
+// drains and removes; router threads read an immutable snapshot, refreshed when the
+// generation counter moves, and pick a backend by round-robin or least outstanding requests.
+// A drained backend's callback runs exactly once, when its last in-flight request ends.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "router/router.h"
+
+namespace phoenix::router {
+
+struct Backend {
+  explicit Backend(const BackendInfo& i) : info(i) {}
+  BackendInfo info;
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> draining{false};
+  std::atomic<bool> gone{false};  // removed or drained: pooled connections must close
+  std::atomic<bool> notified{false};
+  std::function<void()> on_drained;  // set before `draining`
+};
+
+struct Snapshot {
+  uint64_t generation = 0;
+  std::vector<std::shared_ptr<Backend>> ready;
+};
+
+class Backends {
+ public:
+  void Add(const BackendInfo& info);
+  void Drain(uint64_t id, std::function<void()> drained);
+  void Remove(uint64_t id);
+
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Snapshot> Load() const;
+
+  // Picks a ready backend and counts a request in flight on it (Release() when done), skipping
+  // `avoid` (the one that just failed). Null when none is ready.
+  static std::shared_ptr<Backend> Pick(const Snapshot& snapshot, Balance balance, uint64_t& cursor,
+                                       uint64_t avoid = 0);
+  static void Release(Backend& backend);
+
+ private:
+  void Publish();  // with mu_ held
+
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<Backend>> ready_;
+  std::shared_ptr<const Snapshot> snapshot_ = std::make_shared<Snapshot>();
+  std::atomic<uint64_t> generation_{0};
+};
+
+}  // namespace phoenix::router

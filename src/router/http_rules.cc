@@ -1,0 +1,189 @@
+#include "router/http_rules.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace phoenix::router {
+namespace {
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The comma-separated tokens of every instance of a field.
+std::vector<std::string> Tokens(const http::fields& f, http::field name) {
+  std::vector<std::string> out;
+  for (auto it = f.find(name); it != f.end() && it->name() == name; ++it) {
+    std::string_view v = it->value();
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      std::string_view tok =
+          Trim(v.substr(start, comma == std::string_view::npos ? v.size() - start : comma - start));
+      if (!tok.empty()) out.emplace_back(tok);
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+size_t Count(const http::fields& f, http::field name) {
+  return static_cast<size_t>(std::distance(f.equal_range(name).first, f.equal_range(name).second));
+}
+
+constexpr http::field kHopByHop[] = {http::field::connection,        http::field::keep_alive,
+                                     http::field::proxy_connection,  http::field::te,
+                                     http::field::trailer,           http::field::upgrade,
+                                     http::field::proxy_authenticate};
+
+void RemoveHopByHop(http::fields& f, bool keep_upgrade) {
+  for (const std::string& name : Tokens(f, http::field::connection)) {
+    if (keep_upgrade && IEquals(name, "upgrade")) continue;
+    // Fields named by Connection are for this hop only (RFC 9110 7.6.1), except the framing.
+    if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding")) continue;
+    f.erase(name);
+  }
+  for (http::field name : kHopByHop) {
+    if (keep_upgrade && name == http::field::upgrade) continue;
+    f.erase(name);
+  }
+}
+
+}  // namespace
+
+std::optional<Refusal> CheckRequest(const http::request_header<>& req, std::string_view head) {
+  // obs-fold (a field line continued on the next line) is refused: RFC 9112 5.2.
+  for (size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size();
+       i = head.find('\n', i + 1)) {
+    if (head[i + 1] == ' ' || head[i + 1] == '\t') return Refusal{400, "obs-fold"};
+  }
+  if (req.version() != 10 && req.version() != 11) return Refusal{505, "http version"};
+  size_t hosts = Count(req, http::field::host);
+  if (hosts > 1 || (req.version() == 11 && hosts == 0)) return Refusal{400, "host"};
+  if (hosts == 1 && req[http::field::host].empty() && req.version() == 11) {
+    return Refusal{400, "empty host"};
+  }
+  size_t te = Count(req, http::field::transfer_encoding);
+  if (te > 0) {
+    // HTTP/1.0 has no Transfer-Encoding: its framing is faulty (RFC 9112 6.1).
+    if (req.version() == 10) return Refusal{400, "transfer-encoding in HTTP/1.0"};
+    auto codings = Tokens(req, http::field::transfer_encoding);
+    // Only "chunked", once and last, has a framing we can trust both sides read alike.
+    if (codings.size() != 1 || !IEquals(codings.back(), "chunked")) {
+      return Refusal{codings.empty() || !IEquals(codings.back(), "chunked") ? 400 : 501,
+                     "transfer-encoding"};
+    }
+    if (Count(req, http::field::content_length) > 0) {
+      return Refusal{400, "content-length with transfer-encoding"};
+    }
+  }
+  if (Count(req, http::field::content_length) > 0) {
+    // Repeated values must all be the same number (RFC 9110 8.6); it is sent on as one.
+    std::string first;
+    for (const auto& tok : Tokens(req, http::field::content_length)) {
+      if (!std::all_of(tok.begin(), tok.end(), ::isdigit)) return Refusal{400, "content-length"};
+      if (first.empty()) first = tok;
+      if (tok != first) return Refusal{400, "content-length differs"};
+    }
+  }
+  auto expect = req.find(http::field::expect);
+  if (expect != req.end() && !IEquals(Trim(expect->value()), "100-continue")) {
+    return Refusal{417, "expect"};
+  }
+  if (req.method() == http::verb::connect) return Refusal{405, "connect"};
+  if (req.method() == http::verb::unknown && req.method_string().empty()) {
+    return Refusal{400, "method"};
+  }
+  return std::nullopt;
+}
+
+bool SaneRequestId(std::string_view id) {
+  if (id.size() < 20 || id.size() > 200) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=' ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+std::string NewRequestId(uint64_t a, uint64_t b) {
+  a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
+                     b >> 48, b & 0xffffffffffffull);
+}
+
+bool IsUpgrade(const http::request_header<>& req) {
+  if (req.find(http::field::upgrade) == req.end()) return false;
+  for (const auto& tok : Tokens(req, http::field::connection)) {
+    if (IEquals(tok, "upgrade")) return true;
+  }
+  return false;
+}
+
+bool IsIdempotent(http::verb m) {
+  switch (m) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+                    std::optional<uint64_t> content_length) {
+  RemoveHopByHop(req, upgrade);
+  req.erase(http::field::expect);  // the router answers 100-continue itself, as nginx does
+  std::string xff;
+  for (auto it = req.find("X-Forwarded-For");
+       it != req.end() && IEquals(it->name_string(), "X-Forwarded-For"); ++it) {
+    if (!xff.empty()) xff += ", ";
+    xff += std::string(it->value());
+  }
+  req.erase("X-Forwarded-For");
+  req.set("X-Forwarded-For", xff.empty() ? fwd.client_ip : xff + ", " + fwd.client_ip);
+  req.set("X-Forwarded-Proto", "http");
+  req.set("X-Forwarded-Port", std::to_string(fwd.router_port));
+  req.set("X-Request-Id", fwd.request_id);
+  req.version(11);
+  if (content_length) {
+    req.erase(http::field::content_length);
+    req.set(http::field::content_length, std::to_string(*content_length));
+  }
+  if (upgrade) req.set(http::field::connection, "upgrade");
+}
+
+void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version) {
+  bool upgrade = res.result() == http::status::switching_protocols;
+  RemoveHopByHop(res, upgrade);
+  res.version(client_version == 10 ? 10 : 11);
+  if (upgrade) {
+    res.set(http::field::connection, "upgrade");
+  } else if (client_version == 10) {
+    if (keep_alive)
+      res.set(http::field::connection, "keep-alive");
+    else
+      res.set(http::field::connection, "close");
+  } else if (!keep_alive) {
+    res.set(http::field::connection, "close");
+  }
+}
+
+}  // namespace phoenix::router

@@ -1,0 +1,49 @@
+// The router's HTTP rules, apart from any socket so that they are unit-tested: what request is
+// refused and why (RFC 9112 framing, smuggling vectors), how a request and a response are
+// rewritten on their way through (hop-by-hop fields, X-Forwarded-*, X-Request-Id), and which
+// requests may be retried on another instance. Router-internal: includes Beast.
+#pragma once
+
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace phoenix::router {
+
+namespace http = boost::beast::http;
+
+struct Refusal {
+  int status;          // 400, 417, 431, 501 ...
+  std::string reason;  // for the access log
+};
+
+// `head` is the raw request head (request line and fields, up to and including the blank
+// line), to see what the parser normalises away (obs-fold).
+std::optional<Refusal> CheckRequest(const http::request_header<>& req, std::string_view head);
+
+struct Forwarding {
+  std::string client_ip;
+  int router_port = 0;
+  std::string request_id;  // the one to use (kept from the client when sane)
+};
+
+// A client's X-Request-Id is kept when it is 20..200 characters of [A-Za-z0-9+/=._-] (as
+// Heroku's router does); otherwise a new one is made.
+bool SaneRequestId(std::string_view id);
+std::string NewRequestId(uint64_t a, uint64_t b);  // UUID v4 text from 128 random bits
+
+// Rewrites a request for the instance: hop-by-hop fields out (and those Connection names),
+// X-Forwarded-For appended, -Proto and -Port set, X-Request-Id set, HTTP/1.1 keep-alive, a
+// single normalised Content-Length. An Upgrade request keeps Connection: upgrade + Upgrade.
+void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+                    std::optional<uint64_t> content_length);
+
+// Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
+void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version);
+
+bool IsUpgrade(const http::request_header<>& req);
+bool IsIdempotent(http::verb method);
+
+}  // namespace phoenix::router

@@ -1,0 +1,558 @@
+// One client connection: read a request head (checked against the smuggling vectors), pick a
+// ready instance, send the request on a pooled keep-alive connection, stream the bodies both
+// ways through fixed buffers, and loop while the client keeps the connection alive. Requests
+// that failed before any response byte reached the client are retried on another instance
+// when that is safe (the instance never got it, or the method is idempotent and has no body).
+#include <fmt/format.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+#include "router/access_log.h"
+#include "router/http_rules.h"
+#include "router/router_internal.h"
+
+namespace phoenix::router {
+namespace {
+
+namespace beast = boost::beast;
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kBodyChunk = 16 * 1024;
+
+int64_t MsSince(Time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+const char* ReasonPhrase(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+  }
+  return "Error";
+}
+
+// A request counted in flight on a backend, released exactly once.
+struct Held {
+  std::shared_ptr<Backend> b;
+  Held() = default;
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  ~Held() { Reset(); }
+  void Reset() {
+    if (b) Backends::Release(*b);
+    b.reset();
+  }
+  Backend* operator->() const { return b.get(); }
+  explicit operator bool() const { return b != nullptr; }
+};
+
+// What one request went through, for its access-log line.
+struct Outcome {
+  int status = 0;
+  uint64_t bytes = 0;
+  const char* code = nullptr;
+  const char* desc = nullptr;
+  std::string instance;
+  Time connected{};
+};
+
+class Session {
+ public:
+  Session(Worker& w, tcp::socket sock) : w_(w), client_(std::move(sock)) {
+    client_deadline_.sock = &client_;
+    error_code ec;
+    auto ep = client_.remote_endpoint(ec);
+    client_ip_ = ec ? "unknown" : ep.address().to_string();
+  }
+
+  asio::awaitable<void> Run() {
+    Watch watch(w_, client_deadline_);
+    ++w_.counters.connections;
+    ++w_.counters.active;
+    bool first = true;
+    for (;;) {
+      bool keep_alive = co_await OneRequest(first);
+      first = false;
+      if (!keep_alive) break;
+    }
+    --w_.counters.active;
+    error_code ec;
+    client_.shutdown(tcp::socket::shutdown_send, ec);
+    client_.close(ec);
+  }
+
+ private:
+  void ClientDeadline(std::chrono::milliseconds d) {
+    client_deadline_.fired = false;
+    client_deadline_.at = Clock::now() + d;
+  }
+
+  // Reads a request head into parser_. Returns false when the connection should just close
+  // (idle timeout, client gone) after `refusal` (if any) was answered.
+  asio::awaitable<bool> ReadHead(http::request_parser<http::buffer_body>& parser, bool first,
+                                 std::optional<Refusal>& refusal) {
+    const RouterConfig& cfg = w_.router.config;
+    parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    // Waiting for a next request is the keep-alive idle time; once a byte came (or for a new
+    // connection), the whole head must arrive within header_timeout (slowloris).
+    bool idle = !first && buf_.size() == 0;
+    ClientDeadline(idle ? cfg.idle_timeout : cfg.header_timeout);
+    for (;;) {
+      if (buf_.size() > 0) {
+        error_code ec;
+        auto data = buf_.data();
+        size_t n = parser.put(asio::buffer(data), ec);
+        if (ec == http::error::need_more) ec = {};
+        if (ec) {
+          refusal = ec == http::error::header_limit ? Refusal{431, "header too large"}
+                                                    : Refusal{400, ec.message()};
+          co_return false;
+        }
+        if (parser.is_header_done()) {
+          std::string_view head(static_cast<const char*>(data.data()), n);
+          refusal = CheckRequest(parser.get().base(), head);
+          buf_.consume(n);
+          co_return !refusal;
+        }
+        buf_.consume(n);
+        if (buf_.size() >= static_cast<size_t>(cfg.max_header_bytes)) {
+          refusal = Refusal{431, "header too large"};
+          co_return false;
+        }
+      }
+      auto [ec, n] = co_await client_.async_read_some(buf_.prepare(16 * 1024), kTuple);
+      if (ec) {
+        if (client_deadline_.fired && buf_.size() > 0) refusal = Refusal{408, "header timeout"};
+        co_return false;
+      }
+      buf_.commit(n);
+      if (idle) {
+        idle = false;
+        ClientDeadline(cfg.header_timeout);
+      }
+    }
+  }
+
+  asio::awaitable<void> SendError(int status, const std::string& request_id, bool close,
+                                  std::string_view extra = {}) {
+    std::string body = fmt::format("{} {}\n", status, ReasonPhrase(status));
+    std::string msg =
+        fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n", status,
+                    ReasonPhrase(status), body.size());
+    msg += extra;
+    if (!request_id.empty()) msg += fmt::format("X-Request-Id: {}\r\n", request_id);
+    if (close) msg += "Connection: close\r\n";
+    msg += "\r\n";
+    msg += body;
+    ClientDeadline(w_.router.config.response_timeout);
+    co_await asio::async_write(client_, asio::buffer(msg), kTuple);
+  }
+
+  void Log(const http::request_header<>& req, const std::string& request_id, Time start,
+           const Outcome& o) {
+    ++w_.counters.requests;
+    if (o.status >= 100 && o.status < 600) ++w_.counters.status[o.status / 100];
+    if (!w_.router.log) return;
+    AccessEntry e;
+    e.method = req.method_string();
+    e.path = req.target();
+    auto host = req.find(http::field::host);
+    if (host != req.end()) e.host = host->value();
+    e.request_id = request_id;
+    e.client_ip = client_ip_;
+    e.instance = o.instance;
+    e.status = o.status;
+    e.connect_ms =
+        o.connected == Time{}
+            ? 0
+            : std::chrono::duration_cast<std::chrono::milliseconds>(o.connected - start).count();
+    e.service_ms = MsSince(o.connected == Time{} ? start : o.connected);
+    e.bytes = o.bytes;
+    e.code = o.code;
+    e.desc = o.desc;
+    AppendAccessLine(e, w_.log_buf);
+    if (w_.log_buf.size() > 32 * 1024) w_.FlushLog();
+  }
+
+  // An upstream connection to `b`: from the pool, or a new one within connect_timeout.
+  asio::awaitable<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b,
+                                                     bool fresh) {
+    if (!fresh) {
+      if (auto u = w_.Take(b)) co_return u;
+    }
+    auto u = std::make_unique<Upstream>(w_.io);
+    u->backend = b;
+    Deadline d;
+    d.sock = &u->sock;
+    d.at = Clock::now() + w_.router.config.connect_timeout;
+    Watch watch(w_, d);
+    tcp::endpoint ep(asio::ip::address_v4::loopback(), static_cast<unsigned short>(b->info.port));
+    auto [ec] = co_await u->sock.async_connect(ep, kTuple);
+    if (ec) co_return nullptr;
+    error_code ignored;
+    u->sock.set_option(tcp::no_delay(true), ignored);
+    co_return u;
+  }
+
+  // One request and its response. Returns whether to keep the client connection.
+  asio::awaitable<bool> OneRequest(bool first) {
+    const RouterConfig& cfg = w_.router.config;
+    http::request_parser<http::buffer_body> parser;
+    std::optional<Refusal> refusal;
+    bool ok = co_await ReadHead(parser, first, refusal);
+    Time start = Clock::now();
+    auto& req = parser.get();
+    if (!ok) {
+      if (refusal) {
+        // The framing of what follows cannot be trusted: answer and close (RFC 9112 11.2).
+        ++w_.counters.router_errors;
+        co_await SendError(refusal->status, "", true);
+        Outcome o;
+        o.status = refusal->status;
+        o.code = "H400";
+        o.desc = refusal->reason.c_str();
+        Log(req.base(), "", start, o);
+      }
+      co_return false;
+    }
+
+    std::string request_id;
+    if (auto it = req.find("X-Request-Id"); it != req.end() && SaneRequestId(it->value())) {
+      request_id = std::string(it->value());
+    } else {
+      request_id = NewRequestId(w_.rng(), w_.rng());
+    }
+    const bool client_keep_alive = req.keep_alive();
+    const unsigned version = req.version();
+    const bool head_method = req.method() == http::verb::head;
+    const bool has_body = !parser.is_done();
+    const bool chunked = parser.chunked();
+    const bool upgrade = IsUpgrade(req);
+    const bool expect_continue = req.find(http::field::expect) != req.end();
+    std::optional<uint64_t> length;
+    if (!chunked && parser.content_length()) length = *parser.content_length();
+    RewriteRequest(req.base(), Forwarding{client_ip_, w_.router.port(), request_id}, upgrade,
+                   length);
+
+    Outcome o;
+    int attempts = 0;
+    uint64_t avoid = 0;
+    bool body_started = false;
+    Time wait_until = start + cfg.retry_timeout;
+    std::unique_ptr<Upstream> up;
+    Held backend;
+    std::optional<http::response_parser<http::buffer_body>> rp_slot;
+
+    // ---- pick, connect, send, read the response head; retry while it is safe
+    for (;;) {
+      backend.Reset();
+      w_.Refresh();
+      backend.b = Backends::Pick(*w_.snapshot, cfg.balance, w_.cursor, avoid);
+      if (!backend) {
+        if (Clock::now() < wait_until && !body_started) {
+          // No instance ready (all booting, a drill): wait a little for one, as HAProxy's
+          // queue does, rather than fail at once.
+          asio::steady_timer t(w_.io, std::chrono::milliseconds(20));
+          co_await t.async_wait(kTuple);
+          continue;
+        }
+        ++w_.counters.router_errors;
+        bool close = has_body || !client_keep_alive;
+        co_await SendError(503, request_id, close, "Retry-After: 1\r\n");
+        o.status = 503;
+        o.code = "H14";
+        o.desc = "No web instances running";
+        Log(req.base(), request_id, start, o);
+        co_return !close;
+      }
+      o.instance = backend->info.instance;
+      up = co_await Connect(backend.b, upgrade);
+      if (!up) {
+        // The instance never got the request: always safe to try another.
+        avoid = backend->info.id;
+        if (++attempts < 4) {
+          ++w_.counters.retries;
+          continue;
+        }
+        ++w_.counters.router_errors;
+        bool close = has_body || !client_keep_alive;
+        co_await SendError(502, request_id, close);
+        o.status = 502;
+        o.code = "H19";
+        o.desc = "Backend connection failed";
+        Log(req.base(), request_id, start, o);
+        co_return !close;
+      }
+      o.connected = Clock::now();
+
+      Deadline ud;
+      ud.sock = &up->sock;
+      Watch uwatch(w_, ud);
+      auto up_deadline = [&](std::chrono::milliseconds d) {
+        ud.fired = false;
+        ud.at = Clock::now() + d;
+      };
+      bool sent = false;
+      error_code ec;
+      {
+        http::serializer<true, http::buffer_body> sr{req};
+        up_deadline(cfg.response_timeout);
+        if (!has_body) {
+          req.body().data = nullptr;
+          req.body().size = 0;
+          req.body().more = false;
+          std::tie(ec, std::ignore) = co_await http::async_write(up->sock, sr, kTuple);
+          sent = !ec;
+        } else {
+          std::tie(ec, std::ignore) = co_await http::async_write_header(up->sock, sr, kTuple);
+          if (!ec && expect_continue && version == 11) {
+            // The client waits for this before it sends the body.
+            static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            ClientDeadline(cfg.response_timeout);
+            auto [cec, cn] = co_await asio::async_write(
+                client_, asio::buffer(kContinue, sizeof kContinue - 1), kTuple);
+            if (cec) co_return false;
+          }
+          // Stream the body: from here on it is consumed and the request cannot be retried.
+          char* chunk = Chunk();
+          while (!ec) {
+            body_started = true;
+            if (!parser.is_done()) {
+              req.body().data = chunk;
+              req.body().size = kBodyChunk;
+              ClientDeadline(cfg.response_timeout);
+              auto [rec, rn] = co_await http::async_read_some(client_, buf_, parser, kTuple);
+              if (rec == http::error::need_buffer) rec = {};
+              if (rec) {
+                // The client went away or sent a bad body: nothing to answer.
+                error_code ignored;
+                up->sock.close(ignored);
+                o.status = 499;
+                o.code = "H27";
+                o.desc = "Client request interrupted";
+                Log(req.base(), request_id, start, o);
+                co_return false;
+              }
+              req.body().size = kBodyChunk - req.body().size;
+              req.body().data = chunk;
+              req.body().more = !parser.is_done();
+            } else {
+              req.body().data = nullptr;
+              req.body().size = 0;
+              req.body().more = false;
+            }
+            up_deadline(cfg.response_timeout);
+            std::tie(ec, std::ignore) = co_await http::async_write(up->sock, sr, kTuple);
+            if (ec == http::error::need_buffer) ec = {};
+            if (sr.is_done()) break;
+          }
+          sent = !ec;
+        }
+      }
+      // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
+      bool got_byte = false;
+      if (sent) {
+        for (;;) {
+          rp_slot.emplace();
+          rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
+          rp_slot->header_limit(64 * 1024);
+          if (head_method) rp_slot->skip(true);
+          up_deadline(cfg.response_timeout);
+          size_t before = up->buf.size();
+          std::tie(ec, std::ignore) =
+              co_await http::async_read_header(up->sock, up->buf, *rp_slot, kTuple);
+          got_byte = got_byte || up->buf.size() != before || rp_slot->is_header_done();
+          if (ec) break;
+          int code = static_cast<int>(rp_slot->get().result_int());
+          if (code >= 200 || code == 101) break;
+          if (code != 100) {
+            http::response_header<> info = rp_slot->get().base();
+            RewriteResponse(info, true, version);
+            std::string raw;
+            for (auto& f : info) raw += fmt::format("{}: {}\r\n", f.name_string(), f.value());
+            raw = fmt::format("HTTP/1.1 {} {}\r\n{}\r\n", code, info.reason(), raw);
+            ClientDeadline(cfg.response_timeout);
+            auto [cec, cn] = co_await asio::async_write(client_, asio::buffer(raw), kTuple);
+            if (cec) co_return false;
+          }
+        }
+      }
+      if (sent && !ec) break;  // a response head is here
+
+      // ---- failed before any response byte reached the client
+      bool timed_out = ud.fired;
+      error_code ignored;
+      up->sock.close(ignored);
+      bool reused = up->reused;
+      up.reset();
+      // Safe to retry: nothing of the body was consumed, and either the method is idempotent
+      // or a reused keep-alive connection failed before the instance answered anything (it
+      // closed as we sent: the app never saw the request).
+      bool safe = !body_started && !timed_out && !got_byte &&
+                  (IsIdempotent(req.method()) || (reused && !sent));
+      if (safe && ++attempts < 4) {
+        ++w_.counters.retries;
+        avoid = reused ? 0 : backend->info.id;
+        continue;
+      }
+      ++w_.counters.router_errors;
+      int status = timed_out ? 504 : 502;
+      co_await SendError(status, request_id, true);
+      o.status = status;
+      o.code = timed_out ? "H12" : "H13";
+      o.desc = timed_out ? "Request timeout" : "Connection closed without response";
+      Log(req.base(), request_id, start, o);
+      co_return false;
+    }
+
+    // ---- a response head arrived: send it and stream the body back
+    auto& res = rp_slot->get();
+    o.status = static_cast<int>(res.result_int());
+    if (o.status == 101 && upgrade) {
+      co_await Tunnel(*up, res);
+      ++w_.counters.upgrades;
+      Log(req.base(), request_id, start, o);
+      co_return false;
+    }
+    bool keep_alive = client_keep_alive && !res.need_eof() && parser.is_done();
+    if (version == 10 && res.chunked()) {
+      // HTTP/1.0 has no chunked coding: send the body as is and close to end it.
+      res.chunked(false);
+      keep_alive = false;
+    }
+    RewriteResponse(res.base(), keep_alive, version);
+    bool upstream_ok = true;
+    {
+      http::serializer<false, http::buffer_body> sr{res};
+      char* chunk = Chunk();
+      error_code ec;
+      do {
+        if (!rp_slot->is_done()) {
+          res.body().data = chunk;
+          res.body().size = kBodyChunk;
+          Deadline ud;
+          ud.sock = &up->sock;
+          ud.at = Clock::now() + cfg.response_timeout;
+          Watch uwatch(w_, ud);
+          auto [rec, rn] = co_await http::async_read_some(up->sock, up->buf, *rp_slot, kTuple);
+          if (rec == http::error::need_buffer) rec = {};
+          if (rec) {
+            upstream_ok = false;  // cut mid-body: the client sees the connection close
+            break;
+          }
+          res.body().size = kBodyChunk - res.body().size;
+          res.body().data = chunk;
+          res.body().more = !rp_slot->is_done();
+          o.bytes += res.body().size;
+        } else {
+          res.body().data = nullptr;
+          res.body().size = 0;
+          res.body().more = false;
+        }
+        ClientDeadline(cfg.response_timeout);
+        std::tie(ec, std::ignore) = co_await http::async_write(client_, sr, kTuple);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          keep_alive = false;
+          o.code = "H27";
+          o.desc = "Client went away";
+          break;
+        }
+      } while (!sr.is_done());
+    }
+    if (!upstream_ok) {
+      keep_alive = false;
+      o.code = "H18";
+      o.desc = "Server response interrupted";
+    }
+    if (upstream_ok && rp_slot->is_done() && res.keep_alive()) {
+      w_.Put(std::move(up));
+    }
+    Log(req.base(), request_id, start, o);
+    co_return keep_alive;
+  }
+
+  // 101 Switching Protocols: the head goes to the client, then bytes flow both ways until
+  // either side closes (WebSocket, h2c, anything).
+  asio::awaitable<void> Tunnel(Upstream& up, http::response<http::buffer_body>& res) {
+    RewriteResponse(res.base(), true, 11);
+    std::string head =
+        fmt::format("HTTP/1.1 101 {}\r\n",
+                    res.reason().empty() ? "Switching Protocols" : std::string(res.reason()));
+    for (auto& f : res) head += fmt::format("{}: {}\r\n", f.name_string(), f.value());
+    head += "\r\n";
+    client_deadline_.at = Time::max();
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), kTuple);
+    if (ec) co_return;
+    // Bytes that came early on either side, behind the heads.
+    if (up.buf.size()) {
+      std::tie(ec, n) = co_await asio::async_write(client_, up.buf.data(), kTuple);
+      up.buf.consume(up.buf.size());
+    }
+    if (!ec && buf_.size()) {
+      std::tie(ec, n) = co_await asio::async_write(up.sock, buf_.data(), kTuple);
+      buf_.consume(buf_.size());
+    }
+    if (ec) co_return;
+    co_await (Pipe(client_, up.sock) && Pipe(up.sock, client_));
+    error_code ignored;
+    up.sock.close(ignored);
+  }
+
+  static asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to) {
+    std::array<char, 16 * 1024> data;
+    for (;;) {
+      auto [ec, n] = co_await from.async_read_some(asio::buffer(data), kTuple);
+      if (ec) break;
+      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.data(), n), kTuple);
+      if (wec) break;
+    }
+    error_code ignored;
+    to.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // One body buffer a connection, made on first use: a request's body and its response's
+  // never stream at the same time. (In the coroutine frame it would be allocated per request.)
+  char* Chunk() {
+    if (!chunk_) chunk_ = std::make_unique<char[]>(kBodyChunk);
+    return chunk_.get();
+  }
+
+  Worker& w_;
+  std::unique_ptr<char[]> chunk_;
+  tcp::socket client_;
+  Deadline client_deadline_;
+  beast::flat_buffer buf_;
+  std::string client_ip_;
+};
+
+}  // namespace
+
+asio::awaitable<void> Serve(Worker& w, tcp::socket client) {
+  Session s(w, std::move(client));
+  co_await s.Run();
+}
+
+}  // namespace phoenix::router

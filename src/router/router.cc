@@ -1,0 +1,203 @@
+// The router's event loops. Each thread owns an io_context, a SO_REUSEPORT listener, a pool of
+// idle upstream connections and a coarse timer that enforces every deadline (one sweep every
+// 100 ms instead of a timer per I/O, as HAProxy and h2o do). A client connection is one C++20
+// coroutine (proxy.cc); this file holds what they share.
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <thread>
+
+#include "router/router_internal.h"
+
+namespace phoenix::router {
+
+Worker::Worker(RouterImpl& router, int index)
+    : router(router),
+      io(1),
+      acceptor(io),
+      tick(io),
+      rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
+
+void Worker::Sweep() {
+  now = Clock::now();
+  for (Deadline* d : deadlines) {
+    if (!d->fired && now >= d->at) {
+      d->fired = true;
+      boost::system::error_code ec;
+      d->sock->cancel(ec);
+    }
+  }
+  // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive
+  // timeout closes them under us), or when their instance left.
+  for (auto it = pool.begin(); it != pool.end();) {
+    auto& list = it->second;
+    std::erase_if(list, [&](const std::unique_ptr<Upstream>& u) {
+      return u->backend->gone.load() || u->backend->draining.load() ||
+             now - u->idle_since > kIdleUpstream;
+    });
+    it = list.empty() ? pool.erase(it) : std::next(it);
+  }
+  FlushLog();
+}
+
+void Worker::FlushLog() {
+  if (log_buf.empty()) return;
+  if (router.log) router.log(log_buf);
+  log_buf.clear();
+}
+
+void Worker::Refresh() {
+  uint64_t g = router.backends.generation();
+  if (g != generation || !snapshot) {
+    snapshot = router.backends.Load();
+    generation = snapshot->generation;
+  }
+}
+
+std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend) {
+  auto it = pool.find(backend->info.id);
+  if (it == pool.end()) return nullptr;
+  auto& list = it->second;
+  while (!list.empty()) {
+    std::unique_ptr<Upstream> u = std::move(list.back());
+    list.pop_back();
+    if (Clock::now() - u->idle_since < kIdleUpstream) {
+      u->reused = true;
+      u->backend = backend;
+      return u;
+    }
+  }
+  return nullptr;
+}
+
+void Worker::Put(std::unique_ptr<Upstream> u) {
+  if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
+  auto& list = pool[u->backend->info.id];
+  if (list.size() >= kMaxIdlePerBackend) return;
+  u->idle_since = Clock::now();
+  list.push_back(std::move(u));
+}
+
+void Worker::ForgetBackend(uint64_t id) { pool.erase(id); }
+
+void Worker::StartTick() {
+  tick.expires_after(kTick);
+  tick.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    Sweep();
+    StartTick();
+  });
+}
+
+void Worker::Accept() {
+  acceptor.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) {
+      sock.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(io, Serve(*this, std::move(sock)), asio::detached);
+    }
+    Accept();
+  });
+}
+
+// ---------------------------------------------------------------------------- RouterImpl
+
+RouterImpl::~RouterImpl() { Stop(); }
+
+Status RouterImpl::Listen(int port) {
+  for (auto& w : workers) {
+    boost::system::error_code ec;
+    tcp::endpoint ep(asio::ip::address_v4::any(), static_cast<unsigned short>(port));
+    w->acceptor.open(ep.protocol(), ec);
+    if (!ec) w->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      // One listener a thread; the kernel spreads new connections over them.
+      int one = 1;
+      if (setsockopt(w->acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        ec.assign(errno, boost::system::system_category());
+      }
+    }
+    if (!ec) w->acceptor.bind(ep, ec);
+    if (!ec) w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Error{fmt::format("port {} is busy ({}): choose another with --port or [router] port",
+                               port, ec.message())};
+    }
+    if (port == 0) port = w->acceptor.local_endpoint().port();
+  }
+  port_ = port;
+  return OkStatus();
+}
+
+void RouterImpl::Add(const BackendInfo& backend) { backends.Add(backend); }
+
+void RouterImpl::Drain(uint64_t id, std::function<void()> drained) {
+  backends.Drain(id, std::move(drained));
+  for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
+}
+
+void RouterImpl::Remove(uint64_t id) {
+  backends.Remove(id);
+  for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
+}
+
+Stats RouterImpl::GetStats() const {
+  Stats s;
+  for (const auto& w : workers) {
+    const Counters& c = w->counters;
+    s.requests += c.requests.load(std::memory_order_relaxed);
+    s.responses_2xx += c.status[2].load(std::memory_order_relaxed);
+    s.responses_3xx += c.status[3].load(std::memory_order_relaxed);
+    s.responses_4xx += c.status[4].load(std::memory_order_relaxed);
+    s.responses_5xx += c.status[5].load(std::memory_order_relaxed);
+    s.router_errors += c.router_errors.load(std::memory_order_relaxed);
+    s.retries += c.retries.load(std::memory_order_relaxed);
+    s.connections += c.connections.load(std::memory_order_relaxed);
+    s.active_connections += c.active.load(std::memory_order_relaxed);
+    s.upgrades += c.upgrades.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+void RouterImpl::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& w : workers) {
+    asio::post(w->io, [w = w.get()] {
+      boost::system::error_code ec;
+      w->acceptor.close(ec);
+      w->FlushLog();
+      w->io.stop();
+    });
+  }
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+Result<std::unique_ptr<Router>> Router::Start(const RouterConfig& config,
+                                              std::function<void(std::string_view)> log) {
+  // Slow clients each hold a descriptor: take the whole allowance the system gives us.
+  rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  auto r = std::make_unique<RouterImpl>();
+  r->config = config;
+  r->log = config.access_log ? std::move(log) : nullptr;
+  int n = config.threads > 0 ? config.threads
+                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) r->workers.push_back(std::make_unique<Worker>(*r, i));
+  RETURN_IF_ERROR(r->Listen(config.port));
+  for (auto& w : r->workers) {
+    w->now = Clock::now();
+    w->Refresh();
+    w->StartTick();
+    w->Accept();
+    r->threads.emplace_back([w = w.get()] { w->io.run(); });
+  }
+  return std::unique_ptr<Router>(std::move(r));
+}
+
+}  // namespace phoenix::router

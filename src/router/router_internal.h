@@ -1,0 +1,124 @@
+// Router internals shared by router.cc (threads, pools, deadlines) and proxy.cc (a client
+// connection's coroutine). Includes Asio: only router/*.cc include this.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "router/backends.h"
+#include "router/router.h"
+
+namespace phoenix::router {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using Time = Clock::time_point;
+
+inline constexpr auto kTick = std::chrono::milliseconds(100);
+// Below Node's default keepAliveTimeout (5 s), so the app never closes one as we reuse it.
+inline constexpr auto kIdleUpstream = std::chrono::seconds(2);
+inline constexpr size_t kMaxIdlePerBackend = 256;
+
+// A deadline on a socket, enforced by the worker's sweep: when it passes, the socket's
+// pending operations are cancelled and `fired` says why.
+struct Deadline {
+  Time at = Time::max();
+  tcp::socket* sock = nullptr;
+  bool fired = false;
+};
+
+struct Upstream {
+  explicit Upstream(asio::io_context& io) : sock(io) {}
+  tcp::socket sock;
+  boost::beast::flat_buffer buf;
+  std::shared_ptr<Backend> backend;
+  Time idle_since{};
+  bool reused = false;
+};
+
+struct Counters {
+  std::atomic<uint64_t> requests{0}, router_errors{0}, retries{0}, connections{0}, active{0},
+      upgrades{0};
+  std::array<std::atomic<uint64_t>, 6> status{};
+};
+
+class RouterImpl;
+
+class Worker {
+ public:
+  Worker(RouterImpl& router, int index);
+
+  void Accept();
+  void StartTick();
+  void Sweep();
+  void FlushLog();
+  void Refresh();  // the backend snapshot, when the generation moved
+  std::unique_ptr<Upstream> Take(const std::shared_ptr<Backend>& backend);
+  void Put(std::unique_ptr<Upstream> upstream);
+  void ForgetBackend(uint64_t id);
+
+  RouterImpl& router;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  asio::steady_timer tick;
+  Time now{};  // read once per sweep, for deadlines
+  std::unordered_set<Deadline*> deadlines;
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<Upstream>>> pool;
+  std::shared_ptr<const Snapshot> snapshot;
+  uint64_t generation = 0;
+  uint64_t cursor = 0;
+  std::mt19937_64 rng;
+  std::string log_buf;
+  Counters counters;
+};
+
+// Registers a deadline with its worker for the guard's lifetime.
+class Watch {
+ public:
+  Watch(Worker& w, Deadline& d) : w_(w), d_(d) { w_.deadlines.insert(&d_); }
+  ~Watch() { w_.deadlines.erase(&d_); }
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+
+ private:
+  Worker& w_;
+  Deadline& d_;
+};
+
+class RouterImpl : public Router {
+ public:
+  ~RouterImpl() override;
+  Status Listen(int port);
+  void Add(const BackendInfo& backend) override;
+  void Drain(uint64_t id, std::function<void()> drained) override;
+  void Remove(uint64_t id) override;
+  Stats GetStats() const override;
+  int port() const override { return port_; }
+  void Stop() override;
+
+  RouterConfig config;
+  std::function<void(std::string_view)> log;
+  Backends backends;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> threads;
+
+ private:
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+// One client connection, from accept to close (proxy.cc).
+asio::awaitable<void> Serve(Worker& w, tcp::socket client);
+
+}  // namespace phoenix::router
