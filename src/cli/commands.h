@@ -22,5 +22,7 @@ int Scale(const std::map<std::string, int>& counts);
 int Kill(const std::string& instance, bool now);
 int Logs(const std::string& instance, bool follow);
 int Stop();
+int Rotate(const std::string& type);
+int Drill(const std::string& type, double fraction);
 
 }  // namespace phoenix::cli

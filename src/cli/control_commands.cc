@@ -133,3 +133,26 @@ int Stop() {
 }
 
 }  // namespace phoenix::cli
+
+namespace phoenix::cli {
+
+int Rotate(const std::string& type) {
+  control::Request r = Of(control::Command::kRotate);
+  r.type = type;
+  return Request(r, [](const json::value& v) {
+    std::printf("%s\n", Str(v.as_object(), "message").c_str());
+    return true;
+  });
+}
+
+int Drill(const std::string& type, double fraction) {
+  control::Request r = Of(control::Command::kDrill);
+  r.type = type;
+  r.fraction = fraction;
+  return Request(r, [](const json::value& v) {
+    std::printf("%s\n", Str(v.as_object(), "message").c_str());
+    return true;
+  });
+}
+
+}  // namespace phoenix::cli

@@ -166,7 +166,10 @@ class Daemon {
       auto events = sup_.TakeEvents();
       auto actions = sup_.TakeActions();
       if (events.empty() && actions.empty()) break;
-      for (const auto& e : events) Report(e);
+      for (auto& e : events) {
+        Report(e);
+        if (e.kind == "rotated" || e.kind == "drill") FinishWaiters(e);
+      }
       for (auto& a : actions) std::visit([this](auto& act) { Do(act); }, a);
     }
     ArmTimer();
@@ -189,7 +192,12 @@ class Daemon {
     });
   }
 
-  void Report(const Event& e) {
+  void Report(Event& e) {
+    if (e.kind == "drill-start" && opt_.router) drill_stats_ = opt_.router->GetStats();
+    if (e.kind == "drill" && opt_.router) {
+      auto now = opt_.router->GetStats();
+      e.failed_requests = now.responses_5xx - drill_stats_.responses_5xx;
+    }
     std::string text = metrics::EventText(e);
     std::string line = metrics::EventJson(e);
     if (events_fd_.valid()) {
@@ -630,6 +638,22 @@ class Daemon {
           return;
         }
         break;
+      case control::Command::kRotate:
+        if (Status s = sup_.Rotate(req.type, now); !s.ok()) {
+          c->Send(control::ErrorAnswer(s.error().message));
+          break;
+        }
+        rotate_waiters_.push_back(c);
+        Pump();
+        return;
+      case control::Command::kDrill:
+        if (Status s = sup_.Drill(req.type, req.fraction, now); !s.ok()) {
+          c->Send(control::ErrorAnswer(s.error().message));
+          break;
+        }
+        drill_waiters_.push_back(c);
+        Pump();
+        return;
       case control::Command::kStop:
         c->Send(control::OkAnswer());
         stop_waiters_.push_back(c);
@@ -649,6 +673,17 @@ class Daemon {
       c->following = false;
       std::erase(followers_, c);
     });
+  }
+
+  // Answers the `rotate` or `drill` commands waiting for this event, then closes them.
+  void FinishWaiters(const Event& e) {
+    auto& waiters = e.kind == "rotated" ? rotate_waiters_ : drill_waiters_;
+    json::object o{{"ok", true}, {"message", metrics::EventText(e)}, {"event", json::parse(metrics::EventJson(e))}};
+    for (auto& c : waiters) {
+      c->Send(json::serialize(o));
+      c->Finish();
+    }
+    waiters.clear();
   }
 
   bool HasInstance(const std::string& name) const {
@@ -673,7 +708,8 @@ class Daemon {
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
   std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up
-  std::vector<std::shared_ptr<Conn>> stop_waiters_;
+  std::vector<std::shared_ptr<Conn>> stop_waiters_, rotate_waiters_, drill_waiters_;
+  router::Stats drill_stats_;
   char hangup_buf_[256];
 };
 

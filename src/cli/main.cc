@@ -48,6 +48,21 @@ int main(int argc, char** argv) {
 
   auto* stop_cmd = app.add_subcommand("stop", "stop every instance and phoenix");
 
+  std::string rotate_type;
+  auto* rotate_cmd = app.add_subcommand("rotate", "rolling rebirth of every instance, zero downtime");
+  rotate_cmd->add_option("type", rotate_type, "only this process type");
+
+  std::string drill_type;
+  double fraction = 1.0;
+  bool drill_all = false;
+  auto* drill_cmd =
+      app.add_subcommand("drill", "SIGKILL instances at once, report the time to full recovery");
+  drill_cmd->add_option("type", drill_type, "only this process type");
+  auto* all_flag = drill_cmd->add_flag("--all", drill_all, "every instance (the default)");
+  drill_cmd->add_option("--fraction", fraction, "this fraction of the instances, e.g. 0.5")
+      ->check(CLI::Range(0.0, 1.0))
+      ->excludes(all_flag);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -82,5 +97,13 @@ int main(int argc, char** argv) {
   if (*kill_cmd) return Kill(instance, now);
   if (*logs_cmd) return Logs(log_instance, follow);
   if (*stop_cmd) return Stop();
+  if (*rotate_cmd) return Rotate(rotate_type);
+  if (*drill_cmd) {
+    if (fraction <= 0.0) {
+      std::fprintf(stderr, "phoenix: drill: --fraction must be more than 0\n");
+      return kExitUsage;
+    }
+    return Drill(drill_type, drill_all ? 1.0 : fraction);
+  }
   return kExitUsage;
 }

@@ -18,6 +18,8 @@ const char* Name(Command c) {
     case Command::kKill: return "kill";
     case Command::kLogs: return "logs";
     case Command::kStop: return "stop";
+    case Command::kRotate: return "rotate";
+    case Command::kDrill: return "drill";
   }
   return "?";
 }
@@ -35,7 +37,8 @@ Result<Request> ParseRequest(std::string_view line) {
   Request r;
   std::string_view name = cmd->as_string();
   bool found = false;
-  for (Command c : {Command::kPs, Command::kScale, Command::kKill, Command::kLogs, Command::kStop}) {
+  for (Command c : {Command::kPs, Command::kScale, Command::kKill, Command::kLogs, Command::kStop,
+                    Command::kRotate, Command::kDrill}) {
     if (name == Name(c)) {
       r.command = c;
       found = true;
@@ -79,6 +82,21 @@ Result<Request> ParseRequest(std::string_view line) {
       }
       break;
     }
+    case Command::kRotate: {
+      ASSIGN_OR_RETURN(r.type, str("type"));
+      break;
+    }
+    case Command::kDrill: {
+      ASSIGN_OR_RETURN(r.type, str("type"));
+      if (const json::value* f = o.if_contains("fraction")) {
+        if (!f->is_number()) return Error{"drill: \"fraction\" must be a number"};
+        r.fraction = f->to_number<double>();
+      }
+      if (!(r.fraction > 0.0 && r.fraction <= 1.0)) {
+        return Error{"drill: fraction must be more than 0 and at most 1"};
+      }
+      break;
+    }
     case Command::kPs:
     case Command::kStop:
       break;
@@ -103,6 +121,13 @@ std::string EncodeRequest(const Request& r) {
       o["counts"] = std::move(c);
       break;
     }
+    case Command::kRotate:
+      o["type"] = r.type;
+      break;
+    case Command::kDrill:
+      o["type"] = r.type;
+      o["fraction"] = r.fraction;
+      break;
     case Command::kPs:
     case Command::kStop:
       break;

@@ -11,7 +11,7 @@
 
 namespace phoenix::control {
 
-enum class Command { kPs, kScale, kKill, kLogs, kStop };
+enum class Command { kPs, kScale, kKill, kLogs, kStop, kRotate, kDrill };
 
 struct Request {
   Command command = Command::kPs;
@@ -19,6 +19,8 @@ struct Request {
   bool now = false;                  // kill --now
   bool follow = false;               // logs -f
   std::map<std::string, int> counts; // scale
+  std::string type;                  // rotate, drill: "" = every type
+  double fraction = 1.0;             // drill
 };
 
 Result<Request> ParseRequest(std::string_view line);

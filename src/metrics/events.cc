@@ -64,12 +64,15 @@ std::string EventJson(const Event& e) {
       o["exit_code"] = e.status->code;
     }
   }
-  if (e.kind != "scaled" && e.kind != "backoff") {
+  if (e.kind == "drill") o["recovery_ms"] = e.age.count();
+  if (e.kind != "scaled" && e.kind != "backoff" && e.kind != "rotating" && e.kind != "rotated" &&
+      e.kind != "drill-start" && e.kind != "drill") {
     o["age_s"] = Seconds(e.age);
     o["age_ms"] = e.age.count();
   }
   if (e.delay.count()) o["delay_ms"] = e.delay.count();
   if (!e.message.empty()) o["message"] = e.message;
+  if (e.failed_requests) o["failed_requests"] = *e.failed_requests;
   if (e.lost) {
     o["lost"] = ChangesJson(e.lost->files, e.lost->bytes);
     o["scratch"] = ChangesJson(e.lost->scratch, e.lost->scratch_bytes);
@@ -90,6 +93,19 @@ std::string EventText(const Event& e) {
   if (e.kind == "spawn-failed") return fmt::format("{} could not be born: {}", head, e.message);
   if (e.kind == "backoff") return fmt::format("{} {}", e.instance, e.message);
   if (e.kind == "scaled") return fmt::format("scaled {}", e.message);
+  if (e.kind == "rotating") return fmt::format("rotating {}: {}", e.instance, e.message);
+  if (e.kind == "rotated") return fmt::format("rotation done: {}", e.message);
+  if (e.kind == "chaos") return fmt::format("{} chaos: {}", head, e.message);
+  if (e.kind == "drill-start") return fmt::format("drill ({}): {}", e.instance, e.message);
+  if (e.kind == "drill") {
+    std::string line = fmt::format("drill done: {}", e.message);
+    if (e.failed_requests) line += fmt::format("; {} requests failed meanwhile", *e.failed_requests);
+    if (e.lost) {
+      line += fmt::format("; {} file{} ({}) lost", e.lost->files.size(),
+                          e.lost->files.size() == 1 ? "" : "s", FormatBytes(e.lost->bytes));
+    }
+    return line;
+  }
   if (e.kind == "died") {
     std::string line = fmt::format("{} died after {} ({}", head, FormatDuration(e.age),
                                    e.reason ? ToString(*e.reason) : "?");

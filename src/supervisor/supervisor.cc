@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -30,6 +31,9 @@ const char* ToString(DeathReason reason) {
     case DeathReason::kBootTimeout: return "boot-timeout";
     case DeathReason::kShutdown: return "shutdown";
     case DeathReason::kPhoenixKilled: return "phoenix-killed";
+    case DeathReason::kRotated: return "rotated";
+    case DeathReason::kChaos: return "chaos";
+    case DeathReason::kDrill: return "drill";
   }
   return "?";
 }
@@ -49,7 +53,17 @@ ExitStatus ExitStatus::FromWaitStatus(int ws) {
   return {false, WEXITSTATUS(ws)};
 }
 
-Supervisor::Supervisor(const Config& config, uint64_t seed) : config_(config), schedule_(seed) {}
+Supervisor::Supervisor(const Config& config, uint64_t seed)
+    : config_(config), schedule_(seed), rng_(seed ^ 0x9e3779b97f4a7c15ull) {
+  minute_of_day_ = [](Time t) {
+    auto wall = std::chrono::system_clock::now() +
+                std::chrono::duration_cast<std::chrono::system_clock::duration>(t - Clock::now());
+    time_t secs = std::chrono::system_clock::to_time_t(wall);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    return tm.tm_hour * 60 + tm.tm_min;
+  };
+}
 
 const ProcessConfig& Supervisor::Process(const std::string& type) const {
   return *config_.Find(type);
@@ -77,8 +91,13 @@ Event Supervisor::EventFor(const Incarnation& inc, const char* kind, Time now) c
 }
 
 void Supervisor::Start(Time now) {
+  Seen(now);
   for (const auto& p : config_.processes) {
     for (int i = 1; i <= p.instances; ++i) AddSlot(p.type, i, now);
+  }
+  if (config_.chaos.mean_time_between_kills.count() > 0) {
+    std::exponential_distribution<double> gap(1.0 / static_cast<double>(config_.chaos.mean_time_between_kills.count()));
+    next_chaos_ = now + Millis(static_cast<int64_t>(gap(rng_)) + 1);
   }
   MaybeFinishShutdown();
 }
@@ -113,6 +132,7 @@ IncarnationId Supervisor::SpawnInto(Slot& slot, Time now) {
 }
 
 void Supervisor::Spawned(IncarnationId id, pid_t pid, int port, Time now) {
+  Seen(now);
   Incarnation* inc = Find(id);
   if (!inc) return;
   inc->pid = pid;
@@ -130,6 +150,7 @@ void Supervisor::SpawnFailed(IncarnationId id, const std::string& why, Time now)
 }
 
 void Supervisor::Ready(IncarnationId id, Time now) {
+  Seen(now);
   Incarnation* inc = Find(id);
   if (!inc || inc->state != IncarnationState::kBooting || inc->stop_reason) return;
   inc->state = IncarnationState::kReady;
@@ -146,6 +167,11 @@ void Supervisor::Ready(IncarnationId id, Time now) {
     slot->successor = 0;
     if (Incarnation* o = Find(old)) BeginStop(*o, slot->successor_reason, now);
   }
+  if (slot && slot->instance == rotating_ && slot->successor == 0) {
+    rotating_.clear();
+    StepRotation(now);
+  }
+  CheckDrill(now);
 }
 
 void Supervisor::BeginStop(Incarnation& inc, DeathReason reason, Time now) {
@@ -171,19 +197,24 @@ void Supervisor::SendTerm(Incarnation& inc, Time now) {
 }
 
 void Supervisor::Drained(IncarnationId id, Time now) {
+  Seen(now);
   Incarnation* inc = Find(id);
   if (inc && inc->state == IncarnationState::kDraining) SendTerm(*inc, now);
 }
 
 void Supervisor::Exited(IncarnationId id, ExitStatus status,
                         std::optional<sandbox::LostState> lost, Time now) {
+  Seen(now);
   auto it = incarnations_.find(id);
   if (it == incarnations_.end()) return;
   Incarnation inc = it->second;
   incarnations_.erase(it);
 
   DeathReason reason = inc.stop_reason.value_or(DeathReason::kCrash);
-  if (inc.hard_killed) reason = DeathReason::kKilled;
+  if (drill_ && reason == DeathReason::kDrill && lost) {
+    for (const auto& f : lost->files) drill_->lost.files.push_back(f);
+    drill_->lost.bytes += lost->bytes;
+  }
   Event e = EventFor(inc, "died", now);
   e.reason = reason;
   e.status = status;
@@ -210,6 +241,10 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status,
   if (was_current && slot->successor) {
     // The replacement is already on its way: it becomes the current one.
     slot->current = std::exchange(slot->successor, 0);
+    if (slot->instance == rotating_) {
+      rotating_.clear();
+      StepRotation(now);
+    }
     return;
   }
   if (inc.hard_killed) {
@@ -243,6 +278,7 @@ void Supervisor::ScheduleRebirth(Slot& slot, Time now) {
 }
 
 void Supervisor::Tick(Time now) {
+  Seen(now);
   for (auto& [name, slot] : slots_) {
     if (slot.spawn_at && *slot.spawn_at <= now && !slot.retired && !shutting_down_) {
       IncarnationId id = SpawnInto(slot, now);
@@ -265,8 +301,7 @@ void Supervisor::Tick(Time now) {
         break;
       case IncarnationState::kReady: {
         Slot* slot = FindSlot(inc->instance);
-        if (inc->rebirth_at && now >= *inc->rebirth_at && slot && slot->current == id &&
-            slot->successor == 0 && !slot->spawn_at && !shutting_down_) {
+        if (slot && RebirthDue(*slot, *inc, now)) {
           slot->successor_reason = DeathReason::kMaxAge;
           slot->successor = SpawnInto(*slot, now);
           ++slot->restarts;
@@ -289,6 +324,45 @@ void Supervisor::Tick(Time now) {
         break;
     }
   }
+  ChaosTick(now);
+  StepRotation(now);
+  CheckDrill(now);
+}
+
+// Scheduled rebirths of one type never overlap, never run beside a rotation of it, and wait
+// for rotate_window when one is set.
+bool Supervisor::TypeReplacing(const std::string& type) const {
+  for (const auto& [name, s] : slots_) {
+    if (s.type == type && s.successor != 0) return true;
+  }
+  if (!rotating_.empty()) {
+    auto it = slots_.find(rotating_);
+    if (it != slots_.end() && it->second.type == type) return true;
+  }
+  return false;
+}
+
+std::optional<Time> Supervisor::RebirthTime(const Slot& slot, const Incarnation& inc,
+                                            Time now) const {
+  if (!inc.rebirth_at || slot.current != inc.id || slot.successor != 0 || slot.spawn_at ||
+      shutting_down_ || TypeReplacing(slot.type)) {
+    return std::nullopt;
+  }
+  const auto& window = Process(slot.type).rotate_window;
+  if (!window) return inc.rebirth_at;
+  return NextInWindow(std::max(*inc.rebirth_at, now), *window);
+}
+
+bool Supervisor::RebirthDue(const Slot& slot, const Incarnation& inc, Time now) const {
+  auto t = RebirthTime(slot, inc, now);
+  return t && now >= *t;
+}
+
+Time Supervisor::NextInWindow(Time t, const DailyWindow& w) const {
+  int m = minute_of_day_(t);
+  if (w.Contains(m)) return t;
+  int wait = (w.start_min - m + 24 * 60) % (24 * 60);
+  return t + std::chrono::minutes(wait);
 }
 
 std::optional<Time> Supervisor::NextDeadline() const {
@@ -299,6 +373,7 @@ std::optional<Time> Supervisor::NextDeadline() const {
   for (const auto& [name, slot] : slots_) {
     if (slot.spawn_at) consider(*slot.spawn_at);
   }
+  if (next_chaos_ && !shutting_down_) consider(*next_chaos_);
   for (const auto& [id, inc] : incarnations_) {
     switch (inc.state) {
       case IncarnationState::kBooting:
@@ -309,9 +384,8 @@ std::optional<Time> Supervisor::NextDeadline() const {
         // in backoff, or phoenix shuts down), a passed rebirth_at would wake the loop at once,
         // again and again, until the successor is ready.
         auto slot = slots_.find(inc.instance);
-        if (inc.rebirth_at && slot != slots_.end() && slot->second.current == id &&
-            slot->second.successor == 0 && !slot->second.spawn_at && !shutting_down_) {
-          consider(*inc.rebirth_at);
+        if (slot != slots_.end()) {
+          if (auto t = RebirthTime(slot->second, inc, last_now_); t) consider(*t);
         }
         break;
       }
@@ -327,6 +401,7 @@ std::optional<Time> Supervisor::NextDeadline() const {
 }
 
 Status Supervisor::Scale(const std::string& type, int count, Time now) {
+  Seen(now);
   if (!config_.Find(type)) return Error{fmt::format("unknown process type '{}'", type)};
   if (count < 0 || count > 1000) return Error{"count must be 0..1000"};
   if (shutting_down_) return Error{"phoenix is shutting down"};
@@ -360,18 +435,14 @@ Status Supervisor::Scale(const std::string& type, int count, Time now) {
 }
 
 Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
+  Seen(now);
   Slot* slot = FindSlot(instance);
   if (!slot || slot->retired) return Error{fmt::format("no instance '{}'", instance)};
   if (shutting_down_) return Error{"phoenix is shutting down"};
   Incarnation* inc = Find(slot->current);
   if (hard && (slot->current || slot->successor)) {
     for (IncarnationId id : {slot->current, slot->successor}) {
-      if (Incarnation* i = Find(id)) {
-        i->hard_killed = true;
-        i->state = IncarnationState::kStopping;  // no more boot or rebirth deadlines
-        i->deadline = Time::max();
-        actions_.push_back(SignalAction{id, SIGKILL});
-      }
+      if (Incarnation* i = Find(id)) HardKill(*i, DeathReason::kKilled);
     }
     return OkStatus();
   }
@@ -392,7 +463,160 @@ Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
   return OkStatus();
 }
 
+void Supervisor::HardKill(Incarnation& inc, DeathReason reason) {
+  inc.hard_killed = true;
+  inc.stop_reason = reason;
+  inc.state = IncarnationState::kStopping;  // no more boot or rebirth deadlines
+  inc.deadline = Time::max();
+  actions_.push_back(SignalAction{inc.id, SIGKILL});
+}
+
+Status Supervisor::Rotate(const std::string& type, Time now) {
+  Seen(now);
+  if (!type.empty() && !config_.Find(type)) {
+    return Error{fmt::format("unknown process type '{}'", type)};
+  }
+  if (shutting_down_) return Error{"phoenix is shutting down"};
+  std::vector<InstanceView> order = View(now);  // Procfile order, then index
+  int queued = 0;
+  for (const auto& v : order) {
+    if (!type.empty() && v.type != type) continue;
+    if (std::find(rotate_queue_.begin(), rotate_queue_.end(), v.instance) != rotate_queue_.end()) {
+      continue;
+    }
+    rotate_queue_.push_back(v.instance);
+    ++queued;
+  }
+  if (queued == 0 && !rotating()) return Error{"no instance to rotate"};
+  rotation_active_ = true;
+  Event e;
+  e.kind = "rotating";
+  e.instance = type.empty() ? "all" : type;
+  e.message = fmt::format("{} instance{}, one after another", queued, queued == 1 ? "" : "s");
+  Emit(std::move(e));
+  StepRotation(now);
+  return OkStatus();
+}
+
+// Starts the next slot of a rotation once the previous one's successor is ready.
+void Supervisor::StepRotation(Time now) {
+  while (rotating_.empty() && !rotate_queue_.empty() && !shutting_down_) {
+    std::string name = rotate_queue_.front();
+    rotate_queue_.pop_front();
+    Slot* slot = FindSlot(name);
+    if (!slot || slot->retired) continue;
+    if (slot->successor) {  // already being replaced: wait for that one
+      rotating_ = name;
+      break;
+    }
+    Incarnation* cur = Find(slot->current);
+    if (!cur || cur->state != IncarnationState::kReady) continue;  // being born anyway
+    slot->successor_reason = DeathReason::kRotated;
+    slot->successor = SpawnInto(*slot, now);
+    ++slot->restarts;
+    rotating_ = name;
+  }
+  if (rotation_active_ && rotating_.empty() && rotate_queue_.empty()) {
+    rotation_active_ = false;
+    Event e;
+    e.kind = "rotated";
+    e.instance = "all";
+    e.message = "every instance was replaced";
+    Emit(std::move(e));
+  }
+}
+
+Status Supervisor::Drill(const std::string& type, double fraction, Time now) {
+  Seen(now);
+  if (!type.empty() && !config_.Find(type)) {
+    return Error{fmt::format("unknown process type '{}'", type)};
+  }
+  if (!(fraction > 0.0 && fraction <= 1.0)) return Error{"--fraction must be in (0, 1]"};
+  if (shutting_down_) return Error{"phoenix is shutting down"};
+  if (drill_) return Error{"a drill is already running"};
+  std::vector<Slot*> live;
+  for (auto& [name, slot] : slots_) {
+    if (!slot.retired && (type.empty() || slot.type == type) && Find(slot.current)) {
+      live.push_back(&slot);
+    }
+  }
+  if (live.empty()) return Error{"no instance to drill"};
+  std::shuffle(live.begin(), live.end(), rng_);
+  size_t count = std::max<size_t>(1, static_cast<size_t>(std::ceil(fraction * live.size())));
+  live.resize(std::min(count, live.size()));
+  DrillRun run;
+  run.start = now;
+  for (Slot* slot : live) {
+    Incarnation* cur = Find(slot->current);
+    run.slots[slot->instance] = cur->number;
+    for (IncarnationId id : {slot->current, slot->successor}) {
+      if (Incarnation* i = Find(id)) {
+        HardKill(*i, DeathReason::kDrill);
+        ++run.killed;
+      }
+    }
+  }
+  Event e;
+  e.kind = "drill-start";
+  e.instance = type.empty() ? "all" : type;
+  e.message = fmt::format("SIGKILL of {} instance{} at once", run.slots.size(),
+                          run.slots.size() == 1 ? "" : "s");
+  Emit(std::move(e));
+  drill_ = std::move(run);
+  return OkStatus();
+}
+
+// A drill ends when every slot it hit has a new incarnation ready.
+void Supervisor::CheckDrill(Time now) {
+  if (!drill_) return;
+  for (const auto& [name, killed] : drill_->slots) {
+    auto it = slots_.find(name);
+    if (it == slots_.end() || it->second.retired) continue;
+    const Incarnation* cur = nullptr;
+    auto ci = incarnations_.find(it->second.current);
+    if (ci != incarnations_.end()) cur = &ci->second;
+    if (!cur || cur->number <= killed || cur->state != IncarnationState::kReady) return;
+  }
+  Event e;
+  e.kind = "drill";
+  e.instance = "all";
+  e.age = std::chrono::duration_cast<Millis>(now - drill_->start);
+  e.message = fmt::format("{} instance{} killed; every one ready again after {}",
+                          drill_->slots.size(), drill_->slots.size() == 1 ? "" : "s",
+                          FormatDuration(e.age));
+  e.lost = std::move(drill_->lost);
+  Emit(std::move(e));
+  drill_.reset();
+}
+
+// [chaos]: unannounced SIGKILLs at exponential intervals, inside `hours` only, and never of
+// the last ready instance of a type (as Chaos Monkey and the Kubernetes descheduler promise).
+void Supervisor::ChaosTick(Time now) {
+  if (!next_chaos_ || now < *next_chaos_ || shutting_down_) return;
+  const Millis mean = config_.chaos.mean_time_between_kills;
+  std::exponential_distribution<double> gap(1.0 / static_cast<double>(mean.count()));
+  next_chaos_ = now + Millis(static_cast<int64_t>(gap(rng_)) + 1);
+  if (!config_.chaos.hours.Contains(minute_of_day_(now))) return;
+  std::map<std::string, int> ready_by_type;
+  std::vector<Incarnation*> candidates;
+  for (auto& [name, slot] : slots_) {
+    Incarnation* cur = Find(slot.current);
+    if (!slot.retired && cur && cur->state == IncarnationState::kReady && !slot.successor) {
+      ++ready_by_type[slot.type];
+      candidates.push_back(cur);
+    }
+  }
+  std::erase_if(candidates, [&](Incarnation* i) { return ready_by_type[i->type] < 2; });
+  if (candidates.empty()) return;
+  Incarnation* victim = candidates[std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rng_)];
+  Event e = EventFor(*victim, "chaos", now);
+  e.message = fmt::format("unannounced SIGKILL (mean time between kills {})", FormatDuration(mean));
+  Emit(std::move(e));
+  HardKill(*victim, DeathReason::kChaos);
+}
+
 void Supervisor::Shutdown(Time now) {
+  Seen(now);
   if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& [name, slot] : slots_) slot.spawn_at.reset();

@@ -14,7 +14,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
+#include <random>
 #include <optional>
 #include <string>
 #include <variant>
@@ -41,6 +44,9 @@ enum class DeathReason {
   kBootTimeout,
   kShutdown,
   kPhoenixKilled,  // found on disk after a phoenix that was SIGKILLed
+  kRotated,        // `phoenix rotate`
+  kChaos,          // an unannounced SIGKILL of [chaos]
+  kDrill,          // `phoenix drill`
 };
 const char* ToString(DeathReason reason);
 
@@ -90,6 +96,7 @@ struct Event {
   Millis delay{0};  // backoff: time until the next birth
   std::string message;  // free text: spawn errors, scale details
   std::optional<sandbox::LostState> lost;
+  std::optional<uint64_t> failed_requests;  // drill: filled in by the shell from the router
 };
 
 // ---- what `ps` shows ----
@@ -124,6 +131,16 @@ class Supervisor {
   // Commands. Errors are for the operator (unknown instance or type).
   Status Scale(const std::string& type, int count, Time now);
   Status Kill(const std::string& instance, bool now_hard, Time now);
+  // Rolling rebirth of every instance of `type` ("" = all types), one after another: each
+  // successor is ready before the next slot starts. Ends with a "rotated" event.
+  Status Rotate(const std::string& type, Time now);
+  // Fowler's baseball bat: SIGKILL a `fraction` of the instances of `type` ("" = all) at once;
+  // a "drill" event reports the time until every one of them is ready again.
+  Status Drill(const std::string& type, double fraction, Time now);
+  bool rotating() const { return !rotating_.empty() || !rotate_queue_.empty(); }
+  bool drilling() const { return drill_.has_value(); }
+  // Local wall-clock minute of the day (0..1439) at a steady time; tests replace it.
+  void SetMinuteOfDay(std::function<int(Time)> f) { minute_of_day_ = std::move(f); }
   void Shutdown(Time now);
   void ForceShutdown(Time now);  // a second SIGINT: SIGKILL everything
 
@@ -178,6 +195,31 @@ class Supervisor {
   std::map<std::string, Slot> slots_;  // by instance name
   std::map<IncarnationId, Incarnation> incarnations_;
   std::map<std::string, int> next_number_;  // by instance name, across scale down and up
+  bool TypeReplacing(const std::string& type) const;
+  bool RebirthDue(const Slot& slot, const Incarnation& inc, Time now) const;
+  std::optional<Time> RebirthTime(const Slot& slot, const Incarnation& inc, Time now) const;
+  Time NextInWindow(Time t, const DailyWindow& w) const;
+  void HardKill(Incarnation& inc, DeathReason reason);
+  void StepRotation(Time now);
+  void CheckDrill(Time now);
+  void ChaosTick(Time now);
+
+  void Seen(Time now) { last_now_ = std::max(last_now_, now); }
+
+  Time last_now_{};  // the latest time an input brought: NextDeadline() takes none
+  std::function<int(Time)> minute_of_day_;
+  std::mt19937_64 rng_;
+  std::deque<std::string> rotate_queue_;
+  std::string rotating_;  // the slot whose successor we wait for
+  bool rotation_active_ = false;
+  std::optional<Time> next_chaos_;
+  struct DrillRun {
+    Time start;
+    std::map<std::string, int> slots;  // instance -> the incarnation number killed
+    sandbox::LostState lost;
+    int killed = 0;
+  };
+  std::optional<DrillRun> drill_;
   IncarnationId next_id_ = 1;
   bool shutting_down_ = false;
   bool exit_sent_ = false;

@@ -438,7 +438,10 @@ TEST(SupervisorTest, BornAndReadyEvents) {
   EXPECT_EQ(ready.pid, born.pid);
   EXPECT_EQ(ready.port, born.port);
   EXPECT_EQ(ready.age, 2005ms);
-  EXPECT_TRUE(h.actions.empty());
+  // A ready `web` incarnation joins the router's rotation, and nothing else happens.
+  ASSERT_EQ(h.actions.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<StartRoutingAction>(h.actions[0]));
+  EXPECT_EQ(std::get<StartRoutingAction>(h.actions[0]).id, web1);
   EXPECT_EQ(h.ViewOf("web.1").state, "ready");
 
   // A second Ready, or one for an unknown incarnation, changes nothing.
