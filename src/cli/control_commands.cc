@@ -1,10 +1,9 @@
 // The commands that talk to a running phoenix: ps, scale, kill, logs, stop.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <cstdio>
-
-#include <fmt/format.h>
 
 #include "base/duration.h"
 #include "cli/commands.h"
@@ -66,7 +65,9 @@ double Num(const json::object& o, const char* key) {
   if (v->is_uint64()) return static_cast<double>(v->as_uint64());
   return 0;
 }
-std::string Dur(double seconds) { return FormatDuration(Millis(static_cast<int64_t>(seconds * 1000))); }
+std::string Dur(double seconds) {
+  return FormatDuration(Millis(static_cast<int64_t>(seconds * 1000)));
+}
 
 }  // namespace
 
@@ -121,11 +122,11 @@ int Logs(const std::string& instance, bool follow) {
   r.instance = instance;
   r.follow = follow;
   return Request(r, [](const json::value& v) {
-                   const auto& o = v.as_object();
-                   std::printf("%-8s | %s\n", Str(o, "instance").c_str(), Str(o, "line").c_str());
-                   std::fflush(stdout);
-                   return true;
-                 });
+    const auto& o = v.as_object();
+    std::printf("%-8s | %s\n", Str(o, "instance").c_str(), Str(o, "line").c_str());
+    std::fflush(stdout);
+    return true;
+  });
 }
 
 int Stop() {

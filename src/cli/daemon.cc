@@ -1,6 +1,7 @@
 #include "cli/daemon.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,8 +14,6 @@
 #include <map>
 #include <memory>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "cli/terminal.h"
 #include "control/paths.h"
@@ -123,7 +122,8 @@ class Daemon {
       return 1;
     }
     if (opt_.events_file) {
-      events_fd_.Reset(::open(opt_.events_file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+      events_fd_.Reset(
+          ::open(opt_.events_file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
       if (!events_fd_.valid()) {
         term_.System(fmt::format("error: {}: {}", *opt_.events_file, strerror(errno)));
         return 2;
@@ -136,7 +136,8 @@ class Daemon {
     ReportStaleLayers();
     WaitSignals();
     term_.System(fmt::format("phoenix {} up in {} ({} isolation, filesystem {})", getpid(),
-                             opt_.config.app_root, IsolationName(), ToString(opt_.config.filesystem.mode)));
+                             opt_.config.app_root, IsolationName(),
+                             ToString(opt_.config.filesystem.mode)));
     sup_.Start(Now());
     Pump();
     io_.run();
@@ -153,9 +154,12 @@ class Daemon {
 
   const char* IsolationName() const {
     switch (opt_.isolation) {
-      case os::Isolation::kNone: return "no";
-      case os::Isolation::kNamespaces: return "namespace";
-      case os::Isolation::kUserNamespace: return "user-namespace";
+      case os::Isolation::kNone:
+        return "no";
+      case os::Isolation::kNamespaces:
+        return "namespace";
+      case os::Isolation::kUserNamespace:
+        return "user-namespace";
     }
     return "?";
   }
@@ -235,7 +239,8 @@ class Daemon {
     if (it == running_.end()) return;
     Running& r = *it->second;
     if (!os::SendSignal(r.pidfd.native_handle(), a.signal) && errno != ESRCH) {
-      term_.System(fmt::format("{} #{}: signal {}: {}", r.instance, r.number, a.signal, strerror(errno)));
+      term_.System(
+          fmt::format("{} #{}: signal {}: {}", r.instance, r.number, a.signal, strerror(errno)));
     }
     // Without namespaces, SIGKILL of the init would leave the app's process group behind.
     if (a.signal == SIGKILL && opt_.isolation == os::Isolation::kNone && r.app_pid > 0) {
@@ -377,7 +382,8 @@ class Daemon {
       }
     } else if (line.rfind("error ", 0) == 0) {
       r->setup_error = arg(6);
-      term_.System(fmt::format("{} #{} sandbox set-up failed: {}", r->instance, r->number, r->setup_error));
+      term_.System(
+          fmt::format("{} #{} sandbox set-up failed: {}", r->instance, r->number, r->setup_error));
     } else if (line.rfind("exit ", 0) == 0) {
       r->reported = ExitStatus{false, std::atoi(arg(5).c_str())};
     } else if (line.rfind("signal ", 0) == 0) {
@@ -415,9 +421,10 @@ class Daemon {
   }
 
   void HealthCheck(std::shared_ptr<Running> r, std::shared_ptr<asio::ip::tcp::socket> sock) {
-    auto req = std::make_shared<std::string>(fmt::format(
-        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: phoenix-health\r\nConnection: close\r\n\r\n",
-        opt_.config.router.health_path, r->port));
+    auto req = std::make_shared<std::string>(
+        fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: "
+                    "phoenix-health\r\nConnection: close\r\n\r\n",
+                    opt_.config.router.health_path, r->port));
     auto buf = std::make_shared<asio::streambuf>(4096);
     asio::async_write(*sock, asio::buffer(*req), [this, r, sock, req, buf](auto ec, size_t) {
       if (ec) return RetryProbe(r);
@@ -477,9 +484,11 @@ class Daemon {
       if (scan.ok()) {
         lost = std::move(scan.value());
       } else {
-        term_.System(fmt::format("{} #{}: layer scan failed: {}", r->instance, r->number, scan.error().message));
+        term_.System(fmt::format("{} #{}: layer scan failed: {}", r->instance, r->number,
+                                 scan.error().message));
       }
-      if (Status s = os::RemoveTree(r->layer); !s.ok()) term_.System("warning: " + s.error().message);
+      if (Status s = os::RemoveTree(r->layer); !s.ok())
+        term_.System("warning: " + s.error().message);
     }
     running_.erase(r->id);
     sup_.Exited(r->id, status, std::move(lost), Now());
@@ -572,7 +581,8 @@ class Daemon {
         auto c = std::make_shared<Conn>(std::move(sock));
         asio::async_read_until(c->sock, c->in, '\n', [this, c](auto ec2, size_t n) {
           if (ec2) return;
-          std::string line(asio::buffers_begin(c->in.data()), asio::buffers_begin(c->in.data()) + n);
+          std::string line(asio::buffers_begin(c->in.data()),
+                           asio::buffers_begin(c->in.data()) + n);
           Handle(c, line);
         });
       }
@@ -600,9 +610,9 @@ class Daemon {
             std::vector<std::string> types;
             for (const auto& p : opt_.config.processes) types.push_back(p.type);
             auto hint = ClosestName(type, types);
-            c->Send(control::ErrorAnswer(fmt::format(
-                "unknown process type '{}'{}", type,
-                hint ? fmt::format(" (did you mean '{}'?)", *hint) : std::string())));
+            c->Send(control::ErrorAnswer(
+                fmt::format("unknown process type '{}'{}", type,
+                            hint ? fmt::format(" (did you mean '{}'?)", *hint) : std::string())));
             return c->Finish();
           }
         }
@@ -678,7 +688,9 @@ class Daemon {
   // Answers the `rotate` or `drill` commands waiting for this event, then closes them.
   void FinishWaiters(const Event& e) {
     auto& waiters = e.kind == "rotated" ? rotate_waiters_ : drill_waiters_;
-    json::object o{{"ok", true}, {"message", metrics::EventText(e)}, {"event", json::parse(metrics::EventJson(e))}};
+    json::object o{{"ok", true},
+                   {"message", metrics::EventText(e)},
+                   {"event", json::parse(metrics::EventJson(e))}};
     for (auto& c : waiters) {
       c->Send(json::serialize(o));
       c->Finish();

@@ -8,7 +8,8 @@
 
 int main(int argc, char** argv) {
   // The sandbox init is this same binary, re-executed inside the new namespaces.
-  if (argc > 1 && std::strcmp(argv[1], "__sandbox-init") == 0) phoenix::sandbox::RunInit(argc, argv);
+  if (argc > 1 && std::strcmp(argv[1], "__sandbox-init") == 0)
+    phoenix::sandbox::RunInit(argc, argv);
 
   using namespace phoenix::cli;
   CLI::App app{"phoenix: run every process of an app as disposable instances"};
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
   auto* stop_cmd = app.add_subcommand("stop", "stop every instance and phoenix");
 
   std::string rotate_type;
-  auto* rotate_cmd = app.add_subcommand("rotate", "rolling rebirth of every instance, zero downtime");
+  auto* rotate_cmd =
+      app.add_subcommand("rotate", "rolling rebirth of every instance, zero downtime");
   rotate_cmd->add_option("type", rotate_type, "only this process type");
 
   std::string drill_type;

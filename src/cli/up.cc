@@ -2,14 +2,13 @@
 // config, a busy port or a second phoenix leaves nothing behind.
 #include <errno.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstdio>
-
-#include <fmt/format.h>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "cli/daemon.h"
@@ -51,7 +50,8 @@ int Refuse(const std::string& message) {
 
 int Up(const UpOptions& options) {
   const char* env_port = std::getenv("PORT");
-  auto config = LoadConfig(options.load, env_port ? std::optional<std::string>(env_port) : std::nullopt);
+  auto config =
+      LoadConfig(options.load, env_port ? std::optional<std::string>(env_port) : std::nullopt);
   if (!config.ok()) return Refuse(config.error().message);
 
   DaemonOptions d;
@@ -65,10 +65,10 @@ int Up(const UpOptions& options) {
     std::string why;
     d.isolation = os::ProbeIsolation(&why);
     if (d.isolation == os::Isolation::kNone) {
-      return Refuse(fmt::format(
-          "cannot isolate instances: {}. Run as root, allow user namespaces, or set "
-          "[filesystem] mode = \"none\" in phoenix.toml to run without isolation",
-          why));
+      return Refuse(
+          fmt::format("cannot isolate instances: {}. Run as root, allow user namespaces, or set "
+                      "[filesystem] mode = \"none\" in phoenix.toml to run without isolation",
+                      why));
     }
   }
 

@@ -1,12 +1,11 @@
 #include "control/client.h"
 
 #include <errno.h>
+#include <fmt/format.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "os/fd.h"
 

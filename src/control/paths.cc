@@ -1,5 +1,6 @@
 #include "control/paths.h"
 
+#include <fmt/format.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -7,8 +8,6 @@
 
 #include <cstdint>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace phoenix::control {
 
@@ -42,8 +41,8 @@ Result<std::string> FindAppRoot(const std::string& cwd) {
     auto slash = dir.rfind('/');
     dir = slash == 0 ? "/" : dir.substr(0, slash);
   }
-  return Error{fmt::format("no Procfile in {} or any folder above it: run this in the app's folder",
-                           buf)};
+  return Error{
+      fmt::format("no Procfile in {} or any folder above it: run this in the app's folder", buf)};
 }
 
 }  // namespace phoenix::control

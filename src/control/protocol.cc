@@ -1,8 +1,8 @@
 #include "control/protocol.h"
 
-#include <boost/json.hpp>
-
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 namespace phoenix::control {
 namespace json = boost::json;
@@ -13,13 +13,20 @@ constexpr size_t kMaxRequest = 64 * 1024;
 
 const char* Name(Command c) {
   switch (c) {
-    case Command::kPs: return "ps";
-    case Command::kScale: return "scale";
-    case Command::kKill: return "kill";
-    case Command::kLogs: return "logs";
-    case Command::kStop: return "stop";
-    case Command::kRotate: return "rotate";
-    case Command::kDrill: return "drill";
+    case Command::kPs:
+      return "ps";
+    case Command::kScale:
+      return "scale";
+    case Command::kKill:
+      return "kill";
+    case Command::kLogs:
+      return "logs";
+    case Command::kStop:
+      return "stop";
+    case Command::kRotate:
+      return "rotate";
+    case Command::kDrill:
+      return "drill";
   }
   return "?";
 }
@@ -48,13 +55,15 @@ Result<Request> ParseRequest(std::string_view line) {
   auto str = [&](const char* key) -> Result<std::string> {
     const json::value* p = o.if_contains(key);
     if (!p) return std::string();
-    if (!p->is_string()) return Error{fmt::format("{}: \"{}\" must be a string", Name(r.command), key)};
+    if (!p->is_string())
+      return Error{fmt::format("{}: \"{}\" must be a string", Name(r.command), key)};
     return std::string(p->as_string());
   };
   auto flag = [&](const char* key) -> Result<bool> {
     const json::value* p = o.if_contains(key);
     if (!p) return false;
-    if (!p->is_bool()) return Error{fmt::format("{}: \"{}\" must be true or false", Name(r.command), key)};
+    if (!p->is_bool())
+      return Error{fmt::format("{}: \"{}\" must be true or false", Name(r.command), key)};
     return p->as_bool();
   };
   switch (r.command) {
@@ -76,7 +85,8 @@ Result<Request> ParseRequest(std::string_view line) {
       }
       for (const auto& [type, n] : counts->as_object()) {
         if (!n.is_int64() || n.as_int64() < 0 || n.as_int64() > 1000) {
-          return Error{fmt::format("scale: {}: expected a count from 0 to 1000", std::string(type))};
+          return Error{
+              fmt::format("scale: {}: expected a count from 0 to 1000", std::string(type))};
         }
         r.counts[std::string(type)] = static_cast<int>(n.as_int64());
       }

@@ -1,11 +1,10 @@
 #include "metrics/events.h"
 
+#include <fmt/format.h>
 #include <time.h>
 
 #include <boost/json.hpp>
 #include <chrono>
-
-#include <fmt/format.h>
 
 namespace phoenix::metrics {
 namespace json = boost::json;
@@ -18,10 +17,12 @@ json::object ChangesJson(const std::vector<sandbox::LostFile>& files, uint64_t b
   json::array paths, changes;
   for (const auto& f : files) {
     paths.emplace_back(f.path);
-    changes.emplace_back(json::object{{"path", f.path}, {"bytes", f.bytes},
-                                      {"change", sandbox::ToString(f.change)}});
+    changes.emplace_back(json::object{
+        {"path", f.path}, {"bytes", f.bytes}, {"change", sandbox::ToString(f.change)}});
   }
-  return json::object{{"files", files.size()}, {"bytes", bytes}, {"paths", std::move(paths)},
+  return json::object{{"files", files.size()},
+                      {"bytes", bytes},
+                      {"paths", std::move(paths)},
                       {"changes", std::move(changes)}};
 }
 
@@ -99,7 +100,8 @@ std::string EventText(const Event& e) {
   if (e.kind == "drill-start") return fmt::format("drill ({}): {}", e.instance, e.message);
   if (e.kind == "drill") {
     std::string line = fmt::format("drill done: {}", e.message);
-    if (e.failed_requests) line += fmt::format("; {} requests failed meanwhile", *e.failed_requests);
+    if (e.failed_requests)
+      line += fmt::format("; {} requests failed meanwhile", *e.failed_requests);
     if (e.lost) {
       line += fmt::format("; {} file{} ({}) lost", e.lost->files.size(),
                           e.lost->files.size() == 1 ? "" : "s", FormatBytes(e.lost->bytes));
@@ -119,8 +121,9 @@ std::string EventText(const Event& e) {
       line += "; it kept no local state";
     }
     if (e.lost && !e.lost->scratch.empty()) {
-      line += fmt::format(" (scratch: {} file{}, {})", e.lost->scratch.size(),
-                          e.lost->scratch.size() == 1 ? "" : "s", FormatBytes(e.lost->scratch_bytes));
+      line +=
+          fmt::format(" (scratch: {} file{}, {})", e.lost->scratch.size(),
+                      e.lost->scratch.size() == 1 ? "" : "s", FormatBytes(e.lost->scratch_bytes));
     }
     if (!e.message.empty()) line += "; " + e.message;
     return line;

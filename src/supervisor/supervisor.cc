@@ -1,5 +1,6 @@
 #include "supervisor/supervisor.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -7,33 +8,46 @@
 #include <algorithm>
 #include <cmath>
 
-#include <fmt/format.h>
-
 namespace phoenix {
 
 const char* ToString(IncarnationState state) {
   switch (state) {
-    case IncarnationState::kBooting: return "booting";
-    case IncarnationState::kReady: return "ready";
-    case IncarnationState::kDraining: return "draining";
-    case IncarnationState::kStopping: return "stopping";
-    case IncarnationState::kDead: return "dead";
+    case IncarnationState::kBooting:
+      return "booting";
+    case IncarnationState::kReady:
+      return "ready";
+    case IncarnationState::kDraining:
+      return "draining";
+    case IncarnationState::kStopping:
+      return "stopping";
+    case IncarnationState::kDead:
+      return "dead";
   }
   return "?";
 }
 
 const char* ToString(DeathReason reason) {
   switch (reason) {
-    case DeathReason::kCrash: return "crash";
-    case DeathReason::kMaxAge: return "max-age";
-    case DeathReason::kKilled: return "killed";
-    case DeathReason::kScaledDown: return "scaled-down";
-    case DeathReason::kBootTimeout: return "boot-timeout";
-    case DeathReason::kShutdown: return "shutdown";
-    case DeathReason::kPhoenixKilled: return "phoenix-killed";
-    case DeathReason::kRotated: return "rotated";
-    case DeathReason::kChaos: return "chaos";
-    case DeathReason::kDrill: return "drill";
+    case DeathReason::kCrash:
+      return "crash";
+    case DeathReason::kMaxAge:
+      return "max-age";
+    case DeathReason::kKilled:
+      return "killed";
+    case DeathReason::kScaledDown:
+      return "scaled-down";
+    case DeathReason::kBootTimeout:
+      return "boot-timeout";
+    case DeathReason::kShutdown:
+      return "shutdown";
+    case DeathReason::kPhoenixKilled:
+      return "phoenix-killed";
+    case DeathReason::kRotated:
+      return "rotated";
+    case DeathReason::kChaos:
+      return "chaos";
+    case DeathReason::kDrill:
+      return "drill";
   }
   return "?";
 }
@@ -96,7 +110,8 @@ void Supervisor::Start(Time now) {
     for (int i = 1; i <= p.instances; ++i) AddSlot(p.type, i, now);
   }
   if (config_.chaos.mean_time_between_kills.count() > 0) {
-    std::exponential_distribution<double> gap(1.0 / static_cast<double>(config_.chaos.mean_time_between_kills.count()));
+    std::exponential_distribution<double> gap(
+        1.0 / static_cast<double>(config_.chaos.mean_time_between_kills.count()));
     next_chaos_ = now + Millis(static_cast<int64_t>(gap(rng_)) + 1);
   }
   MaybeFinishShutdown();
@@ -202,8 +217,8 @@ void Supervisor::Drained(IncarnationId id, Time now) {
   if (inc && inc->state == IncarnationState::kDraining) SendTerm(*inc, now);
 }
 
-void Supervisor::Exited(IncarnationId id, ExitStatus status,
-                        std::optional<sandbox::LostState> lost, Time now) {
+void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandbox::LostState> lost,
+                        Time now) {
   Seen(now);
   auto it = incarnations_.find(id);
   if (it == incarnations_.end()) return;
@@ -294,7 +309,8 @@ void Supervisor::Tick(Time now) {
       case IncarnationState::kBooting:
         if (!inc->stop_reason && now >= inc->deadline) {
           Event e = EventFor(*inc, "boot-timeout", now);
-          e.message = fmt::format("not ready within {}", FormatDuration(Process(inc->type).boot_timeout));
+          e.message =
+              fmt::format("not ready within {}", FormatDuration(Process(inc->type).boot_timeout));
           Emit(std::move(e));
           BeginStop(*inc, DeathReason::kBootTimeout, now);
         }
@@ -315,7 +331,8 @@ void Supervisor::Tick(Time now) {
         if (now >= inc->deadline) {
           inc->deadline = Time::max();
           Event e = EventFor(*inc, "sigkill", now);
-          e.message = fmt::format("still running {} after SIGTERM", FormatDuration(Process(inc->type).stop_timeout));
+          e.message = fmt::format("still running {} after SIGTERM",
+                                  FormatDuration(Process(inc->type).stop_timeout));
           Emit(std::move(e));
           actions_.push_back(SignalAction{id, SIGKILL});
         }
@@ -581,9 +598,9 @@ void Supervisor::CheckDrill(Time now) {
   e.kind = "drill";
   e.instance = "all";
   e.age = std::chrono::duration_cast<Millis>(now - drill_->start);
-  e.message = fmt::format("{} instance{} killed; every one ready again after {}",
-                          drill_->slots.size(), drill_->slots.size() == 1 ? "" : "s",
-                          FormatDuration(e.age));
+  e.message =
+      fmt::format("{} instance{} killed; every one ready again after {}", drill_->slots.size(),
+                  drill_->slots.size() == 1 ? "" : "s", FormatDuration(e.age));
   e.lost = std::move(drill_->lost);
   Emit(std::move(e));
   drill_.reset();
@@ -608,7 +625,8 @@ void Supervisor::ChaosTick(Time now) {
   }
   std::erase_if(candidates, [&](Incarnation* i) { return ready_by_type[i->type] < 2; });
   if (candidates.empty()) return;
-  Incarnation* victim = candidates[std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rng_)];
+  Incarnation* victim =
+      candidates[std::uniform_int_distribution<size_t>(0, candidates.size() - 1)(rng_)];
   Event e = EventFor(*victim, "chaos", now);
   e.message = fmt::format("unannounced SIGKILL (mean time between kills {})", FormatDuration(mean));
   Emit(std::move(e));
@@ -662,7 +680,9 @@ std::vector<InstanceView> Supervisor::View(Time now) const {
       v.state = ToString(inc.state);
       if (slot.successor) v.state = "replacing";
       v.age = age(inc.born);
-      if (inc.rebirth_at) v.next_rebirth = std::max(Millis(0), std::chrono::duration_cast<Millis>(*inc.rebirth_at - now));
+      if (inc.rebirth_at)
+        v.next_rebirth =
+            std::max(Millis(0), std::chrono::duration_cast<Millis>(*inc.rebirth_at - now));
     } else if (slot.spawn_at) {
       v.state = "backoff";
       v.incarnation = slot.next_number - 1;

@@ -17,8 +17,8 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <random>
 #include <optional>
+#include <random>
 #include <string>
 #include <variant>
 #include <vector>
@@ -53,7 +53,7 @@ const char* ToString(DeathReason reason);
 // How a process ended: exit code or signal.
 struct ExitStatus {
   bool signaled = false;
-  int code = 0;  // exit code, or signal number when signaled
+  int code = 0;                  // exit code, or signal number when signaled
   std::string ToString() const;  // "exit 0", "exit 127 (command not found)", "SIGKILL"
   static ExitStatus FromWaitStatus(int wait_status);
 };
@@ -93,7 +93,7 @@ struct Event {
   std::optional<DeathReason> reason;
   std::optional<ExitStatus> status;
   Millis age{0};
-  Millis delay{0};  // backoff: time until the next birth
+  Millis delay{0};      // backoff: time until the next birth
   std::string message;  // free text: spawn errors, scale details
   std::optional<sandbox::LostState> lost;
   std::optional<uint64_t> failed_requests;  // drill: filled in by the shell from the router
@@ -162,7 +162,7 @@ class Supervisor {
     Time born, ready_at, deadline;  // deadline: of the current state (boot, drain, stop)
     std::optional<Time> rebirth_at;
     std::optional<DeathReason> stop_reason;  // set when phoenix decided it dies
-    bool hard_killed = false;  // kill --now: not a crash, reborn at once
+    bool hard_killed = false;                // kill --now: not a crash, reborn at once
   };
   struct Slot {
     std::string instance, type;
