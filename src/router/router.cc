@@ -13,10 +13,10 @@ namespace phoenix::router {
 
 Worker::Worker(RouterImpl& router, int index)
     : router(router),
+      rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)),
       io(1),
       acceptor(io),
-      tick(io),
-      rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)) {}
+      tick(io) {}
 
 void Worker::Sweep() {
   now = Clock::now();

@@ -68,19 +68,22 @@ class Worker {
   void Put(std::unique_ptr<Upstream> upstream);
   void ForgetBackend(uint64_t id);
 
+  // Order matters: the io_context destroys the pending coroutines, whose guards still touch
+  // `deadlines` and `counters` (declared before it, so destroyed after); the pooled sockets and
+  // the acceptor need the io_context (declared after it, so destroyed before).
   RouterImpl& router;
-  asio::io_context io;
-  tcp::acceptor acceptor;
-  asio::steady_timer tick;
-  Time now{};  // read once per sweep, for deadlines
   std::unordered_set<Deadline*> deadlines;
-  std::unordered_map<uint64_t, std::vector<std::unique_ptr<Upstream>>> pool;
+  Counters counters;
   std::shared_ptr<const Snapshot> snapshot;
   uint64_t generation = 0;
   uint64_t cursor = 0;
   std::mt19937_64 rng;
   std::string log_buf;
-  Counters counters;
+  Time now{};  // read once per sweep, for deadlines
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  asio::steady_timer tick;
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<Upstream>>> pool;
 };
 
 // Registers a deadline with its worker for the guard's lifetime.
