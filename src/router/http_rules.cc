@@ -49,12 +49,34 @@ constexpr http::field kHopByHop[] = {http::field::connection,        http::field
                                      http::field::trailer,           http::field::upgrade,
                                      http::field::proxy_authenticate};
 
+// Calls f(token) for each comma-separated token of every instance of a field, without
+// allocating (the hot path sees "Connection: keep-alive" on most requests).
+template <class F>
+void ForEachToken(const http::fields& fields, http::field name, F f) {
+  for (auto it = fields.find(name); it != fields.end() && it->name() == name; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view tok = Trim(v.substr(0, comma));
+      if (!tok.empty()) f(tok);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+}
+
 void RemoveHopByHop(http::fields& f, bool keep_upgrade) {
-  for (const std::string& name : Tokens(f, http::field::connection)) {
-    if (keep_upgrade && IEquals(name, "upgrade")) continue;
+  if (f.find(http::field::connection) != f.end()) {
     // Fields named by Connection are for this hop only (RFC 9110 7.6.1), except the framing.
-    if (IEquals(name, "content-length") || IEquals(name, "transfer-encoding")) continue;
-    f.erase(name);
+    std::vector<std::string> named;
+    ForEachToken(f, http::field::connection, [&](std::string_view tok) {
+      if (IEquals(tok, "keep-alive") || IEquals(tok, "close") || IEquals(tok, "upgrade") ||
+          IEquals(tok, "content-length") || IEquals(tok, "transfer-encoding")) {
+        return;  // removed below anyway, or framing
+      }
+      named.emplace_back(tok);
+    });
+    for (const auto& name : named) f.erase(name);
   }
   for (http::field name : kHopByHop) {
     if (keep_upgrade && name == http::field::upgrade) continue;
@@ -127,10 +149,10 @@ std::string NewRequestId(uint64_t a, uint64_t b) {
 
 bool IsUpgrade(const http::request_header<>& req) {
   if (req.find(http::field::upgrade) == req.end()) return false;
-  for (const auto& tok : Tokens(req, http::field::connection)) {
-    if (IEquals(tok, "upgrade")) return true;
-  }
-  return false;
+  bool upgrade = false;
+  ForEachToken(req, http::field::connection,
+               [&](std::string_view tok) { upgrade = upgrade || IEquals(tok, "upgrade"); });
+  return upgrade;
 }
 
 bool IsIdempotent(http::verb m) {
@@ -163,6 +185,9 @@ void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upg
   req.set("X-Forwarded-Port", std::to_string(fwd.router_port));
   req.set("X-Request-Id", fwd.request_id);
   req.version(11);
+  if (req.find(http::field::host) == req.end() && !fwd.local_host.empty()) {
+    req.set(http::field::host, fwd.local_host);
+  }
   if (content_length) {
     req.erase(http::field::content_length);
     req.set(http::field::content_length, std::to_string(*content_length));

@@ -27,6 +27,9 @@ struct Forwarding {
   std::string client_ip;
   int router_port = 0;
   std::string request_id;  // the one to use (kept from the client when sane)
+  // "address:port" the client connected to: the Host sent on for an HTTP/1.0 request that had
+  // none, since it goes on as HTTP/1.1, where Host is required (RFC 9112 3.2).
+  std::string local_host = {};
 };
 
 // A client's X-Request-Id is kept when it is 20..200 characters of [A-Za-z0-9+/=._-] (as

@@ -253,8 +253,19 @@ class Session {
     const bool expect_continue = req.find(http::field::expect) != req.end();
     std::optional<uint64_t> length;
     if (!chunked && parser.content_length()) length = *parser.content_length();
-    RewriteRequest(req.base(), Forwarding{client_ip_, w_.router.port(), request_id}, upgrade,
-                   length);
+    // An HTTP/1.0 request without Host goes on as HTTP/1.1: it gets the address it reached.
+    std::string local_host;
+    if (req.find(http::field::host) == req.end()) {
+      error_code lec;
+      auto local = client_.local_endpoint(lec);
+      if (!lec) {
+        std::string addr = local.address().to_string();
+        if (local.address().is_v6()) addr = "[" + addr + "]";
+        local_host = fmt::format("{}:{}", addr, local.port());
+      }
+    }
+    RewriteRequest(req.base(), Forwarding{client_ip_, w_.router.port(), request_id, local_host},
+                   upgrade, length);
 
     Outcome o;
     int attempts = 0;
@@ -358,6 +369,12 @@ class Session {
               req.body().size = kBodyChunk - req.body().size;
               req.body().data = chunk;
               req.body().more = !parser.is_done();
+              // A read may bring only a chunk header: an empty buffer must not be written, as
+              // the serializer would frame it as a zero-size chunk, i.e. the end of the body.
+              if (req.body().size == 0) {
+                if (req.body().more) continue;
+                req.body().data = nullptr;
+              }
             } else {
               req.body().data = nullptr;
               req.body().size = 0;
@@ -466,6 +483,11 @@ class Session {
           res.body().data = chunk;
           res.body().more = !rp_slot->is_done();
           o.bytes += res.body().size;
+          // As for the request: never write an empty buffer (a zero-size chunk ends the body).
+          if (res.body().size == 0) {
+            if (res.body().more) continue;
+            res.body().data = nullptr;
+          }
         } else {
           res.body().data = nullptr;
           res.body().size = 0;

@@ -20,13 +20,13 @@ Worker::Worker(RouterImpl& router, int index)
 
 void Worker::Sweep() {
   now = Clock::now();
-  for (Deadline* d : deadlines) {
+  deadlines.ForEach([this](Deadline* d) {
     if (!d->fired && now >= d->at) {
       d->fired = true;
       boost::system::error_code ec;
       d->sock->cancel(ec);
     }
-  }
+  });
   // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive
   // timeout closes them under us), or when their instance left.
   for (auto it = pool.begin(); it != pool.end();) {

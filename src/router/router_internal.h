@@ -36,6 +36,35 @@ struct Deadline {
   Time at = Time::max();
   tcp::socket* sock = nullptr;
   bool fired = false;
+  Deadline* prev = nullptr;  // the worker's intrusive list: no allocation a request
+  Deadline* next = nullptr;
+};
+
+// The deadlines of one worker: a doubly linked list through the Deadlines themselves.
+class DeadlineList {
+ public:
+  void Insert(Deadline* d) {
+    d->prev = nullptr;
+    d->next = head_;
+    if (head_) head_->prev = d;
+    head_ = d;
+  }
+  void Erase(Deadline* d) {
+    if (d->prev) d->prev->next = d->next; else head_ = d->next;
+    if (d->next) d->next->prev = d->prev;
+    d->prev = d->next = nullptr;
+  }
+  template <class F>
+  void ForEach(F f) {
+    for (Deadline* d = head_; d;) {
+      Deadline* next = d->next;  // f may not erase, but stay safe
+      f(d);
+      d = next;
+    }
+  }
+
+ private:
+  Deadline* head_ = nullptr;
 };
 
 struct Upstream {
@@ -72,7 +101,7 @@ class Worker {
   // `deadlines` and `counters` (declared before it, so destroyed after); the pooled sockets and
   // the acceptor need the io_context (declared after it, so destroyed before).
   RouterImpl& router;
-  std::unordered_set<Deadline*> deadlines;
+  DeadlineList deadlines;
   Counters counters;
   std::shared_ptr<const Snapshot> snapshot;
   uint64_t generation = 0;
@@ -89,8 +118,8 @@ class Worker {
 // Registers a deadline with its worker for the guard's lifetime.
 class Watch {
  public:
-  Watch(Worker& w, Deadline& d) : w_(w), d_(d) { w_.deadlines.insert(&d_); }
-  ~Watch() { w_.deadlines.erase(&d_); }
+  Watch(Worker& w, Deadline& d) : w_(w), d_(d) { w_.deadlines.Insert(&d_); }
+  ~Watch() { w_.deadlines.Erase(&d_); }
   Watch(const Watch&) = delete;
   Watch& operator=(const Watch&) = delete;
 
