@@ -1,0 +1,90 @@
+// `phoenix rotate` (rolling rebirth, one instance after another, capacity never dips),
+// `phoenix drill` (SIGKILL at once, a report of the time to full recovery, failed requests and
+// lost state) and [chaos] (unannounced SIGKILLs, never the last ready instance).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeApp, up, phoenix, ps, httpGet, readEvents, waitFor } from './harness.mjs';
+
+/** The fewest ready web instances at any point once `count` were ready, from the events. */
+function minReady(events, count) {
+  const ready = new Set();
+  let full = false;
+  let min = Infinity;
+  for (const e of events) {
+    if (!e.instance || !e.instance.startsWith('web.')) continue;
+    const key = `${e.instance}#${e.incarnation}`;
+    if (e.event === 'ready') ready.add(key);
+    if (e.event === 'draining' || e.event === 'stopping' || e.event === 'died') ready.delete(key);
+    if (ready.size >= count) full = true;
+    if (full) min = Math.min(min, ready.size);
+  }
+  return min;
+}
+
+test('rotate: every instance replaced one after another, capacity never dips', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 3\nstop_timeout = "2s"\n' } });
+  const px = await up(app);
+  await px.waitReady(3);
+  const r = await phoenix(app, ['rotate'], { timeout: 20000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /rotation done/);
+  const after = await ps(app);
+  for (const i of after.filter((x) => x.type === 'web')) assert.equal(i.incarnation, 2, JSON.stringify(i));
+  const ev = readEvents(app.eventsFile);
+  assert.equal(minReady(ev, 3), 3, `capacity dipped\n${px.describe()}`);
+  // One after another: a slot's successor is born only after the previous slot's one is ready.
+  const births = ev.filter((e) => e.event === 'born' && e.incarnation === 2 && e.instance.startsWith('web.'));
+  const readies = ev.filter((e) => e.event === 'ready' && e.incarnation === 2 && e.instance.startsWith('web.'));
+  for (let k = 1; k < births.length; ++k) {
+    assert.ok(ev.indexOf(readies[k - 1]) < ev.indexOf(births[k]), `${births[k].instance} was born before ${readies[k - 1].instance} was ready`);
+  }
+  await waitFor(() => ev.length && readEvents(app.eventsFile).filter((e) => e.event === 'died' && e.reason === 'rotated').length >= 3,
+    { timeout: 10000, what: 'three rotated deaths' });
+  // A type that does not exist.
+  const bad = await phoenix(app, ['rotate', 'wbe']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /wbe/);
+});
+
+test('drill --all: every instance SIGKILLed at once, recovery reported with failed requests and lost state', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'writer', { files: { 'phoenix.toml': '[process.web]\ninstances = 2\n' } });
+  const px = await up(app);
+  const list = await px.waitReady(2);
+  const r = await phoenix(app, ['drill', '--all'], { timeout: 20000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /drill done: 2 instances killed; every one ready again after \S+; \d+ requests failed meanwhile; [1-9]\d* files? \(.*\) lost/);
+  const ev = readEvents(app.eventsFile);
+  const drill = ev.find((e) => e.event === 'drill');
+  assert.ok(drill, px.describe());
+  assert.ok(Number.isInteger(drill.recovery_ms) && drill.recovery_ms > 0, JSON.stringify(drill));
+  assert.ok(Number.isInteger(drill.failed_requests), JSON.stringify(drill));
+  assert.ok(drill.lost.paths.includes('written.txt'), JSON.stringify(drill.lost));
+  const died = ev.filter((e) => e.event === 'died');
+  assert.equal(died.length, 2);
+  for (const d of died) {
+    assert.equal(d.reason, 'drill');
+    assert.equal(d.signal, 'SIGKILL');
+  }
+  // Served again, through the router.
+  const res = await httpGet(px.port, '/');
+  assert.equal(res.status, 200);
+  assert.ok(list.length === 2);
+  // --fraction validation is a usage error.
+  const bad = await phoenix(app, ['drill', '--fraction', '2']);
+  assert.equal(bad.code, 2);
+});
+
+test('chaos: unannounced SIGKILLs, never the last ready instance, service goes on', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'echo', {
+    files: { 'phoenix.toml': '[process.web]\ninstances = 2\n[chaos]\nmean_time_between_kills = "300ms"\nhours = "00:00-24:00"\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(2);
+  await waitFor(() => readEvents(app.eventsFile).filter((e) => e.event === 'chaos').length >= 3,
+    { timeout: 15000, what: 'three chaos kills' });
+  const ev = readEvents(app.eventsFile);
+  for (const d of ev.filter((e) => e.event === 'died')) assert.equal(d.reason, 'chaos', JSON.stringify(d));
+  assert.ok(minReady(ev, 2) >= 1, `chaos took the last ready instance\n${px.describe()}`);
+  const res = await httpGet(px.port, '/');
+  assert.equal(res.status, 200);
+});
