@@ -81,11 +81,15 @@ void Worker::Put(std::unique_ptr<Upstream> u) {
 void Worker::ForgetBackend(uint64_t id) { pool.erase(id); }
 
 void Worker::StartTick() {
+  if (ticking) return;
+  ticking = true;
   tick.expires_after(kTick);
   tick.async_wait([this](boost::system::error_code ec) {
+    ticking = false;
     if (ec) return;
     Sweep();
-    StartTick();
+    // Idle (no connection, nothing pooled, nothing to log): no wake-ups until the next accept.
+    if (!deadlines.empty() || !pool.empty() || !log_buf.empty()) StartTick();
   });
 }
 
@@ -94,6 +98,8 @@ void Worker::Accept() {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
       sock.set_option(tcp::no_delay(true), ec);
+      now = Clock::now();
+      StartTick();
       asio::co_spawn(io, Serve(*this, std::move(sock)), asio::detached);
     }
     Accept();
@@ -193,7 +199,6 @@ Result<std::unique_ptr<Router>> Router::Start(const RouterConfig& config,
   for (auto& w : r->workers) {
     w->now = Clock::now();
     w->Refresh();
-    w->StartTick();
     w->Accept();
     r->threads.emplace_back([w = w.get()] { w->io.run(); });
   }

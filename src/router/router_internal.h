@@ -54,6 +54,7 @@ class DeadlineList {
     if (d->next) d->next->prev = d->prev;
     d->prev = d->next = nullptr;
   }
+  bool empty() const { return head_ == nullptr; }
   template <class F>
   void ForEach(F f) {
     for (Deadline* d = head_; d;) {
@@ -89,7 +90,7 @@ class Worker {
   Worker(RouterImpl& router, int index);
 
   void Accept();
-  void StartTick();
+  void StartTick();  // if not ticking: the sweep runs only while there is something to sweep
   void Sweep();
   void FlushLog();
   void Refresh();  // the backend snapshot, when the generation moved
@@ -109,6 +110,7 @@ class Worker {
   std::mt19937_64 rng;
   std::string log_buf;
   Time now{};  // read once per sweep, for deadlines
+  bool ticking = false;
   asio::io_context io;
   tcp::acceptor acceptor;
   asio::steady_timer tick;
