@@ -99,10 +99,23 @@ class Session {
     --w_.counters.active;
     error_code ec;
     client_.shutdown(tcp::socket::shutdown_send, ec);
+    if (linger_) co_await Linger();
     client_.close(ec);
   }
 
  private:
+  // Lingering close, as nginx and Apache do: after an answer that ends the connection while
+  // the client may still be sending (a refused head, a body never read), close() with unread
+  // bytes sends a RST, and the client's kernel then drops our answer before it was read. So
+  // read and discard what still comes, until the client closes, for at most a second.
+  asio::awaitable<void> Linger() {
+    ClientDeadline(std::chrono::seconds(1));
+    for (;;) {
+      auto [ec, n] = co_await client_.async_read_some(asio::buffer(Chunk(), kBodyChunk), kTuple);
+      if (ec) break;
+    }
+  }
+
   void ClientDeadline(std::chrono::milliseconds d) {
     client_deadline_.fired = false;
     client_deadline_.at = Clock::now() + d;
@@ -119,24 +132,32 @@ class Session {
     // connection), the whole head must arrive within header_timeout (slowloris).
     bool idle = !first && buf_.size() == 0;
     ClientDeadline(idle ? cfg.idle_timeout : cfg.header_timeout);
+    // Beast takes whole fields as they come and applies header_limit to each put() alone, so
+    // the head stays in buf_ until it is complete: its size counts whole, and CheckRequest
+    // sees all of it (an obs-fold in an early read included). `parsed`: bytes Beast took.
+    size_t parsed = 0;
     for (;;) {
-      if (buf_.size() > 0) {
+      if (buf_.size() > parsed) {
         error_code ec;
         auto data = buf_.data();
-        size_t n = parser.put(asio::buffer(data), ec);
+        size_t n = parser.put(asio::buffer(data) + parsed, ec);
         if (ec == http::error::need_more) ec = {};
         if (ec) {
           refusal = ec == http::error::header_limit ? Refusal{431, "header too large"}
                                                     : Refusal{400, ec.message()};
           co_return false;
         }
+        parsed += n;
         if (parser.is_header_done()) {
-          std::string_view head(static_cast<const char*>(data.data()), n);
+          if (parsed > static_cast<size_t>(cfg.max_header_bytes)) {
+            refusal = Refusal{431, "header too large"};
+            co_return false;
+          }
+          std::string_view head(static_cast<const char*>(data.data()), parsed);
           refusal = CheckRequest(parser.get().base(), head);
-          buf_.consume(n);
+          buf_.consume(parsed);
           co_return !refusal;
         }
-        buf_.consume(n);
         if (buf_.size() >= static_cast<size_t>(cfg.max_header_bytes)) {
           refusal = Refusal{431, "header too large"};
           co_return false;
@@ -164,6 +185,8 @@ class Session {
     msg += extra;
     if (!request_id.empty()) msg += fmt::format("X-Request-Id: {}\r\n", request_id);
     if (close) msg += "Connection: close\r\n";
+    // A slow client cut at header_timeout gets no more time.
+    if (close && status != 408) linger_ = true;
     msg += "\r\n";
     msg += body;
     ClientDeadline(w_.router.config.response_timeout);
@@ -204,6 +227,9 @@ class Session {
     }
     auto u = std::make_unique<Upstream>(w_.io);
     u->backend = b;
+    // Beast reads at most the buffer's free capacity (512 bytes at least): without room, a
+    // body would come 512 bytes a recv(2).
+    u->buf.reserve(kBodyChunk);
     Deadline d;
     d.sock = &u->sock;
     d.at = Clock::now() + w_.router.config.connect_timeout;
@@ -271,6 +297,7 @@ class Session {
     int attempts = 0;
     uint64_t avoid = 0;
     bool body_started = false;
+    bool fresh = false;  // a pooled connection failed: no more pooled ones for this request
     Time wait_until = start + cfg.retry_timeout;
     std::unique_ptr<Upstream> up;
     Held backend;
@@ -299,7 +326,7 @@ class Session {
         co_return !close;
       }
       o.instance = backend->info.instance;
-      up = co_await Connect(backend.b, upgrade);
+      up = co_await Connect(backend.b, upgrade || fresh);
       if (!up) {
         // The instance never got the request: always safe to try another.
         avoid = backend->info.id;
@@ -357,12 +384,25 @@ class Session {
               auto [rec, rn] = co_await http::async_read_some(client_, buf_, parser, kTuple);
               if (rec == http::error::need_buffer) rec = {};
               if (rec) {
-                // The client went away or sent a bad body: nothing to answer.
+                // The instance gets no more of it. A body whose framing is bad (chunk sizes)
+                // gets a 400, as a bad head does; a client that went away gets nothing.
                 error_code ignored;
                 up->sock.close(ignored);
-                o.status = 499;
-                o.code = "H27";
-                o.desc = "Client request interrupted";
+                const auto& parse_errors = http::make_error_code(http::error::bad_chunk).category();
+                const bool malformed =
+                    rec.category() == parse_errors && rec != http::error::partial_message &&
+                    rec != http::error::end_of_stream && rec != http::error::short_read;
+                if (malformed) {
+                  ++w_.counters.router_errors;
+                  co_await SendError(400, request_id, true);
+                  o.status = 400;
+                  o.code = "H400";
+                  o.desc = "bad request body";
+                } else {
+                  o.status = 499;
+                  o.code = "H27";
+                  o.desc = "Client request interrupted";
+                }
                 Log(req.base(), request_id, start, o);
                 co_return false;
               }
@@ -432,6 +472,13 @@ class Session {
       if (safe && ++attempts < 4) {
         ++w_.counters.retries;
         avoid = reused ? 0 : backend->info.id;
+        if (reused) {
+          // Either it went stale or its instance died (kill --now): then every pooled
+          // connection to it is dead too, and retrying on them would use up the attempts. The
+          // retry connects afresh, which an instance that died refuses at once.
+          fresh = true;
+          w_.ForgetBackend(backend->info.id);
+        }
         continue;
       }
       ++w_.counters.router_errors;
@@ -564,6 +611,7 @@ class Session {
 
   Worker& w_;
   std::unique_ptr<char[]> chunk_;
+  bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   tcp::socket client_;
   Deadline client_deadline_;
   beast::flat_buffer buf_;

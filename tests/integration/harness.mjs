@@ -411,3 +411,53 @@ export async function runCommand(file, args, { cwd, env = process.env, timeout =
   const killed = await run.exited;
   throw new Error(`${file} ${args.join(' ')} did not finish within ${timeout} ms\n${killed.stdout}\n${killed.stderr}`);
 }
+
+/** Resident memory of a process in KiB (VmRSS in /proc/PID/status), or null when it is gone. */
+export function vmRssKb(pid) {
+  const status = readProc(pid, 'status');
+  if (!status) return null;
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status.toString('utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * A raw TCP client on 127.0.0.1:port for exact HTTP bytes (pipelining, smuggling vectors,
+ * 100-continue, WebSocket handshakes). Everything received is kept in `data` (a Buffer, `text`
+ * as latin1); `closed` turns true when the peer ends or resets the connection. Destroyed when the
+ * test ends.
+ */
+export function rawConnect(port, { t, timeout = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const client = {
+      socket,
+      data: Buffer.alloc(0),
+      closed: false,
+      error: null,
+      get text() { return this.data.toString('latin1'); },
+      write(bytes) { socket.write(bytes); },
+      /** Resolves once `pred(text, data)` holds for what came so far; fails after `timeout`. */
+      waitData(pred, { timeout: ms = 5000, what = 'data' } = {}) {
+        const match = () => (typeof pred === 'string' ? this.text.includes(pred)
+          : pred instanceof RegExp ? pred.test(this.text) : pred(this.text, this.data));
+        return waitFor(() => match() || (this.closed && match()), {
+          timeout: ms, what, describe: () => `received (${this.closed ? 'closed' : 'open'}): ${JSON.stringify(this.text.slice(0, 2000))}`,
+        });
+      },
+      /** Resolves once the peer closed the connection; fails after `timeout`. */
+      waitClosed({ timeout: ms = 5000 } = {}) {
+        return waitFor(() => this.closed, {
+          timeout: ms, what: 'the connection to close', describe: () => `received: ${JSON.stringify(this.text.slice(0, 2000))}`,
+        });
+      },
+      destroy() { socket.destroy(); },
+    };
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`connect to ${port}: timed out`)); }, timeout);
+    socket.on('connect', () => { clearTimeout(timer); resolve(client); });
+    socket.on('data', (d) => { client.data = Buffer.concat([client.data, d]); });
+    socket.on('end', () => { client.closed = true; });
+    socket.on('close', () => { client.closed = true; });
+    socket.on('error', (err) => { client.error = err; client.closed = true; clearTimeout(timer); reject(err); });
+    if (t) t.after(() => socket.destroy());
+  });
+}

@@ -1,0 +1,497 @@
+#include "router/http_rules.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace phoenix::router {
+namespace {
+
+using boost::system::error_code;
+
+// A request head parsed from raw text the way the router reads one (proxy.cc's ReadHead): the
+// whole head through Beast's parser, then CheckRequest on the result and on the raw bytes.
+struct Parsed {
+  std::unique_ptr<http::request_parser<http::empty_body>> parser =
+      std::make_unique<http::request_parser<http::empty_body>>();
+  error_code ec;  // Beast's verdict on the head
+  std::string head;
+
+  http::request_header<>& req() { return parser->get().base(); }
+};
+
+Parsed Parse(const std::string& raw, uint32_t header_limit = 32 * 1024) {
+  Parsed p;
+  p.parser->header_limit(header_limit);
+  size_t n = p.parser->put(boost::asio::buffer(raw), p.ec);
+  if (!p.ec && !p.parser->is_header_done()) p.ec = http::error::need_more;
+  p.head = raw.substr(0, n);
+  return p;
+}
+
+// What the router answers to a raw head: the refusal status, or 0 when it is forwarded.
+int Verdict(const std::string& raw) {
+  Parsed p = Parse(raw);
+  if (p.ec == http::error::header_limit) return 431;
+  if (p.ec == http::error::need_more) return -1;  // the test's text is incomplete
+  if (p.ec) return 400;
+  auto refusal = CheckRequest(p.req(), p.head);
+  return refusal ? refusal->status : 0;
+}
+
+// A request head that Beast accepts; CheckRequest's own verdict on it.
+std::optional<Refusal> Check(const std::string& raw) {
+  Parsed p = Parse(raw);
+  EXPECT_FALSE(p.ec) << "Beast refused: " << p.ec.message() << "\n" << raw;
+  if (p.ec) return Refusal{-1, "beast"};
+  return CheckRequest(p.req(), p.head);
+}
+
+// Feeds a whole request (head and body) to a parser; the first error, or none.
+error_code ParseWhole(const std::string& raw) {
+  http::request_parser<http::string_body> parser;
+  parser.eager(true);
+  error_code ec;
+  size_t done = 0;
+  while (done < raw.size() && !parser.is_done()) {
+    size_t n = parser.put(boost::asio::buffer(raw.data() + done, raw.size() - done), ec);
+    if (ec) return ec;
+    if (n == 0) break;
+    done += n;
+  }
+  if (!parser.is_done()) return http::error::need_more;
+  return {};
+}
+
+std::string Field(const http::fields& f, std::string_view name) {
+  auto it = f.find(name);
+  return it == f.end() ? "<none>" : std::string(it->value());
+}
+
+size_t CountOf(const http::fields& f, std::string_view name) {
+  size_t n = 0;
+  for (const auto& x : f) n += boost::beast::iequals(x.name_string(), name) ? 1 : 0;
+  return n;
+}
+
+// ---------------------------------------------------------------- accepted requests
+
+TEST(CheckRequestTest, AcceptsNormalRequests) {
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("GET /a/b?c=d HTTP/1.1\r\nHost: example.com:5000\r\nAccept: */*\r\n"
+                    "User-Agent: curl/8\r\n\r\n"),
+            0);
+  EXPECT_EQ(Verdict("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("DELETE /r/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("PUT /r/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), 0);
+  // HTTP/1.0 needs no Host.
+  EXPECT_EQ(Verdict("GET / HTTP/1.0\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("GET / HTTP/1.0\r\nHost: x\r\nContent-Length: 3\r\n\r\n"), 0);
+  // Expect: 100-continue, any case, is answered by the router.
+  EXPECT_EQ(
+      Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-Continue\r\n\r\n"),
+      0);
+  // A WebSocket handshake.
+  EXPECT_EQ(
+      Verdict("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"),
+      0);
+  // Field values may hold tabs and spaces, and optional whitespace around them.
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost:x\r\nX-A: a\tb  c \r\n\r\n"), 0);
+}
+
+TEST(CheckRequestTest, RepeatedEqualContentLengthIsAccepted) {
+  // RFC 9110 8.6: the same value repeated may be taken as one.
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            0);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n"), 0);
+}
+
+// ---------------------------------------------------------------- smuggling vectors
+
+TEST(CheckRequestTest, ObsFoldIsRefused) {
+  const std::string space = "GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n";
+  const std::string tab = "GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n\ttwo\r\n\r\n";
+  EXPECT_EQ(Verdict(space), 400);
+  EXPECT_EQ(Verdict(tab), 400);
+  // Beast itself unfolds it: the refusal must come from CheckRequest reading the raw head.
+  auto r = Check(space);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->reason, "obs-fold");
+  // A folded Transfer-Encoding, the classic smuggling form.
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"), 400);
+}
+
+TEST(CheckRequestTest, ContentLengthWithTransferEncodingIsRefused) {
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"),
+            400);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                    "Content-Length: 4\r\n\r\n"),
+            400);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"),
+            400);
+}
+
+TEST(CheckRequestTest, DifferingDuplicateContentLengthIsRefused) {
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            400);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n"), 400);
+  EXPECT_EQ(
+      Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 10\r\n\r\n"),
+      400);
+}
+
+TEST(CheckRequestTest, NonNumericContentLengthIsRefused) {
+  for (const char* value :
+       {"abc", "-1", "+5", "0x10", "1e3", "5 5", "", "5;", "1.0", "99999999999999999999999"}) {
+    SCOPED_TRACE(value);
+    EXPECT_EQ(
+        Verdict(std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ") + value + "\r\n\r\n"),
+        400);
+  }
+}
+
+TEST(CheckRequestTest, TransferEncodingOtherThanASingleFinalChunkedIsRefused) {
+  // Codings we cannot frame: 400 (or 501 Not Implemented for a coding before chunked, RFC 9112
+  // 6.1). Either way the request is refused and the connection closed.
+  auto refused = [](int status) { return status == 400 || status == 501; };
+  for (const char* te : {"gzip", "identity", "chunked, gzip", "chunked;foo=bar, identity",
+                         "xchunked", "chunked-false", "\"chunked\""}) {
+    SCOPED_TRACE(te);
+    EXPECT_EQ(
+        Verdict(std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + te + "\r\n\r\n"),
+        400);
+  }
+  for (const char* te : {"gzip, chunked", "chunked, chunked", "identity, chunked"}) {
+    SCOPED_TRACE(te);
+    EXPECT_PRED1(refused, Verdict(std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") +
+                                  te + "\r\n\r\n"));
+  }
+  // Two Transfer-Encoding fields.
+  EXPECT_PRED1(refused, Verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n"));
+  EXPECT_PRED1(refused, Verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                "Transfer-Encoding: chunked\r\n\r\n"));
+  // An empty one.
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n"), 400);
+  // Whitespace before the colon (a proxy that trims it would see chunked, the app would not).
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n"), 400);
+}
+
+TEST(CheckRequestTest, TransferEncodingInHttp10IsRefused) {
+  EXPECT_EQ(Verdict("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+}
+
+TEST(CheckRequestTest, MissingOrDuplicateHostIsRefused) {
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost:\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+}
+
+TEST(CheckRequestTest, BareCrOrLfIsRefused) {
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\rHost: x\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET / HTTP/1.1\nHost: x\r\n\r\n"), 400);
+  // A NUL byte in a value.
+  EXPECT_EQ(Verdict(std::string("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 37)), 400);
+}
+
+TEST(CheckRequestTest, BadChunkSizesAreRefusedByTheParser) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  EXPECT_FALSE(ParseWhole(head + "5\r\nhello\r\n0\r\n\r\n"));
+  EXPECT_FALSE(ParseWhole(head + "A\r\n0123456789\r\n0\r\n\r\n"));
+  EXPECT_FALSE(ParseWhole(head + "5;ext=1\r\nhello\r\n0\r\n\r\n"));
+  for (const char* body :
+       {"zz\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n", "0x5\r\nhello\r\n0\r\n\r\n",
+        "ffffffffffffffffff\r\nx\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n", "5\nhello\r\n0\r\n\r\n",
+        " 5\r\nhello\r\n0\r\n\r\n"}) {
+    SCOPED_TRACE(body);
+    error_code ec = ParseWhole(head + body);
+    EXPECT_TRUE(ec && ec != http::error::need_more) << ec.message();
+  }
+}
+
+TEST(CheckRequestTest, HugeHeadIs431) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(40000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(Verdict(raw), 431);
+}
+
+TEST(CheckRequestTest, OtherRefusals) {
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 200-ok\r\n\r\n"),
+            417);
+  EXPECT_EQ(Verdict("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 405);
+  // Versions other than 1.0 and 1.1: Beast refuses them (400) before CheckRequest would (505).
+  auto refused_version = [](int status) { return status == 400 || status == 505; };
+  EXPECT_PRED1(refused_version, Verdict("GET / HTTP/2.0\r\nHost: x\r\n\r\n"));
+  EXPECT_PRED1(refused_version, Verdict("GET / HTTP/0.9\r\nHost: x\r\n\r\n"));
+  EXPECT_PRED1(refused_version, Verdict("GET / HTTP/1.2\r\nHost: x\r\n\r\n"));
+  // Not HTTP at all.
+  EXPECT_EQ(Verdict("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET /\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+}
+
+// ---------------------------------------------------------------- rewrites
+
+Forwarding Fwd() { return Forwarding{"10.0.0.7", 5000, "abcdefghijklmnopqrstuvwxyz"}; }
+
+TEST(RewriteRequestTest, AddsForwardingFields) {
+  Parsed p = Parse(
+      "GET /x HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: client-chosen-id-123456\r\n"
+      "X-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(p.req(), "X-Forwarded-For"), "10.0.0.7");
+  EXPECT_EQ(Field(p.req(), "X-Forwarded-Proto"), "http");
+  EXPECT_EQ(Field(p.req(), "X-Forwarded-Port"), "5000");
+  EXPECT_EQ(Field(p.req(), "X-Request-Id"), "abcdefghijklmnopqrstuvwxyz");
+  EXPECT_EQ(CountOf(p.req(), "X-Forwarded-Proto"), 1u);
+  EXPECT_EQ(CountOf(p.req(), "X-Forwarded-Port"), 1u);
+  EXPECT_EQ(CountOf(p.req(), "X-Request-Id"), 1u);
+  EXPECT_EQ(Field(p.req(), "Host"), "example.com");
+  EXPECT_EQ(p.req().target(), "/x");
+  EXPECT_EQ(p.req().version(), 11u);
+}
+
+TEST(RewriteRequestTest, AppendsToXForwardedFor) {
+  Parsed one = Parse("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
+  RewriteRequest(one.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(one.req(), "X-Forwarded-For"), "1.2.3.4, 10.0.0.7");
+
+  Parsed two = Parse(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4, 5.6.7.8\r\n"
+      "x-forwarded-for: 9.9.9.9\r\n\r\n");
+  RewriteRequest(two.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(two.req(), "X-Forwarded-For"), "1.2.3.4, 5.6.7.8, 9.9.9.9, 10.0.0.7");
+  EXPECT_EQ(CountOf(two.req(), "X-Forwarded-For"), 1u);
+}
+
+TEST(RewriteRequestTest, RemovesHopByHopFields) {
+  Parsed p = Parse(
+      "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\n"
+      "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+      "Trailer: X-T\r\nUpgrade: h2c\r\nX-Secret: s\r\nX-Kept: k\r\n"
+      "Proxy-Authenticate: Basic\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  for (const char* gone : {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
+                           "Upgrade", "X-Secret", "Proxy-Authenticate"}) {
+    EXPECT_EQ(CountOf(p.req(), gone), 0u) << gone;
+  }
+  EXPECT_EQ(Field(p.req(), "X-Kept"), "k");
+  EXPECT_EQ(Field(p.req(), "Host"), "x");
+}
+
+TEST(RewriteRequestTest, ConnectionNamingFramingFieldsDoesNotRemoveThem) {
+  Parsed p = Parse(
+      "POST / HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\n"
+      "Content-Length: 5\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, 5);
+  EXPECT_EQ(Field(p.req(), "Content-Length"), "5");
+
+  Parsed c = Parse(
+      "POST / HTTP/1.1\r\nHost: x\r\nConnection: transfer-encoding\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n");
+  ASSERT_FALSE(c.ec);
+  RewriteRequest(c.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(c.req(), "Transfer-Encoding"), "chunked");
+}
+
+TEST(RewriteRequestTest, NormalisesContentLengthAndDropsExpect) {
+  Parsed p = Parse(
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n"
+      "Expect: 100-continue\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, 5);
+  EXPECT_EQ(CountOf(p.req(), "Content-Length"), 1u);
+  EXPECT_EQ(Field(p.req(), "Content-Length"), "5");
+  EXPECT_EQ(CountOf(p.req(), "Expect"), 0u);
+}
+
+TEST(RewriteRequestTest, Http10BecomesKeepAlive11) {
+  Parsed p = Parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(p.req().version(), 11u);
+  EXPECT_EQ(CountOf(p.req(), "Connection"), 0u);  // HTTP/1.1: keep-alive by default
+}
+
+TEST(RewriteRequestTest, Http10WithoutHostGetsTheAddressItReached) {
+  Parsed p = Parse("GET / HTTP/1.0\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  Forwarding fwd = Fwd();
+  fwd.local_host = "127.0.0.1:5000";
+  RewriteRequest(p.req(), fwd, false, std::nullopt);
+  EXPECT_EQ(p.req().version(), 11u);
+  EXPECT_EQ(Field(p.req(), "Host"), "127.0.0.1:5000");
+  // A Host the client sent is kept.
+  Parsed q = Parse("GET / HTTP/1.0\r\nHost: example.com\r\n\r\n");
+  RewriteRequest(q.req(), fwd, false, std::nullopt);
+  EXPECT_EQ(Field(q.req(), "Host"), "example.com");
+  EXPECT_EQ(CountOf(q.req(), "Host"), 1u);
+}
+
+TEST(RewriteRequestTest, UpgradeKeepsConnectionAndUpgrade) {
+  Parsed p = Parse(
+      "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n"
+      "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\nKeep-Alive: 5\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  ASSERT_TRUE(IsUpgrade(p.req()));
+  RewriteRequest(p.req(), Fwd(), true, std::nullopt);
+  EXPECT_EQ(Field(p.req(), "Connection"), "upgrade");
+  EXPECT_EQ(Field(p.req(), "Upgrade"), "websocket");
+  EXPECT_EQ(Field(p.req(), "Sec-WebSocket-Key"), "k");
+  EXPECT_EQ(CountOf(p.req(), "Keep-Alive"), 0u);
+}
+
+http::response_header<> Response(const std::string& raw) {
+  http::response_parser<http::empty_body> parser;
+  error_code ec;
+  parser.put(boost::asio::buffer(raw), ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(parser.is_header_done());
+  return parser.get().base();
+}
+
+TEST(RewriteResponseTest, RemovesHopByHopAndKeepsTheRest) {
+  auto res = Response(
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\n"
+      "Keep-Alive: timeout=5\r\nX-Hop: h\r\nSet-Cookie: a=b\r\nUpgrade: h2\r\n\r\n");
+  RewriteResponse(res, true, 11);
+  EXPECT_EQ(CountOf(res, "Keep-Alive"), 0u);
+  EXPECT_EQ(CountOf(res, "X-Hop"), 0u);
+  EXPECT_EQ(CountOf(res, "Upgrade"), 0u);
+  EXPECT_EQ(CountOf(res, "Connection"), 0u);  // 1.1 keep-alive is the default
+  EXPECT_EQ(Field(res, "Set-Cookie"), "a=b");
+  EXPECT_EQ(Field(res, "Content-Length"), "2");
+  EXPECT_EQ(res.version(), 11u);
+}
+
+TEST(RewriteResponseTest, CloseWhenNotKeptAlive) {
+  auto res = Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+  RewriteResponse(res, false, 11);
+  EXPECT_EQ(Field(res, "Connection"), "close");
+}
+
+TEST(RewriteResponseTest, Http10Client) {
+  auto kept = Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+  RewriteResponse(kept, true, 10);
+  EXPECT_EQ(kept.version(), 10u);
+  EXPECT_EQ(Field(kept, "Connection"), "keep-alive");
+  auto closed = Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+  RewriteResponse(closed, false, 10);
+  EXPECT_EQ(closed.version(), 10u);
+  EXPECT_EQ(Field(closed, "Connection"), "close");
+}
+
+TEST(RewriteResponseTest, SwitchingProtocolsKeepsUpgrade) {
+  auto res = Response(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+      "Upgrade: websocket\r\nSec-WebSocket-Accept: abc\r\n\r\n");
+  RewriteResponse(res, true, 11);
+  EXPECT_EQ(Field(res, "Connection"), "upgrade");
+  EXPECT_EQ(Field(res, "Upgrade"), "websocket");
+  EXPECT_EQ(Field(res, "Sec-WebSocket-Accept"), "abc");
+}
+
+TEST(RewriteResponseTest, ChunkedResponseKeepsItsFraming) {
+  auto res = Response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+  RewriteResponse(res, true, 11);
+  EXPECT_EQ(Field(res, "Transfer-Encoding"), "chunked");
+}
+
+// ---------------------------------------------------------------- request ids
+
+TEST(RequestIdTest, SaneRequestId) {
+  EXPECT_FALSE(SaneRequestId(""));
+  EXPECT_FALSE(SaneRequestId(std::string(19, 'a')));
+  EXPECT_TRUE(SaneRequestId(std::string(20, 'a')));
+  EXPECT_TRUE(SaneRequestId(std::string(200, 'Z')));
+  EXPECT_FALSE(SaneRequestId(std::string(201, 'a')));
+  EXPECT_TRUE(SaneRequestId("AZaz09+/=._-AZaz09+/=._-"));
+  EXPECT_TRUE(SaneRequestId("f47ac10b-58cc-4372-a567-0e02b2c3d479"));
+  for (char bad : {' ', '"', '\\', '\n', '\r', '\t', ',', ';', ':', '@', '\x7f', '\0'}) {
+    std::string id(30, 'a');
+    id[10] = bad;
+    EXPECT_FALSE(SaneRequestId(id)) << static_cast<int>(bad);
+  }
+  EXPECT_FALSE(SaneRequestId(std::string(25, 'a') + "\xc3\xa9"));
+}
+
+TEST(RequestIdTest, NewRequestIdIsUuidV4) {
+  const std::regex uuid4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  std::set<std::string> seen;
+  const uint64_t samples[][2] = {{0, 0},
+                                 {~0ull, ~0ull},
+                                 {0x0123456789abcdefull, 0xfedcba9876543210ull},
+                                 {0xaaaaaaaaaaaaaaaaull, 0x5555555555555555ull},
+                                 {1, 2}};
+  for (const auto& s : samples) {
+    std::string id = NewRequestId(s[0], s[1]);
+    EXPECT_TRUE(std::regex_match(id, uuid4)) << id;
+    EXPECT_TRUE(SaneRequestId(id)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), std::size(samples));
+  // The 6 fixed bits are forced whatever the input: these differ only there.
+  EXPECT_EQ(NewRequestId(0xffffffffffff0fffull, 0x3fffffffffffffffull), NewRequestId(~0ull, ~0ull));
+  EXPECT_EQ(NewRequestId(0, 0), "00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(NewRequestId(~0ull, ~0ull), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+  // The random bits land where they should (122 of 128 kept).
+  EXPECT_EQ(NewRequestId(0x0123456789abcdefull, 0xfedcba9876543210ull),
+            "01234567-89ab-4def-bedc-ba9876543210");
+}
+
+// ---------------------------------------------------------------- classification
+
+TEST(ClassifyTest, IsIdempotent) {
+  for (auto m : {http::verb::get, http::verb::head, http::verb::options, http::verb::trace,
+                 http::verb::put, http::verb::delete_}) {
+    EXPECT_TRUE(IsIdempotent(m)) << http::to_string(m);
+  }
+  for (auto m : {http::verb::post, http::verb::patch, http::verb::connect, http::verb::unknown,
+                 http::verb::lock, http::verb::merge}) {
+    EXPECT_FALSE(IsIdempotent(m)) << http::to_string(m);
+  }
+}
+
+TEST(ClassifyTest, IsUpgrade) {
+  auto upgrade = [](const std::string& fields) {
+    Parsed p = Parse("GET / HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n");
+    EXPECT_FALSE(p.ec) << p.ec.message();
+    return IsUpgrade(p.req());
+  };
+  EXPECT_TRUE(upgrade("Connection: Upgrade\r\nUpgrade: websocket\r\n"));
+  EXPECT_TRUE(upgrade("Connection: keep-alive, upgrade\r\nUpgrade: websocket\r\n"));
+  EXPECT_TRUE(upgrade("Connection: keep-alive\r\nConnection: UPGRADE\r\nUpgrade: h2c\r\n"));
+  EXPECT_FALSE(upgrade("Upgrade: websocket\r\n"));
+  EXPECT_FALSE(upgrade("Connection: upgrade\r\n"));
+  EXPECT_FALSE(upgrade("Connection: keep-alive\r\nUpgrade: websocket\r\n"));
+  EXPECT_FALSE(upgrade("Connection: upgrades\r\nUpgrade: websocket\r\n"));
+  EXPECT_FALSE(upgrade(""));
+}
+
+}  // namespace
+}  // namespace phoenix::router

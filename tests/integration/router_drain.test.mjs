@@ -1,0 +1,85 @@
+// Drain: a planned replacement (`phoenix kill web.N`) takes the old instance out of rotation at
+// once, lets its in-flight request finish, and only then stops it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeApp, up, phoenix, httpRequest, httpGet, readEvents, waitFor } from './harness.mjs';
+
+test('router: a slow request in flight completes while its instance is replaced', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+
+  const id = 'drain-test-slow-request-0001';
+  const slow = httpRequest(px.port, '/slow?ms=1500', { headers: { 'x-request-id': id }, timeout: 10000 });
+  const started = await px.waitOutput(new RegExp(`(web\\.\\d)\\s*\\| slow start ${id}`));
+  assert.ok(started);
+  const instance = new RegExp(`(web\\.\\d)\\s*\\| slow start ${id}`).exec(px.stdout)[1];
+  const other = instance === 'web.1' ? 'web.2' : 'web.1';
+
+  const kill = await phoenix(app, ['kill', instance]);
+  assert.equal(kill.code, 0, kill.stderr);
+  await px.waitEvent((e) => e.event === 'draining' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 draining` });
+
+  // While it drains, new requests go to the others (the successor or the other slot), never to it.
+  for (let i = 0; i < 10; i++) {
+    const r = await httpGet(px.port, `/during-${i}`);
+    assert.equal(r.status, 200);
+    assert.ok(!(r.json.instance === instance && r.json.incarnation === '1'), `a request went to the draining ${instance} #1`);
+  }
+
+  const r = await slow;
+  const answeredAt = Date.now();
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.instance, instance);
+  assert.equal(r.json.incarnation, '1');
+  assert.equal(r.json.slept, 1500);
+
+  const died = await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 died` });
+  assert.equal(died.reason, 'killed', JSON.stringify(died));
+  const ev = readEvents(app.eventsFile);
+  const at = (kind, inst, inc) => ev.findIndex((e) => e.event === kind && e.instance === inst && e.incarnation === inc);
+  assert.ok(at('ready', instance, 2) >= 0 && at('ready', instance, 2) < at('draining', instance, 1), 'successor ready before the drain');
+  assert.ok(at('draining', instance, 1) < at('stopping', instance, 1), 'drained before SIGTERM');
+  // SIGTERM only after the response: the app printed "slow done" before it got SIGTERM.
+  const done = px.stdout.search(new RegExp(`${instance.replace('.', '\\.')}\\s*\\| slow done ${id}`));
+  const term = px.stdout.search(new RegExp(`${instance.replace('.', '\\.')}\\s*\\| router-echo ${instance.replace('.', '\\.')} #1 got SIGTERM`));
+  assert.ok(done >= 0 && term >= 0 && done < term, `slow done (${done}) before SIGTERM (${term})\n${px.describe()}`);
+  const stopping = ev[at('stopping', instance, 1)];
+  assert.ok(Date.parse(stopping.time) >= answeredAt - 250, `stopping at ${stopping.time}, response at ${new Date(answeredAt).toISOString()}`);
+  assert.ok(!ev.some((e) => e.instance === other && e.event === 'died'), `${other} untouched`);
+  await px.waitOutput(new RegExp(`router  \\| at=info method=GET path="/slow\\?ms=1500" host=\\S+ request_id=${id} .*dyno=${instance.replace('.', '\\.')} .*status=200`));
+});
+
+test('router: drain closes the idle pooled connections to the old instance at once', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { '.env': 'LOG_CONNECTIONS=1\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  // Warm the pool: 8 requests at once leave several idle keep-alive connections to each instance.
+  const warm = await Promise.all(Array.from({ length: 8 }, (_, i) => httpGet(px.port, `/slow?ms=200&warm=${i}`)));
+  assert.ok(warm.every((r) => r.status === 200));
+  // (phoenix's readiness probe, a connect and close, printed one line each already.)
+  // Lines of incarnation #1 only: the successor has the same name, and its own probe.
+  const ended = (inst) => (px.stdout.match(new RegExp(`${inst.replace('.', '\\.')}\\s*\\| connection ended by peer \\(#1\\)`, 'g')) || []).length;
+
+  // A slow request keeps the old instance draining (and alive) for 2 s.
+  const id = 'drain-test-pool-request-0001';
+  const slow = httpRequest(px.port, '/slow?ms=2000', { headers: { 'x-request-id': id }, timeout: 10000 });
+  await px.waitOutput(new RegExp(`(web\\.\\d)\\s*\\| slow start ${id}`));
+  const instance = new RegExp(`(web\\.\\d)\\s*\\| slow start ${id}`).exec(px.stdout)[1];
+  const before = ended(instance);
+  const kill = await phoenix(app, ['kill', instance]);
+  assert.equal(kill.code, 0, kill.stderr);
+  await px.waitEvent((e) => e.event === 'draining' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 draining` });
+
+  // Its idle connections are closed by the router while the slow request is still in flight
+  // (well before they would expire as idle, 2 s after the warm-up).
+  await waitFor(() => ended(instance) > before, { timeout: 1000, what: `the router to close its idle connections to ${instance} #1`, describe: () => px.describe() });
+  assert.doesNotMatch(px.stdout, new RegExp(`slow done ${id}`), 'closed before the drain ended');
+
+  const r = await slow;
+  assert.equal(r.status, 200);
+  assert.equal(r.json.instance, instance);
+  const died = await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 died` });
+  assert.notEqual(died.signal, 'SIGKILL', JSON.stringify(died));
+  for (let i = 0; i < 6; i++) assert.equal((await httpGet(px.port, `/after-${i}`)).status, 200);
+});

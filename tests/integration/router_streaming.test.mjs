@@ -1,0 +1,152 @@
+// Bodies stream through the router in bounded memory: a 300 MB upload and a 300 MB download
+// (Content-Length and chunked) pass while phoenix's resident memory stays far below their size.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { makeApp, up, vmRssKb } from './harness.mjs';
+
+const MB = 1024 * 1024;
+const TOTAL = 300 * MB;
+const RSS_LIMIT_KB = 100 * 1024;
+
+/** Samples phoenix's VmRSS every 20 ms until stop() is called; stop() resolves the peak in KiB. */
+function sampleRss(pid) {
+  let peak = vmRssKb(pid) || 0;
+  let samples = 0;
+  const timer = setInterval(() => {
+    const kb = vmRssKb(pid);
+    if (kb !== null) { peak = Math.max(peak, kb); samples++; }
+  }, 20);
+  return {
+    get peak() { return peak; },
+    stop() { clearInterval(timer); return { peak, samples }; },
+  };
+}
+
+/** POSTs `total` bytes in 64 KiB writes, respecting backpressure. Resolves { status, json }. */
+function upload(port, path, total, { chunked = false, timeout = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = chunked ? {} : { 'content-length': String(total) };
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', headers, timeout }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, json: JSON.parse(body) }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`upload: no progress within ${timeout} ms`)));
+    const block = Buffer.alloc(64 * 1024, 'u');
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        const n = Math.min(block.length, total - sent);
+        sent += n;
+        if (!req.write(n === block.length ? block : block.subarray(0, n))) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+/** GETs a body and counts its bytes without keeping them. Resolves { status, headers, bytes }. */
+function download(port, path, { timeout = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout }, (res) => {
+      let bytes = 0;
+      res.on('data', (d) => { bytes += d.length; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, bytes, complete: res.complete }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`download: no progress within ${timeout} ms`)));
+  });
+}
+
+async function startEcho(t) {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\naccess_log = true\n\n[process.web]\ninstances = 2\nstop_timeout = "1s"\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  return px;
+}
+
+test('router: a 300 MB upload streams through in bounded memory', { timeout: 90000 }, async (t) => {
+  const px = await startEcho(t);
+  const before = vmRssKb(px.pid);
+  const rss = sampleRss(px.pid);
+  const start = Date.now();
+  const r = await upload(px.port, '/upload', TOTAL);
+  const { peak, samples } = rss.stop();
+  t.diagnostic(`upload 300 MB (Content-Length): ${Date.now() - start} ms, phoenix RSS ${before} kB before, peak ${peak} kB over ${samples} samples`);
+  assert.equal(r.status, 200);
+  assert.equal(r.json.bytes, TOTAL, 'every byte reached the app');
+  assert.ok(samples >= 3, 'RSS was sampled during the transfer');
+  assert.ok(peak < RSS_LIMIT_KB, `phoenix peak RSS ${peak} kB during a 300 MB upload`);
+
+  // Chunked (no Content-Length), 100 MB.
+  const rss2 = sampleRss(px.pid);
+  const c = await upload(px.port, '/upload', 100 * MB, { chunked: true });
+  const second = rss2.stop();
+  t.diagnostic(`upload 100 MB chunked: phoenix peak RSS ${second.peak} kB`);
+  assert.equal(c.status, 200);
+  assert.equal(c.json.bytes, 100 * MB);
+  assert.ok(second.peak < RSS_LIMIT_KB, `phoenix peak RSS ${second.peak} kB during a chunked upload`);
+  await px.waitOutput(/router  \| at=info method=POST path="\/upload" .*status=200/);
+});
+
+test('router: a 300 MB download streams through in bounded memory', { timeout: 90000 }, async (t) => {
+  const px = await startEcho(t);
+  const before = vmRssKb(px.pid);
+  const rss = sampleRss(px.pid);
+  const start = Date.now();
+  const r = await download(px.port, `/download?bytes=${TOTAL}`);
+  const { peak, samples } = rss.stop();
+  t.diagnostic(`download 300 MB (Content-Length): ${Date.now() - start} ms, phoenix RSS ${before} kB before, peak ${peak} kB over ${samples} samples`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-length'], String(TOTAL));
+  assert.equal(r.bytes, TOTAL);
+  assert.ok(r.complete);
+  assert.ok(samples >= 3, 'RSS was sampled during the transfer');
+  assert.ok(peak < RSS_LIMIT_KB, `phoenix peak RSS ${peak} kB during a 300 MB download`);
+  await px.waitOutput(new RegExp(`router  \\| at=info method=GET path="/download\\?bytes=${TOTAL}" .*status=200 bytes=${TOTAL} `));
+
+  // Chunked, 100 MB.
+  const rss2 = sampleRss(px.pid);
+  const c = await download(px.port, `/download?bytes=${100 * MB}&chunked=1`);
+  const second = rss2.stop();
+  t.diagnostic(`download 100 MB chunked: phoenix peak RSS ${second.peak} kB`);
+  assert.equal(c.status, 200);
+  assert.equal(c.headers['transfer-encoding'], 'chunked');
+  assert.equal(c.bytes, 100 * MB);
+  assert.ok(c.complete);
+  assert.ok(second.peak < RSS_LIMIT_KB, `phoenix peak RSS ${second.peak} kB during a chunked download`);
+});
+
+test('router: a slow reader of a big download holds the app back, not phoenix memory', { timeout: 60000 }, async (t) => {
+  const px = await startEcho(t);
+  // Read 100 MB, pausing the response stream often: backpressure must reach the app.
+  const rss = sampleRss(px.pid);
+  const bytes = await new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: px.port, path: `/download?bytes=${100 * MB}`, timeout: 30000 }, (res) => {
+      let n = 0;
+      let paused = 0;
+      res.on('data', (d) => {
+        n += d.length;
+        if (++paused % 64 === 0) {
+          res.pause();
+          setImmediate(() => res.resume());
+        }
+      });
+      res.on('end', () => resolve(n));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+  const { peak } = rss.stop();
+  assert.equal(bytes, 100 * MB);
+  assert.ok(peak < RSS_LIMIT_KB, `phoenix peak RSS ${peak} kB`);
+});

@@ -1,0 +1,166 @@
+// WebSocket through the router: the Upgrade handshake reaches the app, its 101 comes back, and
+// from then on the connection is a tunnel both ways (frames echoed, bytes sent right behind the
+// handshake kept, close passed through).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { makeApp, up, rawConnect, httpGet, phoenix } from './harness.mjs';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** A client frame (always masked, RFC 6455 5.3). */
+function clientFrame(opcode, payload) {
+  const data = Buffer.from(payload);
+  const mask = crypto.randomBytes(4);
+  let head;
+  if (data.length < 126) {
+    head = Buffer.from([0x80 | opcode, 0x80 | data.length]);
+  } else if (data.length < 65536) {
+    head = Buffer.alloc(4);
+    head[0] = 0x80 | opcode; head[1] = 0x80 | 126; head.writeUInt16BE(data.length, 2);
+  } else {
+    head = Buffer.alloc(10);
+    head[0] = 0x80 | opcode; head[1] = 0x80 | 127; head.writeBigUInt64BE(BigInt(data.length), 2);
+  }
+  const masked = Buffer.alloc(data.length);
+  for (let i = 0; i < data.length; i++) masked[i] = data[i] ^ mask[i % 4];
+  return Buffer.concat([head, mask, masked]);
+}
+
+/** Server frames (unmasked) in `buf`; returns [{ opcode, payload }] of the complete ones. */
+function serverFrames(buf) {
+  const out = [];
+  let at = 0;
+  while (buf.length - at >= 2) {
+    const opcode = buf[at] & 0x0f;
+    let len = buf[at + 1] & 0x7f;
+    let off = at + 2;
+    if (len === 126) { if (buf.length - at < 4) break; len = buf.readUInt16BE(at + 2); off = at + 4; }
+    else if (len === 127) { if (buf.length - at < 10) break; len = Number(buf.readBigUInt64BE(at + 2)); off = at + 10; }
+    if (buf.length < off + len) break;
+    out.push({ opcode, payload: buf.subarray(off, off + len) });
+    at = off + len;
+  }
+  return out;
+}
+
+function handshake(key, path = '/ws') {
+  return `GET ${path} HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+}
+
+/** The bytes after the 101 response head. */
+function afterHead(c) {
+  const end = c.data.indexOf('\r\n\r\n');
+  return end < 0 ? Buffer.alloc(0) : c.data.subarray(end + 4);
+}
+
+test('router: WebSocket upgrade and echo through the tunnel', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+
+  const key = crypto.randomBytes(16).toString('base64');
+  const c = await rawConnect(px.port, { t });
+  c.write(handshake(key));
+  await c.waitData('\r\n\r\n', { what: 'the handshake response' });
+  const head = c.text.slice(0, c.text.indexOf('\r\n\r\n'));
+  assert.match(head, /^HTTP\/1\.1 101 /, head);
+  const accept = crypto.createHash('sha1').update(key + GUID).digest('base64');
+  assert.match(head, new RegExp(`\\r\\nSec-WebSocket-Accept: ${accept.replace(/[+/=]/g, '\\$&')}(\\r\\n|$)`, 'i'));
+  assert.match(head, /\r\nUpgrade: websocket(\r\n|$)/i);
+  assert.match(head, /\r\nConnection: upgrade(\r\n|$)/i);
+  const instance = /\r\nX-Instance: (web\.\d)/i.exec(head)[1];
+
+  // Text, then binary of 70 000 bytes (64-bit length), then a ping: each echoed in order.
+  c.write(clientFrame(0x1, 'hello through phoenix'));
+  const big = crypto.randomBytes(70000);
+  c.write(clientFrame(0x2, big));
+  c.write(clientFrame(0x9, 'ping?'));
+  await c.waitData(() => serverFrames(afterHead(c)).length >= 3, { what: 'three frames back' });
+  const frames = serverFrames(afterHead(c));
+  assert.equal(frames[0].opcode, 0x1);
+  assert.equal(frames[0].payload.toString(), 'hello through phoenix');
+  assert.equal(frames[1].opcode, 0x2);
+  assert.ok(frames[1].payload.equals(big), 'the binary frame came back intact');
+  assert.equal(frames[2].opcode, 0xa, 'pong');
+  assert.equal(frames[2].payload.toString(), 'ping?');
+
+  // Close: the app answers with a close frame and ends; the router closes the client side.
+  c.write(clientFrame(0x8, Buffer.from([0x03, 0xe8])));
+  await c.waitClosed();
+  const last = serverFrames(afterHead(c)).at(-1);
+  assert.equal(last.opcode, 0x8);
+  await px.waitOutput(new RegExp(`router  \\| at=info method=GET path="/ws" .*dyno=${instance.replace('.', '\\.')} .*status=101`));
+});
+
+test('router: bytes sent right behind the handshake reach the app', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const key = crypto.randomBytes(16).toString('base64');
+  const c = await rawConnect(px.port, { t });
+  // One write: the handshake and a frame, before any 101 came back.
+  c.write(Buffer.concat([Buffer.from(handshake(key)), clientFrame(0x1, 'early bird')]));
+  await c.waitData(() => serverFrames(afterHead(c)).length >= 1, { what: 'the early frame echoed' });
+  assert.match(c.text, /^HTTP\/1\.1 101 /);
+  assert.equal(serverFrames(afterHead(c))[0].payload.toString(), 'early bird');
+
+  // Many tunnels at once, each its own echo.
+  const clients = await Promise.all(Array.from({ length: 20 }, () => rawConnect(px.port, { t })));
+  clients.forEach((k, i) => k.write(Buffer.concat([Buffer.from(handshake(crypto.randomBytes(16).toString('base64'))), clientFrame(0x1, `client ${i}`)])));
+  await Promise.all(clients.map((k) => k.waitData(() => serverFrames(afterHead(k)).length >= 1, { what: 'echo' })));
+  clients.forEach((k, i) => assert.equal(serverFrames(afterHead(k))[0].payload.toString(), `client ${i}`));
+  const seen = new Set(clients.map((k) => /\r\nX-Instance: (web\.\d)/i.exec(k.text)[1]));
+  assert.equal(seen.size, 2, 'upgrades are spread too');
+  for (const k of clients) k.destroy();
+
+  // Plain requests still work beside the tunnels.
+  const r = await httpGet(px.port, '/plain');
+  assert.equal(r.status, 200);
+  // (An open tunnel is a request in flight: left open, it would hold phoenix's stop for the
+  // whole drain_timeout.)
+  c.destroy();
+});
+
+test('router: an upgrade the app refuses is an ordinary response', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const c = await rawConnect(px.port, { t });
+  c.write(handshake(crypto.randomBytes(16).toString('base64'), '/not-ws'));
+  await c.waitData('\r\n\r\n', { what: 'a response' });
+  assert.match(c.text, /^HTTP\/1\.1 400 /);
+  await c.waitClosed();
+});
+
+test('router: when the instance dies, its tunnels close', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const c = await rawConnect(px.port, { t });
+  c.write(handshake(crypto.randomBytes(16).toString('base64')));
+  await c.waitData('\r\n\r\n', { what: '101' });
+  const instance = /\r\nX-Instance: (web\.\d)/i.exec(c.text)[1];
+  const r = await phoenix(app, ['kill', instance, '--now']);
+  assert.equal(r.code, 0, r.stderr);
+  await c.waitClosed({ timeout: 5000 });
+});
+
+test('router: a tunnel the client left is torn down and does not hold up a drain', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const c = await rawConnect(px.port, { t });
+  c.write(handshake(crypto.randomBytes(16).toString('base64')));
+  await c.waitData('\r\n\r\n', { what: '101' });
+  const instance = /\r\nX-Instance: (web\.\d)/i.exec(c.text)[1];
+  c.destroy();
+  // The client's close reaches the app, which closes too: nothing is in flight on the instance
+  // any more, so its planned replacement does not wait for drain_timeout (10 s).
+  const start = Date.now();
+  const r = await phoenix(app, ['kill', instance]);
+  assert.equal(r.code, 0, r.stderr);
+  await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { timeout: 8000, what: `${instance} #1 died` });
+  assert.ok(Date.now() - start < 5000, `the drain took ${Date.now() - start} ms`);
+});
