@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <vector>
 
 namespace phoenix::router {
@@ -143,8 +144,54 @@ bool SaneRequestId(std::string_view id) {
 std::string NewRequestId(uint64_t a, uint64_t b) {
   a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff,
-                     b >> 48, b & 0xffffffffffffull);
+  // 8-4-4-4-12 hex digits, by hand: this runs once a request.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  int pos = 0;
+  auto put = [&](uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) out[pos + i] = kHex[(v >> (4 * (digits - 1 - i))) & 0xf];
+    pos += digits + 1;
+  };
+  put(a >> 32, 8);
+  put((a >> 16) & 0xffff, 4);
+  put(a & 0xffff, 4);
+  put(b >> 48, 4);
+  put(b & 0xffffffffffffull, 12);
+  return out;
+}
+
+namespace {
+
+void AppendFields(const http::fields& f, std::string& out) {
+  for (const auto& field : f) {
+    out += field.name_string();
+    out += ": ";
+    out += field.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+}  // namespace
+
+void AppendRequestHead(const http::request_header<>& req, std::string& out) {
+  out += req.method_string();
+  out += ' ';
+  out += req.target();
+  out += req.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
+  AppendFields(req, out);
+}
+
+void AppendResponseHead(const http::response_header<>& res, std::string& out) {
+  char status[16];
+  int n = std::snprintf(status, sizeof status, " %03u ", res.result_int());
+  out += res.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
+  out.append(status, static_cast<size_t>(n));
+  std::string_view reason = res.reason();
+  if (reason.empty()) reason = std::string_view(http::obsolete_reason(res.result()));
+  out += reason;
+  out += "\r\n";
+  AppendFields(res, out);
 }
 
 bool IsUpgrade(const http::request_header<>& req) {

@@ -46,6 +46,11 @@ void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upg
 // Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
 void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version);
 
+// The head as it goes on the wire, appended to `out` in one piece (one write(2), no scattered
+// field buffers as Beast's serializer gives).
+void AppendRequestHead(const http::request_header<>& req, std::string& out);
+void AppendResponseHead(const http::response_header<>& res, std::string& out);
+
 bool IsUpgrade(const http::request_header<>& req);
 bool IsIdempotent(http::verb method);
 

@@ -5,9 +5,12 @@
 // when that is safe (the instance never got it, or the method is idempotent and has no body).
 #include <fmt/format.h>
 
+#include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
 #include <optional>
+#include <span>
 
 #include "router/access_log.h"
 #include "router/http_rules.h"
@@ -358,10 +361,10 @@ class Session {
         http::serializer<true, http::buffer_body> sr{req};
         up_deadline(cfg.response_timeout);
         if (!has_body) {
-          req.body().data = nullptr;
-          req.body().size = 0;
-          req.body().more = false;
-          std::tie(ec, std::ignore) = co_await http::async_write(up->sock, sr, kTuple);
+          head_.clear();
+          AppendRequestHead(req.base(), head_);
+          std::tie(ec, std::ignore) =
+              co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
           sent = !ec;
         } else {
           std::tie(ec, std::ignore) = co_await http::async_write_header(up->sock, sr, kTuple);
@@ -509,11 +512,22 @@ class Session {
     RewriteResponse(res.base(), keep_alive, version);
     bool upstream_ok = true;
     {
-      http::serializer<false, http::buffer_body> sr{res};
+      // Framing is ours: the head in one piece, the body as it comes (re-chunked when the
+      // response is chunked), the last chunk after it; each write gathers what is ready.
+      const bool chunked_out = res.chunked();
+      const int status = o.status;
+      const bool body_allowed = !head_method && status != 204 && status != 304;
+      head_.clear();
+      AppendResponseHead(res.base(), head_);
+      bool head_sent = false;
       char* chunk = Chunk();
-      error_code ec;
-      do {
-        if (!rp_slot->is_done()) {
+      char frame[24];
+      static constexpr char kCrlf[] = "\r\n";
+      static constexpr char kLastChunk[] = "0\r\n\r\n";
+      for (;;) {
+        size_t n = 0;
+        bool done = rp_slot->is_done();
+        if (!done) {
           res.body().data = chunk;
           res.body().size = kBodyChunk;
           Deadline ud;
@@ -526,30 +540,39 @@ class Session {
             upstream_ok = false;  // cut mid-body: the client sees the connection close
             break;
           }
-          res.body().size = kBodyChunk - res.body().size;
-          res.body().data = chunk;
-          res.body().more = !rp_slot->is_done();
-          o.bytes += res.body().size;
-          // As for the request: never write an empty buffer (a zero-size chunk ends the body).
-          if (res.body().size == 0) {
-            if (res.body().more) continue;
-            res.body().data = nullptr;
+          n = kBodyChunk - res.body().size;
+          done = rp_slot->is_done();
+          o.bytes += n;
+          if (n == 0 && !done) continue;  // a chunk header alone: nothing to send yet
+        }
+        std::array<asio::const_buffer, 5> bufs;
+        size_t k = 0;
+        if (!head_sent) bufs[k++] = asio::buffer(head_);
+        if (n > 0) {
+          if (chunked_out) {
+            int len = std::snprintf(frame, sizeof frame, "%zx\r\n", n);
+            bufs[k++] = asio::buffer(frame, static_cast<size_t>(len));
+            bufs[k++] = asio::buffer(chunk, n);
+            bufs[k++] = asio::buffer(kCrlf, 2);
+          } else {
+            bufs[k++] = asio::buffer(chunk, n);
           }
-        } else {
-          res.body().data = nullptr;
-          res.body().size = 0;
-          res.body().more = false;
         }
-        ClientDeadline(cfg.response_timeout);
-        std::tie(ec, std::ignore) = co_await http::async_write(client_, sr, kTuple);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
-          keep_alive = false;
-          o.code = "H27";
-          o.desc = "Client went away";
-          break;
+        if (done && chunked_out && body_allowed) bufs[k++] = asio::buffer(kLastChunk, 5);
+        if (k > 0) {
+          ClientDeadline(cfg.response_timeout);
+          auto [wec, wn] = co_await asio::async_write(
+              client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+          if (wec) {
+            keep_alive = false;
+            o.code = "H27";
+            o.desc = "Client went away";
+            break;
+          }
         }
-      } while (!sr.is_done());
+        head_sent = true;
+        if (done) break;
+      }
     }
     if (!upstream_ok) {
       keep_alive = false;
@@ -611,6 +634,7 @@ class Session {
 
   Worker& w_;
   std::unique_ptr<char[]> chunk_;
+  std::string head_;     // a head on its way out, reused by every request of the connection
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   tcp::socket client_;
   Deadline client_deadline_;

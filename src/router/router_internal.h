@@ -50,7 +50,10 @@ class DeadlineList {
     head_ = d;
   }
   void Erase(Deadline* d) {
-    if (d->prev) d->prev->next = d->next; else head_ = d->next;
+    if (d->prev)
+      d->prev->next = d->next;
+    else
+      head_ = d->next;
     if (d->next) d->next->prev = d->prev;
     d->prev = d->next = nullptr;
   }
