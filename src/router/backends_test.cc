@@ -285,6 +285,12 @@ TEST(BackendsTest, ConcurrentPickReleaseDrainNeverLosesOrDuplicatesTheCallback) 
         for (auto& b : held) Backends::Release(*b);
       });
     }
+    // The pickers are running before the drains start (a loaded machine may not schedule
+    // them at once); bounded, so a hang fails instead of blocking.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (picks.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
     // The supervisor: a new backend, then the previous one drained, over and over.
     for (uint64_t id = 2; id <= kBackends; ++id) {
       backends.Add(Info(id));

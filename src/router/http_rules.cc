@@ -162,24 +162,26 @@ std::string NewRequestId(uint64_t a, uint64_t b) {
 
 namespace {
 
-void AppendFields(const http::fields& f, std::string& out) {
+void AppendFields(const http::fields& f, std::string& out, std::string_view extra = {}) {
   for (const auto& field : f) {
     out += field.name_string();
     out += ": ";
     out += field.value();
     out += "\r\n";
   }
+  out += extra;
   out += "\r\n";
 }
 
 }  // namespace
 
-void AppendRequestHead(const http::request_header<>& req, std::string& out) {
+void AppendRequestHead(const http::request_header<>& req, std::string& out,
+                       std::string_view extra_lines) {
   out += req.method_string();
   out += ' ';
   out += req.target();
   out += req.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
-  AppendFields(req, out);
+  AppendFields(req, out, extra_lines);
 }
 
 void AppendResponseHead(const http::response_header<>& res, std::string& out) {
@@ -216,21 +218,24 @@ bool IsIdempotent(http::verb m) {
   }
 }
 
-void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
-                    std::optional<uint64_t> content_length) {
+std::string PrepareRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+                           std::optional<uint64_t> content_length) {
   RemoveHopByHop(req, upgrade);
   req.erase(http::field::expect);  // the router answers 100-continue itself, as nginx does
   std::string xff;
-  for (auto it = req.find("X-Forwarded-For");
-       it != req.end() && IEquals(it->name_string(), "X-Forwarded-For"); ++it) {
-    if (!xff.empty()) xff += ", ";
-    xff += std::string(it->value());
+  auto it = req.find("X-Forwarded-For");
+  if (it != req.end()) {
+    for (; it != req.end() && IEquals(it->name_string(), "X-Forwarded-For"); ++it) {
+      xff.append(it->value());
+      xff += ", ";
+    }
+    req.erase("X-Forwarded-For");
   }
-  req.erase("X-Forwarded-For");
-  req.set("X-Forwarded-For", xff.empty() ? fwd.client_ip : xff + ", " + fwd.client_ip);
-  req.set("X-Forwarded-Proto", "http");
-  req.set("X-Forwarded-Port", std::to_string(fwd.router_port));
-  req.set("X-Request-Id", fwd.request_id);
+  xff += fwd.client_ip;
+  // Ours replace the client's (the request id was read before, and kept when sane).
+  req.erase("X-Forwarded-Proto");
+  req.erase("X-Forwarded-Port");
+  req.erase("X-Request-Id");
   req.version(11);
   if (req.find(http::field::host) == req.end() && !fwd.local_host.empty()) {
     req.set(http::field::host, fwd.local_host);
@@ -240,6 +245,26 @@ void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upg
     req.set(http::field::content_length, std::to_string(*content_length));
   }
   if (upgrade) req.set(http::field::connection, "upgrade");
+  return xff;
+}
+
+void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::string& out) {
+  out += "X-Forwarded-For: ";
+  out += xff;
+  out += "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ";
+  out += std::to_string(fwd.router_port);
+  out += "\r\nX-Request-Id: ";
+  out += fwd.request_id;
+  out += "\r\n";
+}
+
+void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+                    std::optional<uint64_t> content_length) {
+  std::string xff = PrepareRequest(req, fwd, upgrade, content_length);
+  req.set("X-Forwarded-For", xff);
+  req.set("X-Forwarded-Proto", "http");
+  req.set("X-Forwarded-Port", std::to_string(fwd.router_port));
+  req.set("X-Request-Id", fwd.request_id);
 }
 
 void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version) {

@@ -42,13 +42,20 @@ std::string NewRequestId(uint64_t a, uint64_t b);  // UUID v4 text from 128 rand
 // single normalised Content-Length. An Upgrade request keeps Connection: upgrade + Upgrade.
 void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
                     std::optional<uint64_t> content_length);
+// The same in two steps, for the hot path: PrepareRequest does all but the four forwarding
+// fields and returns the X-Forwarded-For value; AppendForwardingLines writes those fields as
+// text (no field allocations), to pass to AppendRequestHead as `extra_lines`.
+std::string PrepareRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+                           std::optional<uint64_t> content_length);
+void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::string& out);
 
 // Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
 void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version);
 
 // The head as it goes on the wire, appended to `out` in one piece (one write(2), no scattered
 // field buffers as Beast's serializer gives).
-void AppendRequestHead(const http::request_header<>& req, std::string& out);
+void AppendRequestHead(const http::request_header<>& req, std::string& out,
+                       std::string_view extra_lines = {});
 void AppendResponseHead(const http::response_header<>& res, std::string& out);
 
 bool IsUpgrade(const http::request_header<>& req);

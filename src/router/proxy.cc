@@ -293,8 +293,15 @@ class Session {
         local_host = fmt::format("{}:{}", addr, local.port());
       }
     }
-    RewriteRequest(req.base(), Forwarding{client_ip_, w_.router.port(), request_id, local_host},
-                   upgrade, length);
+    const Forwarding fwd{client_ip_, w_.router.port(), request_id, local_host};
+    if (has_body) {
+      RewriteRequest(req.base(), fwd, upgrade, length);  // Beast's serializer streams the body
+    } else {
+      // The head is written by hand: the forwarding fields go in as text.
+      std::string xff = PrepareRequest(req.base(), fwd, upgrade, length);
+      extra_.clear();
+      AppendForwardingLines(fwd, xff, extra_);
+    }
 
     Outcome o;
     int attempts = 0;
@@ -362,7 +369,7 @@ class Session {
         up_deadline(cfg.response_timeout);
         if (!has_body) {
           head_.clear();
-          AppendRequestHead(req.base(), head_);
+          AppendRequestHead(req.base(), head_, extra_);
           std::tie(ec, std::ignore) =
               co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
           sent = !ec;
@@ -635,6 +642,7 @@ class Session {
   Worker& w_;
   std::unique_ptr<char[]> chunk_;
   std::string head_;     // a head on its way out, reused by every request of the connection
+  std::string extra_;    // the forwarding fields of a request, as text
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   tcp::socket client_;
   Deadline client_deadline_;
