@@ -322,8 +322,7 @@ class Session {
         if (Clock::now() < wait_until && !body_started) {
           // No instance ready (all booting, a drill): wait a little for one, as HAProxy's
           // queue does, rather than fail at once.
-          asio::steady_timer t(w_.io, std::chrono::milliseconds(20));
-          co_await t.async_wait(kTuple);
+          co_await Pause();
           continue;
         }
         ++w_.counters.router_errors;
@@ -340,8 +339,15 @@ class Session {
       if (!up) {
         // The instance never got the request: always safe to try another.
         avoid = backend->info.id;
-        if (++attempts < 4) {
-          ++w_.counters.retries;
+        ++w_.counters.retries;
+        if (++attempts < 4) continue;
+        if (Clock::now() < wait_until && !body_started) {
+          // Every instance refused: they died (a drill, kill --now) and the supervisor has not
+          // taken them out yet, or they are being reborn. Wait for one, as when none is ready.
+          co_await Pause();
+          attempts = 0;
+          avoid = 0;
+          fresh = true;
           continue;
         }
         ++w_.counters.router_errors;
@@ -479,6 +485,10 @@ class Session {
       // closed as we sent: the app never saw the request).
       bool safe = !body_started && !timed_out && !got_byte &&
                   (IsIdempotent(req.method()) || (reused && !sent));
+      if (safe && attempts >= 3 && Clock::now() < wait_until) {
+        co_await Pause();  // as above: the instances died; wait for their successors
+        attempts = 0;
+      }
       if (safe && ++attempts < 4) {
         ++w_.counters.retries;
         avoid = reused ? 0 : backend->info.id;
@@ -630,6 +640,11 @@ class Session {
     }
     error_code ignored;
     to.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  asio::awaitable<void> Pause() {
+    asio::steady_timer t(w_.io, std::chrono::milliseconds(20));
+    co_await t.async_wait(kTuple);
   }
 
   // One body buffer a connection, made on first use: a request's body and its response's
