@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Router throughput: small keep-alive requests through phoenix's router, HAProxy and nginx
+# (each with 1, then 2 threads/workers) in front of the same fast backend, and direct to it.
+#   backend: nginx `return 200 "ok"`, 1 worker, no access log (lib/router-common.sh). For
+#     phoenix it is the app's `web` process (Procfile, the conf generated per incarnation with
+#     its $PORT); for the others the same conf started directly on one fixed port.
+#   phoenix: [router] threads = 1 / 2, access_log = false, 1 instance.
+#   HAProxy: nbthread 1 / 2, mode http, option http-keep-alive, option forwardfor, no log.
+#   nginx:   worker_processes 1 / 2, upstream keepalive 64, proxy_http_version 1.1,
+#            X-Forwarded-For, access_log off.
+#   load:    wrk -t$T -c32 -d${DURATION}s --latency, for each T in WRK_THREADS ("2 1").
+# Runs are interleaved (round 1: every configuration, round 2: every configuration again, in
+# a rotated order, ...); each cell is the median of RUNS runs. Everything is unpinned on
+# loopback, so wrk, the proxy and the backend share the cores: the ratios matter more than the
+# absolute rates. "proxy CPU" is the proxy process's utime+stime (nginx: master + workers)
+# per 1,000 requests.
+# Before each run the script waits (up to QUIET_WAIT s, 30) until the machine is under 20 % busy
+# with other work, since other sessions compile on it.
+# usage: bench/router-throughput.sh [PHOENIX_BIN]
+#        (RUNS=3 DURATION=10 WRK_THREADS="2 1" CONNS=32 QUIET_WAIT=30)
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+source "$LIB/router-common.sh"
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+WRK_THREADS=${WRK_THREADS:-2 1}
+CONNS=${CONNS:-32}
+QUIET_WAIT=${QUIET_WAIT:-30}
+TCK=$(getconf CLK_TCK)
+NOISY=0
+
+router_need_tools haproxy nginx wrk
+router_private_bin
+result_header router-throughput
+router_binary_note "$PHOENIX_SRC_BIN" | emit
+
+# ------------------------------------------------------------------ the backend, direct
+nginx_backend_template "$BENCH_TMP/backend.conf.in"
+DIRECT_PORT=$(free_port)
+mkdir -p "$BENCH_TMP/direct"
+sed -e "s/@PORT@/$DIRECT_PORT/g" -e "s|@DIR@|$BENCH_TMP/direct|g" "$BENCH_TMP/backend.conf.in" >"$BENCH_TMP/direct/nginx.conf"
+start_nginx "$BENCH_TMP/direct/nginx.conf"
+declare -A PORT PID KIND
+NAMES=()
+add() { NAMES+=("$1"); PORT[$1]=$2; PID[$1]=$3; KIND[$1]=$4; }
+add direct "$DIRECT_PORT" "$NGINX_PID" direct
+
+# ------------------------------------------------------------------ phoenix, threads 1 and 2
+APP="$BENCH_TMP/nginx-app"
+mkdir -p "$APP"
+cp "$BENCH_TMP/backend.conf.in" "$APP/backend.conf.in"
+# shellcheck disable=SC2016  # $PORT is the instance's, expanded by its shell
+printf '%s\n' 'web: sed -e "s/@PORT@/$PORT/g" -e "s|@DIR@|/tmp|g" backend.conf.in >/tmp/nginx.conf && exec nginx -e /tmp/nginx-error.log -c /tmp/nginx.conf -g "daemon off;"' >"$APP/Procfile"
+PHX_PIDS=()
+for t in 1 2; do
+  printf '[router]\nthreads = %d\naccess_log = false\n[process.web]\ninstances = 1\n' "$t" >"$BENCH_TMP/phoenix-t$t.toml"
+  p=$(free_port)
+  start_phoenix "$APP" "$BENCH_TMP/events-t$t.jsonl" "$BENCH_TMP/phoenix-t$t.log" --port "$p" --config "$BENCH_TMP/phoenix-t$t.toml"
+  PHX_PIDS+=("$PHX_PID")
+  add "phoenix-t$t" "$p" "$PHX_PID" phoenix
+done
+# shellcheck disable=SC2016  # expanded when the cleanup runs
+on_cleanup 'for p in "${PHX_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && stop_phoenix "$p"; done'
+
+# ------------------------------------------------------------------ HAProxy, nbthread 1 and 2
+for t in 1 2; do
+  p=$(free_port)
+  cat >"$BENCH_TMP/haproxy-t$t.cfg" <<EOF
+global
+  nbthread $t
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  option forwardfor
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend fe
+  bind 127.0.0.1:$p
+  default_backend be
+backend be
+  server s1 127.0.0.1:$DIRECT_PORT
+EOF
+  start_haproxy "$BENCH_TMP/haproxy-t$t.cfg"
+  add "haproxy-t$t" "$p" "$HAPROXY_PID" haproxy
+done
+
+# ------------------------------------------------------------------ nginx proxy, 1 and 2 workers
+for t in 1 2; do
+  p=$(free_port)
+  d="$BENCH_TMP/nginx-proxy-w$t"
+  mkdir -p "$d"
+  cat >"$d/nginx.conf" <<EOF
+worker_processes $t;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  client_body_temp_path $d/client_body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  upstream backend {
+    server 127.0.0.1:$DIRECT_PORT;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$p;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+  start_nginx "$d/nginx.conf"
+  add "nginx-w$t" "$p" "$NGINX_PID" nginx
+done
+
+for n in "${NAMES[@]}"; do
+  wait_http "${PORT[$n]}" 30 || { echo "$n (port ${PORT[$n]}) does not answer" >&2; exit 1; }
+done
+
+# Proxy CPU: the process (all threads); nginx: master + workers. Not the backend's.
+proxy_ticks() {
+  case ${KIND[$1]} in
+    nginx) tree_ticks "${PID[$1]}" ;;
+    *) cpu_ticks "${PID[$1]}" ;;
+  esac
+}
+
+# ------------------------------------------------------------------ warm-up, then the rounds
+for n in "${NAMES[@]}"; do
+  run_wrk "$BENCH_TMP/warm-$n.json" -t2 -c"$CONNS" -d2s "http://127.0.0.1:${PORT[$n]}/"
+done
+
+ORDER=(direct phoenix-t1 haproxy-t1 nginx-w1 phoenix-t2 haproxy-t2 nginx-w2)
+RUNS_JSON="$BENCH_TMP/runs.jsonl"
+: >"$RUNS_JSON"
+total=0
+for wt in $WRK_THREADS; do total=$((total + RUNS * ${#ORDER[@]})); done
+i=0
+for wt in $WRK_THREADS; do
+  for ((r = 0; r < RUNS; r++)); do
+    for ((k = 0; k < ${#ORDER[@]}; k++)); do
+      n=${ORDER[$(((k + r * 3) % ${#ORDER[@]}))]}  # rotate who goes first each round
+      i=$((i + 1))
+      printf '\r[%d/%d] wrk -t%s -c%s -d%ss  %-12s' "$i" "$total" "$wt" "$CONNS" "$DURATION" "$n" >&2
+      router_wait_quiet "$QUIET_WAIT" || NOISY=$((NOISY + 1))
+      c0=$(proxy_ticks "$n")
+      run_wrk "$BENCH_TMP/run.json" -t"$wt" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$n]}/"
+      c1=$(proxy_ticks "$n")
+      node -e '
+        const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        Object.assign(r, { name: process.argv[2], wrk_threads: +process.argv[3], round: +process.argv[4],
+                           cpu_ms: (+process.argv[5]) * 1000 / +process.argv[6], busy_before: +process.argv[7] });
+        console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$TCK" "$QUIET_BUSY" >>"$RUNS_JSON"
+    done
+  done
+done
+echo >&2
+
+if ((NOISY)); then
+  echo "note: before $NOISY of $total runs the machine stayed over 20 % busy with other work for ${QUIET_WAIT} s" | emit
+fi
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | emit
+# Everything still up? (A proxy that died would show as errors above, too.)
+for n in "${NAMES[@]}"; do
+  kill -0 "${PID[$n]}" 2>/dev/null || echo "warning: $n (pid ${PID[$n]}) is gone" | emit
+done
+
+for p in "${PHX_PIDS[@]}"; do
+  stop_phoenix "$p"
+  [[ $PHX_RC == 0 ]] || echo "warning: phoenix $p exited with $PHX_RC" | emit
+done
+PHX_PIDS=()
+
+{
+  echo
+  echo "router throughput: GET / -> nginx 'return 200', keep-alive, wrk -c$CONNS -d${DURATION}s, median of $RUNS interleaved runs"
+  echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+}  | emit
+# shellcheck disable=SC2016  # JavaScript
+js '
+const rows = fs.readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+const label = { direct: "direct to the backend", "phoenix-t1": "phoenix router, 1 thread",
+  "haproxy-t1": "HAProxy, nbthread 1", "nginx-w1": "nginx proxy, 1 worker",
+  "phoenix-t2": "phoenix router, 2 threads", "haproxy-t2": "HAProxy, nbthread 2",
+  "nginx-w2": "nginx proxy, 2 workers" };
+const order = Object.keys(label);
+const threads = [...new Set(rows.map((r) => r.wrk_threads))];
+for (const wt of threads) {
+  const cell = {};
+  for (const n of order) {
+    const rs = rows.filter((r) => r.name === n && r.wrk_threads === wt);
+    if (!rs.length) continue;
+    const col = (f) => rs.map((r) => r[f]);
+    const reqs = col("requests").reduce((a, b) => a + b, 0);
+    cell[n] = { rps: median(col("rps")), p50: median(col("p50_ms")), p99: median(col("p99_ms")),
+      min: Math.min(...col("rps")), max: Math.max(...col("rps")), errors: col("errors").reduce((a, b) => a + b, 0),
+      bad: rs.filter((r) => !r.ok).length,
+      cpu: reqs ? col("cpu_ms").reduce((a, b) => a + b, 0) * 1000 / reqs : NaN };
+  }
+  const ha = (n) => cell[n.replace(/^(phoenix|nginx)-[tw]/, "haproxy-t")];
+  console.log(`\nwrk -t${wt}:`);
+  const h = ["", "req/s", "(min-max)", "p50 ms", "p99 ms", "vs HAProxy", "vs direct", "p99 vs HAProxy", "proxy CPU ms/1k req", "errors"];
+  const w = [28, 9, 17, 8, 8, 11, 10, 15, 20, 7];
+  const line = (a) => console.log(a.map((x, i) => (i ? String(x).padStart(w[i]) : String(x).padEnd(w[i]))).join(""));
+  line(h);
+  for (const n of order) {
+    const c = cell[n];
+    if (!c) continue;
+    const hx = n === "direct" ? null : ha(n);
+    line([label[n], fmt(c.rps, 0), `${fmt(c.min, 0)}-${fmt(c.max, 0)}`, fmt(c.p50, 2), fmt(c.p99, 2),
+      hx ? fmt(c.rps / hx.rps, 2) + "x" : "", fmt(c.rps / cell.direct.rps, 2) + "x",
+      hx ? fmt(c.p99 / hx.p99, 2) + "x" : "", n === "direct" ? "" : fmt(c.cpu, 1),
+      c.errors + (c.bad ? ` (${c.bad} runs failed)` : "")]);
+  }
+}
+console.log("\nraw req/s per run (round order):");
+for (const wt of threads) for (const n of order) {
+  const rs = rows.filter((r) => r.name === n && r.wrk_threads === wt);
+  if (rs.length) console.log(`  -t${wt} ${n.padEnd(11)} ` + rs.map((r) => fmt(r.rps, 0)).join(" ") +
+    "   p99 ms: " + rs.map((r) => fmt(r.p99_ms, 2)).join(" "));
+}
+' "$RUNS_JSON" | emit
+{
+  echo
+  echo "vs HAProxy: req/s ratio to HAProxy with the same thread count (goal >= 1.0x, aim 1.1x);"
+  echo "p99 vs HAProxy: p99 ratio (goal <= 1.0x). phoenix also adds X-Forwarded-Proto/-Port and"
+  echo "X-Request-Id to each request; HAProxy and nginx add X-Forwarded-For only."
+} | emit
+echo "(results: $RESULT_FILE)"
