@@ -15,7 +15,7 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
@@ -44,15 +44,16 @@ inline Status OkStatus() { return Ok{}; }
 #define PHX_CONCAT(a, b) PHX_CONCAT_INNER(a, b)
 
 // RETURN_IF_ERROR(expr): propagate the error of a Status/Result expression.
-#define RETURN_IF_ERROR(expr)                                      \
-  do {                                                             \
-    auto&& phx_status_ = (expr);                                   \
+#define RETURN_IF_ERROR(expr)                                            \
+  do {                                                                   \
+    auto&& phx_status_ = (expr);                                         \
     if (!phx_status_.ok()) return ::phoenix::Error(phx_status_.error()); \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): unwrap a Result or propagate its error.
-#define ASSIGN_OR_RETURN(lhs, expr) PHX_ASSIGN_OR_RETURN_IMPL(PHX_CONCAT(phx_result_, __COUNTER__), lhs, expr)
-#define PHX_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                  \
-  auto tmp = (expr);                                               \
-  if (!tmp.ok()) return ::phoenix::Error(tmp.error());             \
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  PHX_ASSIGN_OR_RETURN_IMPL(PHX_CONCAT(phx_result_, __COUNTER__), lhs, expr)
+#define PHX_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)      \
+  auto tmp = (expr);                                   \
+  if (!tmp.ok()) return ::phoenix::Error(tmp.error()); \
   lhs = std::move(tmp).value()

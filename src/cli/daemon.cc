@@ -139,8 +139,8 @@ class Daemon {
                              opt_.config.app_root, IsolationName(),
                              ToString(opt_.config.filesystem.mode)));
     if (opt_.router && opt_.config.Find(kRoutedType)) {
-      term_.System(fmt::format("router on http://0.0.0.0:{} for the web instances",
-                               opt_.router->port()));
+      term_.System(
+          fmt::format("router on http://0.0.0.0:{} for the web instances", opt_.router->port()));
     }
     sup_.Start(Now());
     Pump();

@@ -19,7 +19,7 @@ struct DaemonOptions {
   std::string state_dir;
   std::optional<std::string> events_file;
   os::Isolation isolation = os::Isolation::kNamespaces;
-  os::Fd lock;           // held for the daemon's life: a second `up` refuses
+  os::Fd lock;                             // held for the daemon's life: a second `up` refuses
   std::unique_ptr<router::Router> router;  // serving the public port already
 };
 

@@ -45,12 +45,12 @@ struct RouterConfig {
   std::string health_path;
   int threads = 0;  // event-loop threads; 0: one per core
   Balance balance = Balance::kRoundRobin;
-  bool access_log = true;  // one line a request on the terminal, Heroku router style
+  bool access_log = true;            // one line a request on the terminal, Heroku router style
   int max_header_bytes = 32 * 1024;  // request line + headers; more is 431
-  Millis header_timeout = std::chrono::seconds(10);     // whole request head (slowloris)
-  Millis idle_timeout = std::chrono::seconds(60);       // keep-alive wait for the next request
-  Millis connect_timeout = std::chrono::seconds(5);     // to an instance
-  Millis response_timeout = std::chrono::seconds(60);   // instance's response head, and each read
+  Millis header_timeout = std::chrono::seconds(10);    // whole request head (slowloris)
+  Millis idle_timeout = std::chrono::seconds(60);      // keep-alive wait for the next request
+  Millis connect_timeout = std::chrono::seconds(5);    // to an instance
+  Millis response_timeout = std::chrono::seconds(60);  // instance's response head, and each read
   // With no instance ready (all booting, a drill), a request waits this long for one before
   // its 503; 0 answers at once.
   Millis retry_timeout = std::chrono::seconds(5);
@@ -67,8 +67,8 @@ struct ChaosConfig {
 };
 
 struct Config {
-  std::string app_root;  // absolute, symlinks resolved
-  std::vector<ProcessConfig> processes;  // in Procfile order
+  std::string app_root;                    // absolute, symlinks resolved
+  std::vector<ProcessConfig> processes;    // in Procfile order
   std::map<std::string, std::string> env;  // from .env (and --env)
   RouterConfig router;
   FilesystemConfig filesystem;

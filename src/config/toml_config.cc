@@ -20,9 +20,9 @@ namespace {
 using NameList = std::span<const std::string_view>;
 constexpr std::string_view kTopLevelTables[] = {"router", "process", "filesystem", "chaos"};
 constexpr std::string_view kRouterKeys[] = {
-    "port",           "health_path",     "threads",         "balance",
-    "access_log",     "header_timeout",  "idle_timeout",    "connect_timeout",
-    "response_timeout", "max_header_bytes", "retry_timeout"};
+    "port",           "health_path",  "threads",         "balance",          "access_log",
+    "header_timeout", "idle_timeout", "connect_timeout", "response_timeout", "max_header_bytes",
+    "retry_timeout"};
 constexpr std::string_view kProcessKeys[] = {"instances",    "max_age",       "max_age_jitter",
                                              "boot_timeout", "drain_timeout", "stop_timeout",
                                              "rotate_window"};
@@ -275,8 +275,7 @@ class TomlApplier {
         ASSIGN_OR_RETURN(int64_t threads, ExpectInteger(*entry.node, path, 0, 256));
         config_.router.threads = static_cast<int>(threads);
       } else if (name == "balance") {
-        ASSIGN_OR_RETURN(std::string balance,
-                         ExpectString(*entry.node, path, "\"round-robin\""));
+        ASSIGN_OR_RETURN(std::string balance, ExpectString(*entry.node, path, "\"round-robin\""));
         if (balance == "round-robin") {
           config_.router.balance = Balance::kRoundRobin;
         } else if (balance == "least-outstanding") {
@@ -289,16 +288,16 @@ class TomlApplier {
       } else if (name == "access_log") {
         const auto* value = entry.node->as_boolean();
         if (value == nullptr) {
-          return ValueError(*entry.node, path,
-                            fmt::format("expected true or false, got {}", DescribeValue(*entry.node)));
+          return ValueError(
+              *entry.node, path,
+              fmt::format("expected true or false, got {}", DescribeValue(*entry.node)));
         }
         config_.router.access_log = value->get();
       } else if (name == "max_header_bytes") {
         ASSIGN_OR_RETURN(int64_t bytes, ExpectInteger(*entry.node, path, 1024, 1 << 20));
         config_.router.max_header_bytes = static_cast<int>(bytes);
-      } else if (name == "header_timeout" || name == "idle_timeout" ||
-                 name == "connect_timeout" || name == "response_timeout" ||
-                 name == "retry_timeout") {
+      } else if (name == "header_timeout" || name == "idle_timeout" || name == "connect_timeout" ||
+                 name == "response_timeout" || name == "retry_timeout") {
         ASSIGN_OR_RETURN(Millis timeout, ExpectDuration(*entry.node, path));
         if (timeout.count() <= 0 && name != "retry_timeout") {
           return ValueError(*entry.node, path, "must be more than 0");

@@ -15,12 +15,12 @@ enum class Command { kPs, kScale, kKill, kLogs, kStop, kRotate, kDrill };
 
 struct Request {
   Command command = Command::kPs;
-  std::string instance;              // kill, logs ("" = all for logs)
-  bool now = false;                  // kill --now
-  bool follow = false;               // logs -f
-  std::map<std::string, int> counts; // scale
-  std::string type;                  // rotate, drill: "" = every type
-  double fraction = 1.0;             // drill
+  std::string instance;               // kill, logs ("" = all for logs)
+  bool now = false;                   // kill --now
+  bool follow = false;                // logs -f
+  std::map<std::string, int> counts;  // scale
+  std::string type;                   // rotate, drill: "" = every type
+  double fraction = 1.0;              // drill
 };
 
 Result<Request> ParseRequest(std::string_view line);

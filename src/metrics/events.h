@@ -1,6 +1,7 @@
 // The supervisor's events in the two forms users read: JSON lines (--events FILE, `logs`) and
 // one human line for the terminal, e.g.
-//   web.2 #7 died after 3h12m (max-age); it wrote 3 files (1.2 MB) that are gone: uploads/a.jpg, ...
+//   web.2 #7 died after 3h12m (max-age); it wrote 3 files (1.2 MB) that are gone: uploads/a.jpg,
+//   ...
 #pragma once
 
 #include <string>

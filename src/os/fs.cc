@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fmt/format.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,6 @@
 #include <sys/vfs.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 
 namespace phoenix::os {
 

@@ -2,11 +2,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#include <fmt/format.h>
 
 namespace phoenix::os {
 

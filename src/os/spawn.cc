@@ -1,6 +1,7 @@
 #include "os/spawn.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -11,8 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-
-#include <fmt/format.h>
 
 namespace phoenix::os {
 namespace {
@@ -27,7 +26,7 @@ struct ChildArgs {
   int stdin_fd;
   int output_fd;
   int status_fd;
-  int sync_fd;  // user namespaces: the child waits for its uid/gid maps; -1 otherwise
+  int sync_fd;        // user namespaces: the child waits for its uid/gid maps; -1 otherwise
   int sync_write_fd;  // the child's copy of the other end, closed so that EOF can come
 };
 
@@ -93,7 +92,7 @@ Result<SpawnedChild> Spawn(const SpawnRequest& request) {
 
   auto argv = CStrings(request.argv);
   auto envp = CStrings(request.env);
-  ChildArgs args{request.exe_fd, argv.data(), envp.data(), devnull.get(),
+  ChildArgs args{request.exe_fd, argv.data(), envp.data(),  devnull.get(),
                  out_w.get(),    st_w.get(),  sync_r.get(), sync_w.get()};
 
   int flags = SIGCHLD | CLONE_PIDFD;
@@ -101,8 +100,8 @@ Result<SpawnedChild> Spawn(const SpawnRequest& request) {
   if (request.isolation == Isolation::kUserNamespace) flags |= CLONE_NEWUSER;
 
   constexpr size_t kStack = 256 * 1024;
-  void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  void* stack =
+      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return Error{Errno("mmap")};
   int pidfd = -1;
   sigset_t all, old;
@@ -158,8 +157,7 @@ Isolation ProbeIsolation(std::string* why) {
     _exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) == 0 ? 0 : 1);
   }
   int status = 0;
-  if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-      WEXITSTATUS(status) == 0) {
+  if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     return Isolation::kUserNamespace;
   }
   if (why) {

@@ -14,8 +14,8 @@
 namespace phoenix::os {
 
 enum class Isolation {
-  kNone,       // a plain child process: nothing isolated
-  kNamespaces, // new mount + PID namespaces (needs root)
+  kNone,           // a plain child process: nothing isolated
+  kNamespaces,     // new mount + PID namespaces (needs root)
   kUserNamespace,  // as kNamespaces, inside a new user namespace (ordinary users)
 };
 
@@ -28,9 +28,9 @@ struct SpawnRequest {
 
 struct SpawnedChild {
   pid_t pid = -1;
-  Fd pidfd;      // readable when the child exits
-  Fd output;     // the child's stdout and stderr, one pipe so their order is kept
-  Fd status;     // fd 3 of the child: lines the sandbox init writes about itself
+  Fd pidfd;   // readable when the child exits
+  Fd output;  // the child's stdout and stderr, one pipe so their order is kept
+  Fd status;  // fd 3 of the child: lines the sandbox init writes about itself
 };
 
 Result<SpawnedChild> Spawn(const SpawnRequest& request);

@@ -147,8 +147,8 @@ std::string ShellLine(const std::string& command) {
   if (start == std::string::npos) return command;
   size_t end = command.find_first_of(" \t", start);
   std::string first = command.substr(start, end == std::string::npos ? end : end - start);
-  static const char* kKeywords[] = {"if", "for", "while", "until", "case", "exec", "!", "[[",
-                                    "cd", "export", "set", "time", "eval", "."};
+  static const char* kKeywords[] = {"if", "for", "while",  "until", "case", "exec", "!",
+                                    "[[", "cd",  "export", "set",   "time", "eval", "."};
   if (first.find('=') != std::string::npos) return command;
   for (const char* k : kKeywords) {
     if (first == k) return command;
@@ -159,8 +159,9 @@ std::string ShellLine(const std::string& command) {
 }  // namespace
 
 std::vector<std::string> InitArgv(const InitOptions& o) {
-  std::vector<std::string> argv = {"phoenix-init", "__sandbox-init", o.mode, o.root,
-                                   o.upper, o.work, o.userns ? "userns" : "-", o.command};
+  std::vector<std::string> argv = {
+      "phoenix-init", "__sandbox-init",          o.mode,   o.root, o.upper,
+      o.work,         o.userns ? "userns" : "-", o.command};
   argv.insert(argv.end(), o.writable.begin(), o.writable.end());
   return argv;
 }

@@ -1,7 +1,8 @@
 // The sandbox init: phoenix re-executes itself as `phoenix __sandbox-init ...` inside the new
 // namespaces. As PID 1 it builds the incarnation's filesystem (an overlay of the app root,
-// read-only but for filesystem.writable in strict mode, private /tmp, its own /proc), then starts `sh -c COMMAND`, forwards SIGTERM and
-// friends to it, reaps orphans and exits with its status. It reports on fd 3, one line each:
+// read-only but for filesystem.writable in strict mode, private /tmp, its own /proc), then starts
+// `sh -c COMMAND`, forwards SIGTERM and friends to it, reaps orphans and exits with its status. It
+// reports on fd 3, one line each:
 //   "error <message>"           set-up failed; the command never ran
 //   "started"                   the command is running
 //   "exit <code>" | "signal <n>" how the command ended
@@ -13,10 +14,10 @@
 namespace phoenix::sandbox {
 
 struct InitOptions {
-  std::string mode;  // "ephemeral", "strict" or "none"
-  std::string root;  // the app root as the instance sees it (and the overlay's lower layer)
-  std::string upper; // ephemeral: writable layer
-  std::string work;  // ephemeral: overlay work dir, on the same filesystem as upper
+  std::string mode;     // "ephemeral", "strict" or "none"
+  std::string root;     // the app root as the instance sees it (and the overlay's lower layer)
+  std::string upper;    // ephemeral: writable layer
+  std::string work;     // ephemeral: overlay work dir, on the same filesystem as upper
   bool userns = false;  // inside a user namespace: overlay needs "userxattr"
   std::string command;
   std::vector<std::string> writable;  // strict: relative paths that stay writable

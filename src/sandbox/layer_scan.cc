@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -10,8 +11,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace phoenix::sandbox {
 namespace {
@@ -86,9 +85,12 @@ class Scanner {
 
 const char* ToString(Change change) {
   switch (change) {
-    case Change::kCreated: return "created";
-    case Change::kModified: return "modified";
-    case Change::kDeleted: return "deleted";
+    case Change::kCreated:
+      return "created";
+    case Change::kModified:
+      return "modified";
+    case Change::kDeleted:
+      return "deleted";
   }
   return "?";
 }
@@ -97,8 +99,7 @@ bool IsScratch(const std::string& path, const std::vector<std::string>& writable
   for (std::string w : writable) {
     while (!w.empty() && w.back() == '/') w.pop_back();
     if (w.empty()) continue;
-    if (path.compare(0, w.size(), w) == 0 &&
-        (path.size() == w.size() || path[w.size()] == '/')) {
+    if (path.compare(0, w.size(), w) == 0 && (path.size() == w.size() || path[w.size()] == '/')) {
       return true;
     }
   }
