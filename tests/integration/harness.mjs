@@ -461,3 +461,22 @@ export function rawConnect(port, { t, timeout = 5000 } = {}) {
     if (t) t.after(() => socket.destroy());
   });
 }
+
+/**
+ * The fewest ready instances (of those whose name starts with `prefix`) at any point once
+ * `count` were ready, replayed from the events: capacity never dips when this equals `count`.
+ */
+export function minReady(events, count, prefix = 'web.') {
+  const ready = new Set();
+  let full = false;
+  let min = Infinity;
+  for (const e of events) {
+    if (!e.instance || !e.instance.startsWith(prefix)) continue;
+    const key = `${e.instance}#${e.incarnation}`;
+    if (e.event === 'ready') ready.add(key);
+    if (e.event === 'draining' || e.event === 'stopping' || e.event === 'died') ready.delete(key);
+    if (ready.size >= count) full = true;
+    if (full) min = Math.min(min, ready.size);
+  }
+  return min;
+}

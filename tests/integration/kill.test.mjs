@@ -2,22 +2,7 @@
 // SIGTERM) and --now (SIGKILL at once, reason killed, reborn at once).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeApp, up, phoenix, ps, httpGet, readEvents } from './harness.mjs';
-
-/** Smallest number of ready instances at any point after `count` first were ready. */
-function minReadyAfterFull(events, count) {
-  const ready = new Set();
-  let full = false;
-  let min = Infinity;
-  for (const e of events) {
-    const key = `${e.instance}#${e.incarnation}`;
-    if (e.event === 'ready') ready.add(key);
-    if (e.event === 'draining' || e.event === 'stopping' || e.event === 'died') ready.delete(key);
-    if (ready.size >= count) full = true;
-    if (full) min = Math.min(min, ready.size);
-  }
-  return min;
-}
+import { makeApp, up, phoenix, ps, httpGet, readEvents, minReady } from './harness.mjs';
 
 test('kill web.1: a successor is ready before the old one drains; capacity never dips', { timeout: 20000 }, async (t) => {
   const app = makeApp(t, 'echo');
@@ -37,7 +22,7 @@ test('kill web.1: a successor is ready before the old one drains; capacity never
   assert.ok(at('draining', 1) < at('died', 1), 'drained before it died');
   assert.ok(at('stopping', 1) < at('died', 1), 'SIGTERM (stopping) before it died');
   assert.ok(!ev.some((e) => e.instance === 'web.2' && e.event !== 'born' && e.event !== 'ready'), 'web.2 untouched');
-  assert.equal(minReadyAfterFull(ev, 2), 2, `capacity dipped\n${px.describe()}`);
+  assert.equal(minReady(ev, 2), 2, `capacity dipped\n${px.describe()}`);
   assert.match(px.stdout, /web\.1\s*\| echo web\.1 got SIGTERM/, 'the old incarnation got SIGTERM');
 
   const list = await ps(app);

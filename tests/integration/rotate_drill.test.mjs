@@ -3,23 +3,7 @@
 // lost state) and [chaos] (unannounced SIGKILLs, never the last ready instance).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeApp, up, phoenix, ps, httpGet, readEvents, waitFor } from './harness.mjs';
-
-/** The fewest ready web instances at any point once `count` were ready, from the events. */
-function minReady(events, count) {
-  const ready = new Set();
-  let full = false;
-  let min = Infinity;
-  for (const e of events) {
-    if (!e.instance || !e.instance.startsWith('web.')) continue;
-    const key = `${e.instance}#${e.incarnation}`;
-    if (e.event === 'ready') ready.add(key);
-    if (e.event === 'draining' || e.event === 'stopping' || e.event === 'died') ready.delete(key);
-    if (ready.size >= count) full = true;
-    if (full) min = Math.min(min, ready.size);
-  }
-  return min;
-}
+import { makeApp, up, phoenix, ps, httpGet, readEvents, waitFor, minReady } from './harness.mjs';
 
 test('rotate: every instance replaced one after another, capacity never dips', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 3\nstop_timeout = "2s"\n' } });
