@@ -19,25 +19,6 @@ result_header footprint
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-# utime + stime in clock ticks (fields 14 and 15; the command name may hold spaces).
-cpu_ticks() {
-  local s
-  s=$(<"/proc/$1/stat")
-  s=${s##*) }
-  # shellcheck disable=SC2086
-  set -- $s
-  echo $(( ${12} + ${13} ))
-}
-children_of() {
-  local parent=$1 f s
-  for f in /proc/[0-9]*/stat; do
-    s=$(<"$f") 2>/dev/null || continue
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    if [[ $2 == "$parent" ]]; then f=${f#/proc/}; echo "${f%/stat}"; fi
-  done
-}
 sum_over() { local fn=$1 t=0 p v; shift; for p in "$@"; do v=$($fn "$p" 2>/dev/null || echo 0); t=$((t + v)); done; echo "$t"; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f MB", k / 1024}'; }
 

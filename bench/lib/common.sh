@@ -124,3 +124,24 @@ result_header() {
     echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
   } | emit
 }
+
+# utime + stime in clock ticks of a whole process (all its threads; fields 14 and 15,
+# counted after the command name, which may hold spaces). 0 when it is gone.
+cpu_ticks() {
+  local s
+  s=$(<"/proc/$1/stat") 2>/dev/null || { echo 0; return; }
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo $((${12} + ${13}))
+}
+children_of() {
+  local parent=$1 f s
+  for f in /proc/[0-9]*/stat; do
+    s=$(<"$f") 2>/dev/null || continue
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    if [[ $2 == "$parent" ]]; then f=${f#/proc/}; echo "${f%/stat}"; fi
+  done
+}

@@ -104,25 +104,6 @@ run_wrk() {
   node "$LIB/router-wrk.js" <"$out.txt" >"$out"
 }
 
-# utime + stime in clock ticks of a whole process (all its threads).
-cpu_ticks() {
-  local s
-  s=$(<"/proc/$1/stat") 2>/dev/null || { echo 0; return; }
-  s=${s##*) }
-  # shellcheck disable=SC2086
-  set -- $s
-  echo $((${12} + ${13}))
-}
-children_of() {
-  local parent=$1 f s
-  for f in /proc/[0-9]*/stat; do
-    s=$(<"$f") 2>/dev/null || continue
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    if [[ $2 == "$parent" ]]; then f=${f#/proc/}; echo "${f%/stat}"; fi
-  done
-}
 tree_ticks() {
   local t p
   t=$(cpu_ticks "$1")

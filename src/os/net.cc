@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "os/fd.h"
+
 namespace phoenix::os {
 
 Result<int> PickFreePort() {
@@ -21,22 +23,6 @@ Result<int> PickFreePort() {
   socklen_t len = sizeof addr;
   getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   return static_cast<int>(ntohs(addr.sin_port));
-}
-
-Result<Fd> ReservePort(int port) {
-  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return Error{fmt::format("socket: {}", strerror(errno))};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_ANY);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  // Bound without SO_REUSEADDR and not listening: nobody else can bind it, and clients are
-  // refused at once rather than left hanging in a backlog nobody accepts from.
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-    return Error{fmt::format("port {} is busy ({}): choose another with --port or [router] port",
-                             port, strerror(errno))};
-  }
-  return fd;
 }
 
 }  // namespace phoenix::os
