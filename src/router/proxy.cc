@@ -22,7 +22,6 @@ namespace {
 namespace beast = boost::beast;
 using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kBodyChunk = 16 * 1024;
 
 int64_t MsSince(Time t) {
@@ -82,14 +81,14 @@ struct Outcome {
 
 class Session {
  public:
-  Session(Worker& w, tcp::socket sock) : w_(w), client_(std::move(sock)) {
+  Session(Worker& w, Socket sock) : w_(w), client_(std::move(sock)) {
     client_deadline_.sock = &client_;
     error_code ec;
     auto ep = client_.remote_endpoint(ec);
     client_ip_ = ec ? "unknown" : ep.address().to_string();
   }
 
-  asio::awaitable<void> Run() {
+  Task<void> Run() {
     Watch watch(w_, client_deadline_);
     ++w_.counters.connections;
     ++w_.counters.active;
@@ -101,7 +100,7 @@ class Session {
     }
     --w_.counters.active;
     error_code ec;
-    client_.shutdown(tcp::socket::shutdown_send, ec);
+    client_.shutdown(Socket::shutdown_send, ec);
     if (linger_) co_await Linger();
     client_.close(ec);
   }
@@ -111,7 +110,7 @@ class Session {
   // the client may still be sending (a refused head, a body never read), close() with unread
   // bytes sends a RST, and the client's kernel then drops our answer before it was read. So
   // read and discard what still comes, until the client closes, for at most a second.
-  asio::awaitable<void> Linger() {
+  Task<void> Linger() {
     ClientDeadline(std::chrono::seconds(1));
     for (;;) {
       auto [ec, n] = co_await client_.async_read_some(asio::buffer(Chunk(), kBodyChunk), kTuple);
@@ -119,14 +118,17 @@ class Session {
     }
   }
 
+  // Times for the access log are exact; without a log, the coarse clock does (retry_timeout).
+  Time Stamp() const { return w_.router.log ? Clock::now() : CoarseNow(); }
+
   void ClientDeadline(std::chrono::milliseconds d) {
     client_deadline_.fired = false;
-    client_deadline_.at = Clock::now() + d;
+    client_deadline_.at = CoarseNow() + d;
   }
 
   // Reads a request head into parser_. Returns false when the connection should just close
   // (idle timeout, client gone) after `refusal` (if any) was answered.
-  asio::awaitable<bool> ReadHead(http::request_parser<http::buffer_body>& parser, bool first,
+  Task<bool> ReadHead(http::request_parser<http::buffer_body>& parser, bool first,
                                  std::optional<Refusal>& refusal) {
     const RouterConfig& cfg = w_.router.config;
     parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
@@ -179,7 +181,7 @@ class Session {
     }
   }
 
-  asio::awaitable<void> SendError(int status, const std::string& request_id, bool close,
+  Task<void> SendError(int status, const std::string& request_id, bool close,
                                   std::string_view extra = {}) {
     std::string body = fmt::format("{} {}\n", status, ReasonPhrase(status));
     std::string msg =
@@ -223,7 +225,7 @@ class Session {
   }
 
   // An upstream connection to `b`: from the pool, or a new one within connect_timeout.
-  asio::awaitable<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b,
+  Task<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b,
                                                      bool fresh) {
     if (!fresh) {
       if (auto u = w_.Take(b)) co_return u;
@@ -235,7 +237,7 @@ class Session {
     u->buf.reserve(kBodyChunk);
     Deadline d;
     d.sock = &u->sock;
-    d.at = Clock::now() + w_.router.config.connect_timeout;
+    d.at = CoarseNow() + w_.router.config.connect_timeout;
     Watch watch(w_, d);
     tcp::endpoint ep(asio::ip::address_v4::loopback(), static_cast<unsigned short>(b->info.port));
     auto [ec] = co_await u->sock.async_connect(ep, kTuple);
@@ -246,12 +248,12 @@ class Session {
   }
 
   // One request and its response. Returns whether to keep the client connection.
-  asio::awaitable<bool> OneRequest(bool first) {
+  Task<bool> OneRequest(bool first) {
     const RouterConfig& cfg = w_.router.config;
     http::request_parser<http::buffer_body> parser;
     std::optional<Refusal> refusal;
     bool ok = co_await ReadHead(parser, first, refusal);
-    Time start = Clock::now();
+    Time start = Stamp();
     auto& req = parser.get();
     if (!ok) {
       if (refusal) {
@@ -359,14 +361,14 @@ class Session {
         Log(req.base(), request_id, start, o);
         co_return !close;
       }
-      o.connected = Clock::now();
+      o.connected = Stamp();
 
       Deadline ud;
       ud.sock = &up->sock;
       Watch uwatch(w_, ud);
       auto up_deadline = [&](std::chrono::milliseconds d) {
         ud.fired = false;
-        ud.at = Clock::now() + d;
+        ud.at = CoarseNow() + d;
       };
       bool sent = false;
       error_code ec;
@@ -549,7 +551,7 @@ class Session {
           res.body().size = kBodyChunk;
           Deadline ud;
           ud.sock = &up->sock;
-          ud.at = Clock::now() + cfg.response_timeout;
+          ud.at = CoarseNow() + cfg.response_timeout;
           Watch uwatch(w_, ud);
           auto [rec, rn] = co_await http::async_read_some(up->sock, up->buf, *rp_slot, kTuple);
           if (rec == http::error::need_buffer) rec = {};
@@ -605,7 +607,7 @@ class Session {
 
   // 101 Switching Protocols: the head goes to the client, then bytes flow both ways until
   // either side closes (WebSocket, h2c, anything).
-  asio::awaitable<void> Tunnel(Upstream& up, http::response<http::buffer_body>& res) {
+  Task<void> Tunnel(Upstream& up, http::response<http::buffer_body>& res) {
     RewriteResponse(res.base(), true, 11);
     std::string head =
         fmt::format("HTTP/1.1 101 {}\r\n",
@@ -630,7 +632,7 @@ class Session {
     up.sock.close(ignored);
   }
 
-  static asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to) {
+  static Task<void> Pipe(Socket& from, Socket& to) {
     std::array<char, 16 * 1024> data;
     for (;;) {
       auto [ec, n] = co_await from.async_read_some(asio::buffer(data), kTuple);
@@ -639,11 +641,11 @@ class Session {
       if (wec) break;
     }
     error_code ignored;
-    to.shutdown(tcp::socket::shutdown_send, ignored);
+    to.shutdown(Socket::shutdown_send, ignored);
   }
 
-  asio::awaitable<void> Pause() {
-    asio::steady_timer t(w_.io, std::chrono::milliseconds(20));
+  Task<void> Pause() {
+    Timer t(w_.io.get_executor(), std::chrono::milliseconds(20));
     co_await t.async_wait(kTuple);
   }
 
@@ -659,7 +661,7 @@ class Session {
   std::string head_;     // a head on its way out, reused by every request of the connection
   std::string extra_;    // the forwarding fields of a request, as text
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
-  tcp::socket client_;
+  Socket client_;
   Deadline client_deadline_;
   beast::flat_buffer buf_;
   std::string client_ip_;
@@ -667,7 +669,7 @@ class Session {
 
 }  // namespace
 
-asio::awaitable<void> Serve(Worker& w, tcp::socket client) {
+Task<void> Serve(Worker& w, Socket client) {
   Session s(w, std::move(client));
   co_await s.Run();
 }

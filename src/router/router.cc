@@ -14,9 +14,17 @@ namespace phoenix::router {
 Worker::Worker(RouterImpl& router, int index)
     : router(router),
       rng(std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)),
-      io(1),
-      acceptor(io),
-      tick(io) {}
+      // One thread runs this loop, and only it touches its sockets (other threads only post):
+      // no locking per descriptor operation.
+      io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+      acceptor(io.get_executor()),
+      tick(io.get_executor()) {}
+
+Time CoarseNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return Time(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+}
 
 void Worker::Sweep() {
   now = Clock::now();
@@ -61,7 +69,7 @@ std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend) 
   while (!list.empty()) {
     std::unique_ptr<Upstream> u = std::move(list.back());
     list.pop_back();
-    if (Clock::now() - u->idle_since < kIdleUpstream) {
+    if (CoarseNow() - u->idle_since < kIdleUpstream) {
       u->reused = true;
       u->backend = backend;
       return u;
@@ -74,7 +82,7 @@ void Worker::Put(std::unique_ptr<Upstream> u) {
   if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
   auto& list = pool[u->backend->info.id];
   if (list.size() >= kMaxIdlePerBackend) return;
-  u->idle_since = Clock::now();
+  u->idle_since = CoarseNow();
   list.push_back(std::move(u));
 }
 
@@ -94,13 +102,12 @@ void Worker::StartTick() {
 }
 
 void Worker::Accept() {
-  acceptor.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
+  acceptor.async_accept([this](boost::system::error_code ec, Socket sock) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
       sock.set_option(tcp::no_delay(true), ec);
-      now = Clock::now();
       StartTick();
-      asio::co_spawn(io, Serve(*this, std::move(sock)), asio::detached);
+      asio::co_spawn(io.get_executor(), Serve(*this, std::move(sock)), asio::detached);
     }
     Accept();
   });

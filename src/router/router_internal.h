@@ -25,6 +25,20 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using Time = Clock::time_point;
 
+// Every loop is one thread: a concrete executor (no type-erased any_io_executor on each
+// operation) and sockets without per-descriptor locking (see Worker::io).
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
+template <class T>
+using Task = asio::awaitable<T, Executor>;
+inline constexpr auto kTuple = asio::as_tuple(asio::use_awaitable_t<Executor>{});
+
+// Deadlines are coarse (the sweep runs every 100 ms): the kernel's tick clock is enough, and a
+// request sets several of them. Same time line as steady_clock (CLOCK_MONOTONIC).
+Time CoarseNow();
+
 inline constexpr auto kTick = std::chrono::milliseconds(100);
 // Below Node's default keepAliveTimeout (5 s), so the app never closes one as we reuse it.
 inline constexpr auto kIdleUpstream = std::chrono::seconds(2);
@@ -34,7 +48,7 @@ inline constexpr size_t kMaxIdlePerBackend = 256;
 // pending operations are cancelled and `fired` says why.
 struct Deadline {
   Time at = Time::max();
-  tcp::socket* sock = nullptr;
+  Socket* sock = nullptr;
   bool fired = false;
   Deadline* prev = nullptr;  // the worker's intrusive list: no allocation a request
   Deadline* next = nullptr;
@@ -72,8 +86,8 @@ class DeadlineList {
 };
 
 struct Upstream {
-  explicit Upstream(asio::io_context& io) : sock(io) {}
-  tcp::socket sock;
+  explicit Upstream(asio::io_context& io) : sock(io.get_executor()) {}
+  Socket sock;
   boost::beast::flat_buffer buf;
   std::shared_ptr<Backend> backend;
   Time idle_since{};
@@ -115,8 +129,8 @@ class Worker {
   Time now{};  // read once per sweep, for deadlines
   bool ticking = false;
   asio::io_context io;
-  tcp::acceptor acceptor;
-  asio::steady_timer tick;
+  Acceptor acceptor;
+  Timer tick;
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<Upstream>>> pool;
 };
 
@@ -156,6 +170,6 @@ class RouterImpl : public Router {
 };
 
 // One client connection, from accept to close (proxy.cc).
-asio::awaitable<void> Serve(Worker& w, tcp::socket client);
+Task<void> Serve(Worker& w, Socket client);
 
 }  // namespace phoenix::router
