@@ -24,7 +24,7 @@ std::string_view Trim(std::string_view s) {
 }
 
 // The comma-separated tokens of every instance of a field.
-std::vector<std::string> Tokens(const http::fields& f, http::field name) {
+std::vector<std::string> Tokens(const Fields& f, http::field name) {
   std::vector<std::string> out;
   for (auto it = f.find(name); it != f.end() && it->name() == name; ++it) {
     std::string_view v = it->value();
@@ -41,7 +41,7 @@ std::vector<std::string> Tokens(const http::fields& f, http::field name) {
   return out;
 }
 
-size_t Count(const http::fields& f, http::field name) {
+size_t Count(const Fields& f, http::field name) {
   return static_cast<size_t>(std::distance(f.equal_range(name).first, f.equal_range(name).second));
 }
 
@@ -53,7 +53,7 @@ constexpr http::field kHopByHop[] = {http::field::connection,        http::field
 // Calls f(token) for each comma-separated token of every instance of a field, without
 // allocating (the hot path sees "Connection: keep-alive" on most requests).
 template <class F>
-void ForEachToken(const http::fields& fields, http::field name, F f) {
+void ForEachToken(const Fields& fields, http::field name, F f) {
   for (auto it = fields.find(name); it != fields.end() && it->name() == name; ++it) {
     std::string_view v = it->value();
     while (!v.empty()) {
@@ -66,7 +66,7 @@ void ForEachToken(const http::fields& fields, http::field name, F f) {
   }
 }
 
-void RemoveHopByHop(http::fields& f, bool keep_upgrade) {
+void RemoveHopByHop(Fields& f, bool keep_upgrade) {
   if (f.find(http::field::connection) != f.end()) {
     // Fields named by Connection are for this hop only (RFC 9110 7.6.1), except the framing.
     std::vector<std::string> named;
@@ -87,7 +87,7 @@ void RemoveHopByHop(http::fields& f, bool keep_upgrade) {
 
 }  // namespace
 
-std::optional<Refusal> CheckRequest(const http::request_header<>& req, std::string_view head) {
+std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head) {
   // obs-fold (a field line continued on the next line) is refused: RFC 9112 5.2.
   for (size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size();
        i = head.find('\n', i + 1)) {
@@ -162,7 +162,7 @@ std::string NewRequestId(uint64_t a, uint64_t b) {
 
 namespace {
 
-void AppendFields(const http::fields& f, std::string& out, std::string_view extra = {}) {
+void AppendFields(const Fields& f, std::string& out, std::string_view extra = {}) {
   for (const auto& field : f) {
     out += field.name_string();
     out += ": ";
@@ -175,7 +175,7 @@ void AppendFields(const http::fields& f, std::string& out, std::string_view extr
 
 }  // namespace
 
-void AppendRequestHead(const http::request_header<>& req, std::string& out,
+void AppendRequestHead(const RequestHead& req, std::string& out,
                        std::string_view extra_lines) {
   out += req.method_string();
   out += ' ';
@@ -184,7 +184,7 @@ void AppendRequestHead(const http::request_header<>& req, std::string& out,
   AppendFields(req, out, extra_lines);
 }
 
-void AppendResponseHead(const http::response_header<>& res, std::string& out) {
+void AppendResponseHead(const ResponseHead& res, std::string& out) {
   char status[16];
   int n = std::snprintf(status, sizeof status, " %03u ", res.result_int());
   out += res.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
@@ -196,7 +196,7 @@ void AppendResponseHead(const http::response_header<>& res, std::string& out) {
   AppendFields(res, out);
 }
 
-bool IsUpgrade(const http::request_header<>& req) {
+bool IsUpgrade(const RequestHead& req) {
   if (req.find(http::field::upgrade) == req.end()) return false;
   bool upgrade = false;
   ForEachToken(req, http::field::connection,
@@ -218,7 +218,7 @@ bool IsIdempotent(http::verb m) {
   }
 }
 
-std::string PrepareRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                            std::optional<uint64_t> content_length) {
   RemoveHopByHop(req, upgrade);
   req.erase(http::field::expect);  // the router answers 100-continue itself, as nginx does
@@ -258,7 +258,7 @@ void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::s
   out += "\r\n";
 }
 
-void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                     std::optional<uint64_t> content_length) {
   std::string xff = PrepareRequest(req, fwd, upgrade, content_length);
   req.set("X-Forwarded-For", xff);
@@ -267,7 +267,7 @@ void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upg
   req.set("X-Request-Id", fwd.request_id);
 }
 
-void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version) {
+void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version) {
   bool upgrade = res.result() == http::status::switching_protocols;
   RemoveHopByHop(res, upgrade);
   res.version(client_version == 10 ? 10 : 11);

@@ -6,6 +6,7 @@
 
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,13 @@ namespace phoenix::router {
 
 namespace http = boost::beast::http;
 
+// Fields live in an arena a connection resets after each request (proxy.cc): a head's fields
+// then cost no malloc/free each. Default-constructed, the allocator uses new/delete.
+using Alloc = std::pmr::polymorphic_allocator<char>;
+using Fields = http::basic_fields<Alloc>;
+using RequestHead = http::request_header<Fields>;
+using ResponseHead = http::response_header<Fields>;
+
 struct Refusal {
   int status;          // 400, 417, 431, 501 ...
   std::string reason;  // for the access log
@@ -21,7 +29,7 @@ struct Refusal {
 
 // `head` is the raw request head (request line and fields, up to and including the blank
 // line), to see what the parser normalises away (obs-fold).
-std::optional<Refusal> CheckRequest(const http::request_header<>& req, std::string_view head);
+std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head);
 
 struct Forwarding {
   std::string client_ip;
@@ -40,25 +48,25 @@ std::string NewRequestId(uint64_t a, uint64_t b);  // UUID v4 text from 128 rand
 // Rewrites a request for the instance: hop-by-hop fields out (and those Connection names),
 // X-Forwarded-For appended, -Proto and -Port set, X-Request-Id set, HTTP/1.1 keep-alive, a
 // single normalised Content-Length. An Upgrade request keeps Connection: upgrade + Upgrade.
-void RewriteRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                     std::optional<uint64_t> content_length);
 // The same in two steps, for the hot path: PrepareRequest does all but the four forwarding
 // fields and returns the X-Forwarded-For value; AppendForwardingLines writes those fields as
 // text (no field allocations), to pass to AppendRequestHead as `extra_lines`.
-std::string PrepareRequest(http::request_header<>& req, const Forwarding& fwd, bool upgrade,
+std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                            std::optional<uint64_t> content_length);
 void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::string& out);
 
 // Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
-void RewriteResponse(http::response_header<>& res, bool keep_alive, unsigned client_version);
+void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version);
 
 // The head as it goes on the wire, appended to `out` in one piece (one write(2), no scattered
 // field buffers as Beast's serializer gives).
-void AppendRequestHead(const http::request_header<>& req, std::string& out,
+void AppendRequestHead(const RequestHead& req, std::string& out,
                        std::string_view extra_lines = {});
-void AppendResponseHead(const http::response_header<>& res, std::string& out);
+void AppendResponseHead(const ResponseHead& res, std::string& out);
 
-bool IsUpgrade(const http::request_header<>& req);
+bool IsUpgrade(const RequestHead& req);
 bool IsIdempotent(http::verb method);
 
 }  // namespace phoenix::router

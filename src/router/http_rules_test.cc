@@ -20,12 +20,12 @@ using boost::system::error_code;
 // A request head parsed from raw text the way the router reads one (proxy.cc's ReadHead): the
 // whole head through Beast's parser, then CheckRequest on the result and on the raw bytes.
 struct Parsed {
-  std::unique_ptr<http::request_parser<http::empty_body>> parser =
-      std::make_unique<http::request_parser<http::empty_body>>();
+  std::unique_ptr<http::request_parser<http::empty_body, Alloc>> parser =
+      std::make_unique<http::request_parser<http::empty_body, Alloc>>();
   error_code ec;  // Beast's verdict on the head
   std::string head;
 
-  http::request_header<>& req() { return parser->get().base(); }
+  RequestHead& req() { return parser->get().base(); }
 };
 
 Parsed Parse(const std::string& raw, uint32_t header_limit = 32 * 1024) {
@@ -57,7 +57,7 @@ std::optional<Refusal> Check(const std::string& raw) {
 
 // Feeds a whole request (head and body) to a parser; the first error, or none.
 error_code ParseWhole(const std::string& raw) {
-  http::request_parser<http::string_body> parser;
+  http::request_parser<http::string_body, Alloc> parser;
   parser.eager(true);
   error_code ec;
   size_t done = 0;
@@ -71,12 +71,12 @@ error_code ParseWhole(const std::string& raw) {
   return {};
 }
 
-std::string Field(const http::fields& f, std::string_view name) {
+std::string Field(const Fields& f, std::string_view name) {
   auto it = f.find(name);
   return it == f.end() ? "<none>" : std::string(it->value());
 }
 
-size_t CountOf(const http::fields& f, std::string_view name) {
+size_t CountOf(const Fields& f, std::string_view name) {
   size_t n = 0;
   for (const auto& x : f) n += boost::beast::iequals(x.name_string(), name) ? 1 : 0;
   return n;
@@ -366,8 +366,8 @@ TEST(RewriteRequestTest, UpgradeKeepsConnectionAndUpgrade) {
   EXPECT_EQ(CountOf(p.req(), "Keep-Alive"), 0u);
 }
 
-http::response_header<> Response(const std::string& raw) {
-  http::response_parser<http::empty_body> parser;
+ResponseHead Response(const std::string& raw) {
+  http::response_parser<http::empty_body, Alloc> parser;
   error_code ec;
   parser.put(boost::asio::buffer(raw), ec);
   EXPECT_FALSE(ec) << ec.message();

@@ -23,6 +23,8 @@ namespace beast = boost::beast;
 using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 constexpr size_t kBodyChunk = 16 * 1024;
+using RequestParser = http::request_parser<http::buffer_body, Alloc>;
+using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
 int64_t MsSince(Time t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -95,6 +97,7 @@ class Session {
     bool first = true;
     for (;;) {
       bool keep_alive = co_await OneRequest(first);
+      arena_.release();  // the request's heads are gone
       first = false;
       if (!keep_alive) break;
     }
@@ -128,7 +131,7 @@ class Session {
 
   // Reads a request head into parser_. Returns false when the connection should just close
   // (idle timeout, client gone) after `refusal` (if any) was answered.
-  Task<bool> ReadHead(http::request_parser<http::buffer_body>& parser, bool first,
+  Task<bool> ReadHead(RequestParser& parser, bool first,
                                  std::optional<Refusal>& refusal) {
     const RouterConfig& cfg = w_.router.config;
     parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
@@ -198,7 +201,7 @@ class Session {
     co_await asio::async_write(client_, asio::buffer(msg), kTuple);
   }
 
-  void Log(const http::request_header<>& req, const std::string& request_id, Time start,
+  void Log(const RequestHead& req, const std::string& request_id, Time start,
            const Outcome& o) {
     ++w_.counters.requests;
     if (o.status >= 100 && o.status < 600) ++w_.counters.status[o.status / 100];
@@ -250,7 +253,7 @@ class Session {
   // One request and its response. Returns whether to keep the client connection.
   Task<bool> OneRequest(bool first) {
     const RouterConfig& cfg = w_.router.config;
-    http::request_parser<http::buffer_body> parser;
+    RequestParser parser(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
     std::optional<Refusal> refusal;
     bool ok = co_await ReadHead(parser, first, refusal);
     Time start = Stamp();
@@ -313,7 +316,7 @@ class Session {
     Time wait_until = start + cfg.retry_timeout;
     std::unique_ptr<Upstream> up;
     Held backend;
-    std::optional<http::response_parser<http::buffer_body>> rp_slot;
+    std::optional<ResponseParser> rp_slot;
 
     // ---- pick, connect, send, read the response head; retry while it is safe
     for (;;) {
@@ -373,7 +376,7 @@ class Session {
       bool sent = false;
       error_code ec;
       {
-        http::serializer<true, http::buffer_body> sr{req};
+        http::serializer<true, http::buffer_body, Fields> sr{req};
         up_deadline(cfg.response_timeout);
         if (!has_body) {
           head_.clear();
@@ -450,7 +453,7 @@ class Session {
       bool got_byte = false;
       if (sent) {
         for (;;) {
-          rp_slot.emplace();
+          rp_slot.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
           rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
           rp_slot->header_limit(64 * 1024);
           if (head_method) rp_slot->skip(true);
@@ -463,7 +466,7 @@ class Session {
           int code = static_cast<int>(rp_slot->get().result_int());
           if (code >= 200 || code == 101) break;
           if (code != 100) {
-            http::response_header<> info = rp_slot->get().base();
+            ResponseHead info = rp_slot->get().base();
             RewriteResponse(info, true, version);
             std::string raw;
             for (auto& f : info) raw += fmt::format("{}: {}\r\n", f.name_string(), f.value());
@@ -607,7 +610,7 @@ class Session {
 
   // 101 Switching Protocols: the head goes to the client, then bytes flow both ways until
   // either side closes (WebSocket, h2c, anything).
-  Task<void> Tunnel(Upstream& up, http::response<http::buffer_body>& res) {
+  Task<void> Tunnel(Upstream& up, http::response<http::buffer_body, Fields>& res) {
     RewriteResponse(res.base(), true, 11);
     std::string head =
         fmt::format("HTTP/1.1 101 {}\r\n",
@@ -657,6 +660,9 @@ class Session {
   }
 
   Worker& w_;
+  // The heads' fields of one request (reset after each): most fit the first block.
+  std::array<std::byte, 4096> arena_block_;
+  std::pmr::monotonic_buffer_resource arena_{arena_block_.data(), arena_block_.size()};
   std::unique_ptr<char[]> chunk_;
   std::string head_;     // a head on its way out, reused by every request of the connection
   std::string extra_;    // the forwarding fields of a request, as text
