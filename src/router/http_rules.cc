@@ -142,11 +142,17 @@ bool SaneRequestId(std::string_view id) {
 }
 
 std::string NewRequestId(uint64_t a, uint64_t b) {
+  std::string out;
+  NewRequestId(a, b, out);
+  return out;
+}
+
+void NewRequestId(uint64_t a, uint64_t b, std::string& out) {
   a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
   // 8-4-4-4-12 hex digits, by hand: this runs once a request.
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');
+  out.assign(36, '-');  // in place: a reused string's capacity, no allocation
   int pos = 0;
   auto put = [&](uint64_t v, int digits) {
     for (int i = digits - 1; i >= 0; --i) out[pos + i] = kHex[(v >> (4 * (digits - 1 - i))) & 0xf];
@@ -157,7 +163,6 @@ std::string NewRequestId(uint64_t a, uint64_t b) {
   put(a & 0xffff, 4);
   put(b >> 48, 4);
   put(b & 0xffffffffffffull, 12);
-  return out;
 }
 
 namespace {

@@ -31,19 +31,21 @@ struct Refusal {
 // line), to see what the parser normalises away (obs-fold).
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head);
 
+// Views of strings that outlive the rewrite (no copies a request).
 struct Forwarding {
-  std::string client_ip;
+  std::string_view client_ip;
   int router_port = 0;
-  std::string request_id;  // the one to use (kept from the client when sane)
+  std::string_view request_id;  // the one to use (kept from the client when sane)
   // "address:port" the client connected to: the Host sent on for an HTTP/1.0 request that had
   // none, since it goes on as HTTP/1.1, where Host is required (RFC 9112 3.2).
-  std::string local_host = {};
+  std::string_view local_host = {};
 };
 
 // A client's X-Request-Id is kept when it is 20..200 characters of [A-Za-z0-9+/=._-] (as
 // Heroku's router does); otherwise a new one is made.
 bool SaneRequestId(std::string_view id);
 std::string NewRequestId(uint64_t a, uint64_t b);  // UUID v4 text from 128 random bits
+void NewRequestId(uint64_t a, uint64_t b, std::string& out);  // the same, in place
 
 // Rewrites a request for the instance: hop-by-hop fields out (and those Connection names),
 // X-Forwarded-For appended, -Proto and -Port set, X-Request-Id set, HTTP/1.1 keep-alive, a

@@ -97,7 +97,10 @@ class Session {
     bool first = true;
     for (;;) {
       bool keep_alive = co_await OneRequest(first);
-      arena_.release();  // the request's heads are gone
+      // The request's heads are gone, then their fields' arena.
+      res_parser_.reset();
+      parser_.reset();
+      arena_.release();
       first = false;
       if (!keep_alive) break;
     }
@@ -253,7 +256,8 @@ class Session {
   // One request and its response. Returns whether to keep the client connection.
   Task<bool> OneRequest(bool first) {
     const RouterConfig& cfg = w_.router.config;
-    RequestParser parser(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
+    auto& parser = *parser_;
     std::optional<Refusal> refusal;
     bool ok = co_await ReadHead(parser, first, refusal);
     Time start = Stamp();
@@ -272,11 +276,11 @@ class Session {
       co_return false;
     }
 
-    std::string request_id;
+    std::string& request_id = request_id_;
     if (auto it = req.find("X-Request-Id"); it != req.end() && SaneRequestId(it->value())) {
-      request_id = std::string(it->value());
+      request_id.assign(it->value());
     } else {
-      request_id = NewRequestId(w_.rng(), w_.rng());
+      NewRequestId(w_.rng(), w_.rng(), request_id);
     }
     const bool client_keep_alive = req.keep_alive();
     const unsigned version = req.version();
@@ -316,7 +320,7 @@ class Session {
     Time wait_until = start + cfg.retry_timeout;
     std::unique_ptr<Upstream> up;
     Held backend;
-    std::optional<ResponseParser> rp_slot;
+    auto& rp_slot = res_parser_;
 
     // ---- pick, connect, send, read the response head; retry while it is safe
     for (;;) {
@@ -375,79 +379,18 @@ class Session {
       };
       bool sent = false;
       error_code ec;
-      {
-        http::serializer<true, http::buffer_body, Fields> sr{req};
-        up_deadline(cfg.response_timeout);
-        if (!has_body) {
-          head_.clear();
-          AppendRequestHead(req.base(), head_, extra_);
-          std::tie(ec, std::ignore) =
-              co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
-          sent = !ec;
-        } else {
-          std::tie(ec, std::ignore) = co_await http::async_write_header(up->sock, sr, kTuple);
-          if (!ec && expect_continue && version == 11) {
-            // The client waits for this before it sends the body.
-            static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            ClientDeadline(cfg.response_timeout);
-            auto [cec, cn] = co_await asio::async_write(
-                client_, asio::buffer(kContinue, sizeof kContinue - 1), kTuple);
-            if (cec) co_return false;
-          }
-          // Stream the body: from here on it is consumed and the request cannot be retried.
-          char* chunk = Chunk();
-          while (!ec) {
-            body_started = true;
-            if (!parser.is_done()) {
-              req.body().data = chunk;
-              req.body().size = kBodyChunk;
-              ClientDeadline(cfg.response_timeout);
-              auto [rec, rn] = co_await http::async_read_some(client_, buf_, parser, kTuple);
-              if (rec == http::error::need_buffer) rec = {};
-              if (rec) {
-                // The instance gets no more of it. A body whose framing is bad (chunk sizes)
-                // gets a 400, as a bad head does; a client that went away gets nothing.
-                error_code ignored;
-                up->sock.close(ignored);
-                const auto& parse_errors = http::make_error_code(http::error::bad_chunk).category();
-                const bool malformed =
-                    rec.category() == parse_errors && rec != http::error::partial_message &&
-                    rec != http::error::end_of_stream && rec != http::error::short_read;
-                if (malformed) {
-                  ++w_.counters.router_errors;
-                  co_await SendError(400, request_id, true);
-                  o.status = 400;
-                  o.code = "H400";
-                  o.desc = "bad request body";
-                } else {
-                  o.status = 499;
-                  o.code = "H27";
-                  o.desc = "Client request interrupted";
-                }
-                Log(req.base(), request_id, start, o);
-                co_return false;
-              }
-              req.body().size = kBodyChunk - req.body().size;
-              req.body().data = chunk;
-              req.body().more = !parser.is_done();
-              // A read may bring only a chunk header: an empty buffer must not be written, as
-              // the serializer would frame it as a zero-size chunk, i.e. the end of the body.
-              if (req.body().size == 0) {
-                if (req.body().more) continue;
-                req.body().data = nullptr;
-              }
-            } else {
-              req.body().data = nullptr;
-              req.body().size = 0;
-              req.body().more = false;
-            }
-            up_deadline(cfg.response_timeout);
-            std::tie(ec, std::ignore) = co_await http::async_write(up->sock, sr, kTuple);
-            if (ec == http::error::need_buffer) ec = {};
-            if (sr.is_done()) break;
-          }
-          sent = !ec;
-        }
+      up_deadline(cfg.response_timeout);
+      if (!has_body) {
+        head_.clear();
+        AppendRequestHead(req.base(), head_, extra_);
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
+        sent = !ec;
+      } else {
+        BodySent r = co_await SendBody(*up, ud, request_id, expect_continue && version == 11,
+                                       start, o, body_started);
+        if (r == BodySent::kAnswered) co_return false;
+        sent = r == BodySent::kSent;
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
       bool got_byte = false;
@@ -608,6 +551,81 @@ class Session {
     co_return keep_alive;
   }
 
+  enum class BodySent { kSent, kUpstreamFailed, kAnswered };
+
+  // Sends a request with a body (Beast's serializer frames it, the parser reads it from the
+  // client through one buffer). kAnswered: the client got an answer or went away, and the
+  // request is logged; the connection ends. Its own coroutine, so that the serializer is not in
+  // every request's frame.
+  Task<BodySent> SendBody(Upstream& up, Deadline& ud, const std::string& request_id,
+                          bool expect_continue, Time start, Outcome& o, bool& body_started) {
+    const RouterConfig& cfg = w_.router.config;
+    auto& req = parser_->get();
+    http::serializer<true, http::buffer_body, Fields> sr{req};
+    auto [ec, wn] = co_await http::async_write_header(up.sock, sr, kTuple);
+    if (!ec && expect_continue) {
+      // The client waits for this before it sends the body.
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      ClientDeadline(cfg.response_timeout);
+      auto [cec, cn] = co_await asio::async_write(
+          client_, asio::buffer(kContinue, sizeof kContinue - 1), kTuple);
+      if (cec) co_return BodySent::kAnswered;
+    }
+    char* chunk = Chunk();
+    while (!ec) {
+      body_started = true;  // from here on it is consumed: the request cannot be retried
+      if (!parser_->is_done()) {
+        req.body().data = chunk;
+        req.body().size = kBodyChunk;
+        ClientDeadline(cfg.response_timeout);
+        auto [rec, rn] = co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        if (rec == http::error::need_buffer) rec = {};
+        if (rec) {
+          // The instance gets no more of it. A body whose framing is bad (chunk sizes) gets a
+          // 400, as a bad head does; a client that went away gets nothing.
+          error_code ignored;
+          up.sock.close(ignored);
+          const auto& parse_errors = http::make_error_code(http::error::bad_chunk).category();
+          const bool malformed = rec.category() == parse_errors &&
+                                 rec != http::error::partial_message &&
+                                 rec != http::error::end_of_stream && rec != http::error::short_read;
+          if (malformed) {
+            ++w_.counters.router_errors;
+            co_await SendError(400, request_id, true);
+            o.status = 400;
+            o.code = "H400";
+            o.desc = "bad request body";
+          } else {
+            o.status = 499;
+            o.code = "H27";
+            o.desc = "Client request interrupted";
+          }
+          Log(req.base(), request_id, start, o);
+          co_return BodySent::kAnswered;
+        }
+        req.body().size = kBodyChunk - req.body().size;
+        req.body().data = chunk;
+        req.body().more = !parser_->is_done();
+        // A read may bring only a chunk header: an empty buffer must not be written, as the
+        // serializer would frame it as a zero-size chunk, i.e. the end of the body.
+        if (req.body().size == 0) {
+          if (req.body().more) continue;
+          req.body().data = nullptr;
+        }
+      } else {
+        req.body().data = nullptr;
+        req.body().size = 0;
+        req.body().more = false;
+      }
+      ud.fired = false;
+      ud.at = CoarseNow() + cfg.response_timeout;
+      std::tie(ec, std::ignore) = co_await http::async_write(up.sock, sr, kTuple);
+      if (ec == http::error::need_buffer) ec = {};
+      if (sr.is_done()) break;
+    }
+    co_return ec ? BodySent::kUpstreamFailed : BodySent::kSent;
+  }
+
   // 101 Switching Protocols: the head goes to the client, then bytes flow both ways until
   // either side closes (WebSocket, h2c, anything).
   Task<void> Tunnel(Upstream& up, http::response<http::buffer_body, Fields>& res) {
@@ -663,9 +681,14 @@ class Session {
   // The heads' fields of one request (reset after each): most fit the first block.
   std::array<std::byte, 4096> arena_block_;
   std::pmr::monotonic_buffer_resource arena_{arena_block_.data(), arena_block_.size()};
+  // The request's and its response's parsers: here rather than in OneRequest's coroutine
+  // frame, which is then small enough for Asio to recycle instead of a malloc a request.
+  std::optional<RequestParser> parser_;
+  std::optional<ResponseParser> res_parser_;
   std::unique_ptr<char[]> chunk_;
   std::string head_;     // a head on its way out, reused by every request of the connection
   std::string extra_;    // the forwarding fields of a request, as text
+  std::string request_id_;  // the request's X-Request-Id, reused
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;

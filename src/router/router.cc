@@ -37,13 +37,20 @@ void Worker::Sweep() {
   });
   // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive
   // timeout closes them under us), or when their instance left.
+  // An instance's list stays while it is in rotation, even empty: a request takes a connection
+  // out and puts it back, and the list would be allocated anew each time.
   for (auto it = pool.begin(); it != pool.end();) {
     auto& list = it->second;
+    bool out_of_rotation = false;
     std::erase_if(list, [&](const std::unique_ptr<Upstream>& u) {
-      return u->backend->gone.load() || u->backend->draining.load() ||
-             now - u->idle_since > kIdleUpstream;
+      out_of_rotation = out_of_rotation || u->backend->gone.load() || u->backend->draining.load();
+      return out_of_rotation || now - u->idle_since > kIdleUpstream;
     });
-    it = list.empty() ? pool.erase(it) : std::next(it);
+    bool in_rotation = false;
+    if (list.empty() && !out_of_rotation && snapshot) {
+      for (const auto& b : snapshot->ready) in_rotation = in_rotation || b->info.id == it->first;
+    }
+    it = list.empty() && !in_rotation ? pool.erase(it) : std::next(it);
   }
   FlushLog();
 }
@@ -97,7 +104,9 @@ void Worker::StartTick() {
     if (ec) return;
     Sweep();
     // Idle (no connection, nothing pooled, nothing to log): no wake-ups until the next accept.
-    if (!deadlines.empty() || !pool.empty() || !log_buf.empty()) StartTick();
+    bool pooled = false;
+    for (const auto& [id, list] : pool) pooled = pooled || !list.empty();
+    if (!deadlines.empty() || pooled || !log_buf.empty()) StartTick();
   });
 }
 
