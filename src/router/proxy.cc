@@ -8,7 +8,6 @@
 #include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/http.hpp>
-#include <cstdio>
 #include <optional>
 #include <span>
 
@@ -23,6 +22,7 @@ namespace beast = boost::beast;
 using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 constexpr size_t kBodyChunk = 16 * 1024;
+constexpr size_t kCoalesce = 4 * 1024;
 using RequestParser = http::request_parser<http::buffer_body, Alloc>;
 using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
@@ -92,8 +92,7 @@ class Session {
 
   Task<void> Run() {
     Watch watch(w_, client_deadline_);
-    ++w_.counters.connections;
-    ++w_.counters.active;
+    ++w_.counters.connections;  // (`active` was counted when the connection was dispatched)
     bool first = true;
     for (;;) {
       bool keep_alive = co_await OneRequest(first);
@@ -515,8 +514,8 @@ class Session {
         if (!head_sent) bufs[k++] = asio::buffer(head_);
         if (n > 0) {
           if (chunked_out) {
-            int len = std::snprintf(frame, sizeof frame, "%zx\r\n", n);
-            bufs[k++] = asio::buffer(frame, static_cast<size_t>(len));
+            auto end = fmt::format_to(frame, "{:x}\r\n", n);
+            bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
             bufs[k++] = asio::buffer(chunk, n);
             bufs[k++] = asio::buffer(kCrlf, 2);
           } else {
@@ -524,6 +523,15 @@ class Session {
           }
         }
         if (done && chunked_out && body_allowed) bufs[k++] = asio::buffer(kLastChunk, 5);
+        if (!head_sent && k > 1 && asio::buffer_size(bufs) - head_.size() <= kCoalesce) {
+          // A small response goes out in one piece: one send(2) of one buffer, not a
+          // gathered sendmsg(2) that the kernel copies piece by piece.
+          for (size_t i = 1; i < k; ++i) {
+            head_.append(static_cast<const char*>(bufs[i].data()), bufs[i].size());
+          }
+          bufs[0] = asio::buffer(head_);
+          k = 1;
+        }
         if (k > 0) {
           ClientDeadline(cfg.response_timeout);
           auto [wec, wn] = co_await asio::async_write(

@@ -6,6 +6,8 @@
 #include <sys/resource.h>
 
 #include <thread>
+#include <unistd.h>
+#include <utility>
 
 #include "router/router_internal.h"
 
@@ -115,11 +117,66 @@ void Worker::Accept() {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
       sock.set_option(tcp::no_delay(true), ec);
-      StartTick();
-      asio::co_spawn(io.get_executor(), Serve(*this, std::move(sock)), asio::detached);
+      Dispatch(std::move(sock));
     }
     Accept();
   });
+}
+
+namespace {
+// A descriptor on its way to another loop: closed if that loop stops before taking it.
+struct PassedFd {
+  int fd;
+  explicit PassedFd(int f) : fd(f) {}
+  PassedFd(PassedFd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  PassedFd(const PassedFd&) = delete;
+  ~PassedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+}  // namespace
+
+// SO_REUSEPORT spreads new connections by a hash of their addresses, not by load, and with a
+// few long keep-alive connections one loop can hold many more than another (its clients then
+// wait longer). So, as HAProxy does, a connection goes to the loop that has the fewest.
+void Worker::Dispatch(Socket sock) {
+  Worker* target = this;
+  uint64_t least = counters.active.load(std::memory_order_relaxed);
+  for (auto& w : router.workers) {
+    uint64_t a = w->counters.active.load(std::memory_order_relaxed);
+    if (a < least) {
+      least = a;
+      target = w.get();
+    }
+  }
+  target->counters.active.fetch_add(1, std::memory_order_relaxed);
+  if (target == this) {
+    Start(std::move(sock));
+    return;
+  }
+  boost::system::error_code ec;
+  tcp protocol = sock.local_endpoint(ec).protocol();
+  PassedFd fd(ec ? -1 : sock.release(ec));
+  if (ec || fd.fd < 0) {
+    target->counters.active.fetch_sub(1, std::memory_order_relaxed);
+    return;  // the client is gone already
+  }
+  asio::post(target->io, [target, protocol, fd = std::move(fd)]() mutable {
+    boost::system::error_code ec;
+    Socket s(target->io.get_executor());
+    s.assign(protocol, std::exchange(fd.fd, -1), ec);
+    if (ec) {
+      target->counters.active.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+    target->Start(std::move(s));
+  });
+}
+
+// A connection counted in `active` already (Dispatch): its coroutine on this loop.
+void Worker::Start(Socket sock) {
+  StartTick();
+  asio::co_spawn(io.get_executor(), Serve(*this, std::move(sock)), asio::detached);
 }
 
 // ---------------------------------------------------------------------------- RouterImpl

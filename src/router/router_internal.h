@@ -107,6 +107,8 @@ class Worker {
   Worker(RouterImpl& router, int index);
 
   void Accept();
+  void Dispatch(Socket sock);  // to the loop with the fewest connections
+  void Start(Socket sock);
   void StartTick();  // if not ticking: the sweep runs only while there is something to sweep
   void Sweep();
   void FlushLog();
