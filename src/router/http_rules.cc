@@ -180,8 +180,7 @@ void AppendFields(const Fields& f, std::string& out, std::string_view extra = {}
 
 }  // namespace
 
-void AppendRequestHead(const RequestHead& req, std::string& out,
-                       std::string_view extra_lines) {
+void AppendRequestHead(const RequestHead& req, std::string& out, std::string_view extra_lines) {
   out += req.method_string();
   out += ' ';
   out += req.target();

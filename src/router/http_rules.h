@@ -44,7 +44,7 @@ struct Forwarding {
 // A client's X-Request-Id is kept when it is 20..200 characters of [A-Za-z0-9+/=._-] (as
 // Heroku's router does); otherwise a new one is made.
 bool SaneRequestId(std::string_view id);
-std::string NewRequestId(uint64_t a, uint64_t b);  // UUID v4 text from 128 random bits
+std::string NewRequestId(uint64_t a, uint64_t b);             // UUID v4 text from 128 random bits
 void NewRequestId(uint64_t a, uint64_t b, std::string& out);  // the same, in place
 
 // Rewrites a request for the instance: hop-by-hop fields out (and those Connection names),
@@ -64,8 +64,7 @@ void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version
 
 // The head as it goes on the wire, appended to `out` in one piece (one write(2), no scattered
 // field buffers as Beast's serializer gives).
-void AppendRequestHead(const RequestHead& req, std::string& out,
-                       std::string_view extra_lines = {});
+void AppendRequestHead(const RequestHead& req, std::string& out, std::string_view extra_lines = {});
 void AppendResponseHead(const ResponseHead& res, std::string& out);
 
 bool IsUpgrade(const RequestHead& req);

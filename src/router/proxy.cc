@@ -133,8 +133,7 @@ class Session {
 
   // Reads a request head into parser_. Returns false when the connection should just close
   // (idle timeout, client gone) after `refusal` (if any) was answered.
-  Task<bool> ReadHead(RequestParser& parser, bool first,
-                                 std::optional<Refusal>& refusal) {
+  Task<bool> ReadHead(RequestParser& parser, bool first, std::optional<Refusal>& refusal) {
     const RouterConfig& cfg = w_.router.config;
     parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
     parser.body_limit(std::numeric_limits<uint64_t>::max());
@@ -187,7 +186,7 @@ class Session {
   }
 
   Task<void> SendError(int status, const std::string& request_id, bool close,
-                                  std::string_view extra = {}) {
+                       std::string_view extra = {}) {
     std::string body = fmt::format("{} {}\n", status, ReasonPhrase(status));
     std::string msg =
         fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n", status,
@@ -203,8 +202,7 @@ class Session {
     co_await asio::async_write(client_, asio::buffer(msg), kTuple);
   }
 
-  void Log(const RequestHead& req, const std::string& request_id, Time start,
-           const Outcome& o) {
+  void Log(const RequestHead& req, const std::string& request_id, Time start, const Outcome& o) {
     ++w_.counters.requests;
     if (o.status >= 100 && o.status < 600) ++w_.counters.status[o.status / 100];
     if (!w_.router.log) return;
@@ -230,8 +228,7 @@ class Session {
   }
 
   // An upstream connection to `b`: from the pool, or a new one within connect_timeout.
-  Task<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b,
-                                                     bool fresh) {
+  Task<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b, bool fresh) {
     if (!fresh) {
       if (auto u = w_.Take(b)) co_return u;
     }
@@ -386,8 +383,8 @@ class Session {
             co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
         sent = !ec;
       } else {
-        BodySent r = co_await SendBody(*up, ud, request_id, expect_continue && version == 11,
-                                       start, o, body_started);
+        BodySent r = co_await SendBody(*up, ud, request_id, expect_continue && version == 11, start,
+                                       o, body_started);
         if (r == BodySent::kAnswered) co_return false;
         sent = r == BodySent::kSent;
       }
@@ -395,7 +392,8 @@ class Session {
       bool got_byte = false;
       if (sent) {
         for (;;) {
-          rp_slot.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
+          rp_slot.emplace(std::piecewise_construct, std::make_tuple(),
+                          std::make_tuple(Alloc(&arena_)));
           rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
           rp_slot->header_limit(64 * 1024);
           if (head_method) rp_slot->skip(true);
@@ -594,9 +592,9 @@ class Session {
           error_code ignored;
           up.sock.close(ignored);
           const auto& parse_errors = http::make_error_code(http::error::bad_chunk).category();
-          const bool malformed = rec.category() == parse_errors &&
-                                 rec != http::error::partial_message &&
-                                 rec != http::error::end_of_stream && rec != http::error::short_read;
+          const bool malformed =
+              rec.category() == parse_errors && rec != http::error::partial_message &&
+              rec != http::error::end_of_stream && rec != http::error::short_read;
           if (malformed) {
             ++w_.counters.router_errors;
             co_await SendError(400, request_id, true);
@@ -694,10 +692,10 @@ class Session {
   std::optional<RequestParser> parser_;
   std::optional<ResponseParser> res_parser_;
   std::unique_ptr<char[]> chunk_;
-  std::string head_;     // a head on its way out, reused by every request of the connection
-  std::string extra_;    // the forwarding fields of a request, as text
+  std::string head_;        // a head on its way out, reused by every request of the connection
+  std::string extra_;       // the forwarding fields of a request, as text
   std::string request_id_;  // the request's X-Request-Id, reused
-  bool linger_ = false;  // an answer ended the connection: drain what the client still sends
+  bool linger_ = false;     // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;
   beast::flat_buffer buf_;

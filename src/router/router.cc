@@ -4,9 +4,9 @@
 // coroutine (proxy.cc); this file holds what they share.
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <thread>
-#include <unistd.h>
 #include <utility>
 
 #include "router/router_internal.h"
