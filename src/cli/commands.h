@@ -14,6 +14,8 @@ enum ExitCode { kExitOk = 0, kExitFailed = 1, kExitUsage = 2 };
 struct UpOptions {
   LoadOptions load;
   std::optional<std::string> events_file;
+  bool audit = false;        // hidden: run by `phoenix audit` (router.audit)
+  bool keep_layers = false;  // hidden: audit --keep
 };
 int Up(const UpOptions& options);
 

@@ -491,8 +491,11 @@ class Daemon {
         term_.System(fmt::format("{} #{}: layer scan failed: {}", r->instance, r->number,
                                  scan.error().message));
       }
-      if (Status s = os::RemoveTree(r->layer); !s.ok())
+      if (opt_.keep_layers) {
+        term_.System(fmt::format("{} #{}: layer kept in {}", r->instance, r->number, r->layer));
+      } else if (Status s = os::RemoveTree(r->layer); !s.ok()) {
         term_.System("warning: " + s.error().message);
+      }
     }
     running_.erase(r->id);
     sup_.Exited(r->id, status, std::move(lost), Now());
@@ -652,6 +655,15 @@ class Daemon {
           return;
         }
         break;
+      case control::Command::kScan:
+        // What each live incarnation has written so far (phoenix audit attributes files to
+        // requests by scanning before and after each one).
+        if (!req.instance.empty() && !HasInstance(req.instance)) {
+          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance)));
+          return c->Finish();
+        }
+        c->Send(ScanJson(req.instance));
+        break;
       case control::Command::kRotate:
         if (Status s = sup_.Rotate(req.type, now); !s.ok()) {
           c->Send(control::ErrorAnswer(s.error().message));
@@ -678,6 +690,34 @@ class Daemon {
     }
     Pump();
     c->Finish();
+  }
+
+  std::string ScanJson(const std::string& instance) {
+    json::array list;
+    for (const auto& [id, r] : running_) {
+      if (!instance.empty() && r->instance != instance) continue;
+      json::object o{{"instance", r->instance}, {"incarnation", r->number}, {"ready", r->ready},
+                     {"layer", r->layer}};
+      if (!r->layer.empty()) {
+        auto scan = sandbox::ScanLayer(r->layer + "/upper", opt_.config.app_root,
+                                       opt_.config.filesystem.writable);
+        if (!scan.ok()) return control::ErrorAnswer(scan.error().message);
+        auto files = [](const std::vector<sandbox::LostFile>& list) {
+          json::array a;
+          for (const auto& f : list) {
+            a.push_back(json::object{{"path", f.path},
+                                     {"bytes", f.bytes},
+                                     {"change", sandbox::ToString(f.change)},
+                                     {"mtime_ns", f.mtime_ns}});
+          }
+          return a;
+        };
+        o["files"] = files(scan->files);
+        o["scratch"] = files(scan->scratch);
+      }
+      list.push_back(std::move(o));
+    }
+    return json::serialize(json::object{{"ok", true}, {"incarnations", std::move(list)}});
   }
 
   // A follower sends nothing more: a read that ends means it hung up.

@@ -21,6 +21,7 @@ struct DaemonOptions {
   os::Isolation isolation = os::Isolation::kNamespaces;
   os::Fd lock;                             // held for the daemon's life: a second `up` refuses
   std::unique_ptr<router::Router> router;  // serving the public port already
+  bool keep_layers = false;  // (audit --keep) an incarnation's layer stays after it died
 };
 
 // Runs until SIGINT/SIGTERM or `phoenix stop` have stopped every instance. Returns the exit code.

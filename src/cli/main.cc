@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--config", up.load.config_file, "phoenix.toml to use");
   up_cmd->add_option("--env", up.load.env_file, ".env file to use");
   up_cmd->add_option("--events", up.events_file, "append events as JSON lines to FILE");
+  // For `phoenix audit`, which runs `phoenix up` itself: not for people.
+  up_cmd->add_flag("--audit", up.audit)->group("");
+  up_cmd->add_flag("--keep-layers", up.keep_layers)->group("");
 
   bool json_out = false;
   auto* ps_cmd = app.add_subcommand("ps", "show instances");

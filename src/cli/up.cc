@@ -97,6 +97,12 @@ int Up(const UpOptions& options) {
   (void)!ftruncate(d.lock.get(), 0);
   (void)!pwrite(d.lock.get(), pid.data(), pid.size(), 0);
 
+  if (options.audit) {
+    // One loop: the audit's requests are served in the order they are sent.
+    config->router.audit = true;
+    config->router.threads = 1;
+  }
+  d.keep_layers = options.keep_layers;
   auto router = router::Router::Start(config->router, WriteAccessLog);
   if (!router.ok()) return Refuse(router.error().message);
   d.router = std::move(router.value());

@@ -54,6 +54,10 @@ struct RouterConfig {
   // With no instance ready (all booting, a drill), a request waits this long for one before
   // its 503; 0 answers at once.
   Millis retry_timeout = std::chrono::seconds(5);
+  // `phoenix audit` only (never from phoenix.toml): listen on 127.0.0.1, send a request that
+  // names an instance in X-Phoenix-Instance to that one, and name the incarnation that served
+  // each answer in X-Phoenix-Instance ("web.2#3").
+  bool audit = false;
 };
 
 struct FilesystemConfig {

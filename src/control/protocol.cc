@@ -27,6 +27,8 @@ const char* Name(Command c) {
       return "rotate";
     case Command::kDrill:
       return "drill";
+    case Command::kScan:
+      return "scan";
   }
   return "?";
 }
@@ -45,7 +47,7 @@ Result<Request> ParseRequest(std::string_view line) {
   std::string_view name = cmd->as_string();
   bool found = false;
   for (Command c : {Command::kPs, Command::kScale, Command::kKill, Command::kLogs, Command::kStop,
-                    Command::kRotate, Command::kDrill}) {
+                    Command::kRotate, Command::kDrill, Command::kScan}) {
     if (name == Name(c)) {
       r.command = c;
       found = true;
@@ -76,6 +78,10 @@ Result<Request> ParseRequest(std::string_view line) {
     case Command::kLogs: {
       ASSIGN_OR_RETURN(r.instance, str("instance"));
       ASSIGN_OR_RETURN(r.follow, flag("follow"));
+      break;
+    }
+    case Command::kScan: {
+      ASSIGN_OR_RETURN(r.instance, str("instance"));
       break;
     }
     case Command::kScale: {
@@ -124,6 +130,9 @@ std::string EncodeRequest(const Request& r) {
     case Command::kLogs:
       o["instance"] = r.instance;
       o["follow"] = r.follow;
+      break;
+    case Command::kScan:
+      o["instance"] = r.instance;
       break;
     case Command::kScale: {
       json::object c;

@@ -11,11 +11,11 @@
 
 namespace phoenix::control {
 
-enum class Command { kPs, kScale, kKill, kLogs, kStop, kRotate, kDrill };
+enum class Command { kPs, kScale, kKill, kLogs, kStop, kRotate, kDrill, kScan };
 
 struct Request {
   Command command = Command::kPs;
-  std::string instance;               // kill, logs ("" = all for logs)
+  std::string instance;               // kill, logs, scan ("" = all for logs and scan)
   bool now = false;                   // kill --now
   bool follow = false;                // logs -f
   std::map<std::string, int> counts;  // scale

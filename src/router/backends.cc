@@ -94,6 +94,16 @@ std::shared_ptr<Backend> Backends::Pick(const Snapshot& s, Balance balance, uint
   return nullptr;
 }
 
+std::shared_ptr<Backend> Backends::PickInstance(const Snapshot& s, std::string_view instance) {
+  for (const auto& b : s.ready) {
+    if (b->info.instance != instance) continue;
+    b->in_flight.fetch_add(1);
+    if (!b->draining.load() && !b->gone.load()) return b;
+    Release(*b);
+  }
+  return nullptr;
+}
+
 void Backends::Release(Backend& b) {
   b.in_flight.fetch_sub(1);
   MaybeNotify(b);

@@ -45,6 +45,8 @@ class Backends {
   // `avoid` (the one that just failed). Null when none is ready.
   static std::shared_ptr<Backend> Pick(const Snapshot& snapshot, Balance balance, uint64_t& cursor,
                                        uint64_t avoid = 0);
+  // The ready incarnation of `instance` ("web.2"), counted in flight; null when it has none.
+  static std::shared_ptr<Backend> PickInstance(const Snapshot& snapshot, std::string_view instance);
   static void Release(Backend& backend);
 
  private:

@@ -278,6 +278,14 @@ class Session {
     } else {
       NewRequestId(w_.rng(), w_.rng(), request_id);
     }
+    // phoenix audit: the request says which instance serves it.
+    std::string pin;
+    if (cfg.audit) {
+      if (auto it = req.find("X-Phoenix-Instance"); it != req.end()) {
+        pin = std::string(it->value());
+        req.erase("X-Phoenix-Instance");
+      }
+    }
     const bool client_keep_alive = req.keep_alive();
     const unsigned version = req.version();
     const bool head_method = req.method() == http::verb::head;
@@ -322,7 +330,8 @@ class Session {
     for (;;) {
       backend.Reset();
       w_.Refresh();
-      backend.b = Backends::Pick(*w_.snapshot, cfg.balance, w_.cursor, avoid);
+      backend.b = pin.empty() ? Backends::Pick(*w_.snapshot, cfg.balance, w_.cursor, avoid)
+                              : Backends::PickInstance(*w_.snapshot, pin);
       if (!backend) {
         if (Clock::now() < wait_until && !body_started) {
           // No instance ready (all booting, a drill): wait a little for one, as HAProxy's
@@ -472,6 +481,10 @@ class Session {
       keep_alive = false;
     }
     RewriteResponse(res.base(), keep_alive, version);
+    if (cfg.audit) {
+      res.base().set("X-Phoenix-Instance",
+                     fmt::format("{}#{}", backend->info.instance, backend->info.incarnation));
+    }
     bool upstream_ok = true;
     {
       // Framing is ours: the head in one piece, the body as it comes (re-chunked when the

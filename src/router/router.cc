@@ -186,7 +186,8 @@ RouterImpl::~RouterImpl() { Stop(); }
 Status RouterImpl::Listen(int port) {
   for (auto& w : workers) {
     boost::system::error_code ec;
-    tcp::endpoint ep(asio::ip::address_v4::any(), static_cast<unsigned short>(port));
+    tcp::endpoint ep(config.audit ? asio::ip::address_v4::loopback() : asio::ip::address_v4::any(),
+                     static_cast<unsigned short>(port));
     w->acceptor.open(ep.protocol(), ec);
     if (!ec) w->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) {

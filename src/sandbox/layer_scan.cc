@@ -54,10 +54,11 @@ class Scanner {
         // An empty new folder (multer's uploads/ at boot) holds no data: not reported.
         RETURN_IF_ERROR(Walk(child, exists_below && !opaque));
       } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
-        Add(child, 0, Change::kDeleted);
+        Add(child, 0, Change::kDeleted, 0);
       } else {
         Add(child, static_cast<uint64_t>(st.st_size),
-            exists_below ? Change::kModified : Change::kCreated);
+            exists_below ? Change::kModified : Change::kCreated,
+            static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
       }
     }
     return OkStatus();
@@ -66,12 +67,12 @@ class Scanner {
   LostState Take() { return std::move(state_); }
 
  private:
-  void Add(const std::string& path, uint64_t bytes, Change change) {
+  void Add(const std::string& path, uint64_t bytes, Change change, int64_t mtime_ns) {
     if (IsScratch(path, writable_)) {
-      state_.scratch.push_back({path, bytes, change});
+      state_.scratch.push_back({path, bytes, change, mtime_ns});
       state_.scratch_bytes += bytes;
     } else {
-      state_.files.push_back({path, bytes, change});
+      state_.files.push_back({path, bytes, change, mtime_ns});
       state_.bytes += bytes;
     }
   }

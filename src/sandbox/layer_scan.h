@@ -19,6 +19,7 @@ struct LostFile {
   std::string path;  // relative to the app root
   uint64_t bytes = 0;
   Change change = Change::kCreated;
+  int64_t mtime_ns = 0;  // tells a file written again from one left alone
 };
 
 struct LostState {
