@@ -1,8 +1,12 @@
 // phoenix: run any $PORT-reading app as disposable instances. main() parses the command line
 // and hands over to one function per subcommand (cli/commands.h).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <cstring>
 
+#include "audit/audit.h"
 #include "cli/commands.h"
 #include "sandbox/init.h"
 
@@ -68,6 +72,23 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0))
       ->excludes(all_flag);
 
+  phoenix::audit::AuditOptions audit;
+  std::string scenario_file, har_file, json_file, junit_file, audit_config, audit_env;
+  auto* audit_cmd = app.add_subcommand(
+      "audit", "is the app stateless? replay traffic on a baseline, spread and reborn instances");
+  audit_cmd->add_option("dir", audit.dir, "app root: a folder with a Procfile (default .)");
+  auto* scenario_opt =
+      audit_cmd->add_option("--scenario", scenario_file, "the traffic: a scenario file (JSON)");
+  auto* har_opt = audit_cmd->add_option("--har", har_file, "the traffic: a HAR 1.2 recording");
+  har_opt->excludes(scenario_opt);
+  audit_cmd->add_option("--instances", audit.instances, "instances in the spread run (default 2)")
+      ->check(CLI::Range(2, 16));
+  audit_cmd->add_option("--json", json_file, "write the report as JSON to FILE");
+  audit_cmd->add_option("--junit", junit_file, "write the report as JUnit XML to FILE");
+  audit_cmd->add_flag("--keep", audit.keep, "keep the runs' logs and instances' layers");
+  audit_cmd->add_option("--config", audit_config, "phoenix.toml to use");
+  audit_cmd->add_option("--env", audit_env, ".env file to use");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -92,6 +113,19 @@ int main(int argc, char** argv) {
     if (port) up.load.port = port;
     if (!parse_counts(scale_words, up.load.scale)) return kExitUsage;
     return Up(up);
+  }
+  if (*audit_cmd) {
+    if (!scenario_file.empty()) audit.scenario_file = scenario_file;
+    if (!har_file.empty()) audit.har_file = har_file;
+    if (!json_file.empty()) audit.json_file = json_file;
+    if (!junit_file.empty()) audit.junit_file = junit_file;
+    if (!audit_config.empty()) audit.config_file = audit_config;
+    if (!audit_env.empty()) audit.env_file = audit_env;
+    audit.progress_tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    audit.phoenix_bin = n > 0 ? std::string(self, static_cast<size_t>(n)) : argv[0];
+    return phoenix::audit::RunAudit(audit);
   }
   if (*ps_cmd) return Ps(json_out);
   if (*scale_cmd) {

@@ -1,0 +1,685 @@
+// phoenix audit: the runs, the findings and the reports (see audit.h).
+#include "audit/audit.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "audit/compare.h"
+#include "audit/har.h"
+#include "audit/runner.h"
+#include "config/config.h"
+
+namespace phoenix::audit {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+const char* AdviceFor(const std::string& kind) {
+  if (kind == "upload-on-disk")
+    return "store uploads in shared object storage (S3, GCS, MinIO) or a database, not on the "
+           "instance's disk (e.g. multer-s3 instead of multer({dest}))";
+  if (kind == "session-file")
+    return "keep sessions in a shared store (connect-redis with Redis) or in a signed cookie "
+           "(cookie-session, JWT), not in local files";
+  if (kind == "session-memory")
+    return "keep sessions in a shared store (connect-redis with Redis) or in a signed cookie "
+           "(cookie-session, JWT), not in the process's memory (express-session's MemoryStore)";
+  if (kind == "global-cache")
+    return "keep application data in a shared database or cache (Redis, Postgres); an in-process "
+           "cache may only hold what can be rebuilt from there";
+  if (kind == "local-db-file")
+    return "use a database server shared by every instance (Postgres, MySQL, Redis) instead of "
+           "a local file (SQLite, JSON)";
+  if (kind == "in-memory-websocket-state")
+    return "share real-time state between instances (socket.io's Redis adapter with sticky-free "
+           "WebSocket transport, or a pub/sub broker)";
+  return "";
+}
+
+namespace {
+
+bool IContains(std::string_view hay, std::string_view needle) {
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
+  });
+  return it != hay.end();
+}
+
+std::string Describe(const Outcome& o) {
+  if (!o.ran && !o.error.empty()) return "not sent: " + o.error;
+  if (!o.error.empty()) return "no answer: " + o.error;
+  std::string s = fmt::format("{}", o.status);
+  if (!o.location.empty()) s += " -> " + o.location;
+  return s;
+}
+
+bool IsSessionPath(std::string_view path) { return IContains(path, "sess"); }
+
+bool IsDataFile(std::string_view path) {
+  for (std::string_view ext : {".db", ".sqlite", ".sqlite3", ".db-journal", ".db-wal", ".json",
+                               ".ndjson", ".jsonl", ".csv", ".dat"}) {
+    if (path.size() >= ext.size() && path.substr(path.size() - ext.size()) == ext) return true;
+  }
+  return IContains(path, ".sqlite") || IContains(path, ".db-");
+}
+
+bool IsRealtime(const Step& step) {
+  if (IContains(step.path, "/socket.io") || IContains(step.path, "/sockjs") ||
+      IContains(step.path, "EIO=") || IContains(step.path, "transport=polling") ||
+      IContains(step.path, "transport=websocket"))
+    return true;
+  for (const auto& [k, v] : step.headers)
+    if (IContains(k, "upgrade")) return true;
+  return false;
+}
+
+bool LooksLikeLogin(std::string_view location) {
+  for (std::string_view w : {"login", "log-in", "signin", "sign-in", "sign_in", "auth", "session"})
+    if (IContains(location, w)) return true;
+  return false;
+}
+
+// The kind of a file written while serving a step.
+std::string FileKind(const FileWrite& w, const Step* step) {
+  if (!w.evidence.empty()) return "upload-on-disk";
+  if (IsSessionPath(w.path)) return "session-file";
+  if (step && step->body_kind == BodyKind::kMultipart) {
+    bool has_file = std::any_of(step->multipart.begin(), step->multipart.end(),
+                                [](const Part& p) { return p.is_file; });
+    if (has_file && !IsDataFile(w.path)) return "upload-on-disk";
+  }
+  return "local-db-file";
+}
+
+// Names the cause of a step that went differently than in the baseline.
+std::string Classify(const Scenario& sc, size_t i, const RunResult& run, const Outcome& base,
+                     const Outcome& o, std::vector<std::string>& evidence) {
+  const Step& step = sc.steps[i];
+  if (IsRealtime(step)) {
+    evidence.push_back(
+        fmt::format("the real-time session ({}) opened on one instance was unknown to {}",
+                    step.path, o.served.empty() ? "another" : o.served));
+    return "in-memory-websocket-state";
+  }
+  // Files the run wrote before this step, by kind.
+  std::set<std::string> earlier_kinds;
+  for (size_t k = 0; k < i && k < run.steps.size(); ++k) {
+    for (const auto& w : run.steps[k].files) {
+      if (w.change != "deleted") earlier_kinds.insert(FileKind(w, &sc.steps[k]));
+    }
+  }
+  // A session the other instance did not know: the request carried the app's cookies and was
+  // treated as logged out (401/403, a redirect to a login page, a new session cookie).
+  bool carried = !o.cookies_sent.empty();
+  bool base_ok = base.status >= 200 && base.status < 400;
+  bool logged_out = false;
+  std::string why;
+  if (carried && (o.status == 401 || o.status == 403) && base_ok && base.status != o.status) {
+    logged_out = true;
+    why = fmt::format("answered {} where the baseline got {}", o.status, base.status);
+  } else if (carried && o.status >= 300 && o.status < 400 && LooksLikeLogin(o.location) &&
+             !LooksLikeLogin(base.location)) {
+    logged_out = true;
+    why = fmt::format("redirected to {}", o.location);
+  } else if (carried) {
+    for (const auto& name : o.cookies_set) {
+      bool reissued =
+          std::find(o.cookies_sent.begin(), o.cookies_sent.end(), name) != o.cookies_sent.end();
+      bool base_reissued = std::find(base.cookies_set.begin(), base.cookies_set.end(), name) !=
+                           base.cookies_set.end();
+      if (reissued && !base_reissued) {
+        logged_out = true;
+        why = fmt::format("issued a new '{}' cookie for the one it was sent", name);
+      }
+    }
+  }
+  if (logged_out) {
+    std::string cookies;
+    for (const auto& c : o.cookies_sent) cookies += (cookies.empty() ? "" : ", ") + c;
+    evidence.push_back(fmt::format("the session cookie ({}) set by {} was not known to {}: it {}",
+                                   cookies,
+                                   base.served.empty() ? "an earlier step" : "another instance",
+                                   o.served.empty() ? "the instance" : o.served, why));
+    if (earlier_kinds.count("session-file")) {
+      evidence.push_back("session files were written while serving (listed below)");
+      return "session-file";
+    }
+    evidence.push_back("no session file was written: the sessions live in the process's memory");
+    return "session-memory";
+  }
+  if (earlier_kinds.count("upload-on-disk") && (o.status == 404 || o.status == 410) &&
+      base.status >= 200 && base.status < 300) {
+    evidence.push_back(fmt::format(
+        "an upload stored on another instance's disk was not found on {} ({} where the baseline "
+        "got {})",
+        o.served.empty() ? "this one" : o.served, o.status, base.status));
+    return "upload-on-disk";
+  }
+  if (earlier_kinds.count("local-db-file")) {
+    evidence.push_back(
+        fmt::format("data written to a local file by an earlier request was missing on {}",
+                    o.served.empty() ? "this instance" : o.served));
+    return "local-db-file";
+  }
+  evidence.push_back(fmt::format(
+      "data created through one instance was missing when read through {}, and no file was "
+      "written: it lives in the process's memory",
+      o.served.empty() ? "another" : o.served));
+  return "global-cache";
+}
+
+}  // namespace
+
+Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
+  Report r;
+  r.app = sc.app;
+  for (const auto& s : sc.steps) r.step_names.push_back(s.Label());
+  r.runs = std::move(runs);
+  for (const auto& run : r.runs) {
+    if (!run.error.empty()) {
+      r.verdict = "error";
+      r.error = fmt::format("{} run: {}", run.name, run.error);
+      return r;
+    }
+  }
+  const RunResult& a = r.runs.at(0);
+  const RunResult& b = r.runs.at(1);
+  // The baseline must pass its own checks: otherwise the scenario does not fit the app.
+  for (size_t i = 0; i < sc.steps.size(); ++i) {
+    const Outcome& o = a.steps.at(i);
+    std::string why;
+    if (!o.error.empty()) why = Describe(o);
+    if (!o.expect_failures.empty()) why = o.expect_failures.front();
+    if (!why.empty()) {
+      r.verdict = "baseline-broken";
+      r.error = fmt::format("{} fails on the baseline (one instance, never reborn): {}",
+                            sc.steps[i].Label(), why);
+      return r;
+    }
+  }
+  for (const auto& w : a.boot_files) {
+    r.warnings.push_back(
+        fmt::format("written at boot (dies with every instance, holds no user "
+                    "data): {} ({} bytes)",
+                    w.path, w.bytes));
+  }
+  // Differences from the baseline.
+  for (size_t ri = 2; ri < r.runs.size(); ++ri) {
+    const RunResult& run = r.runs[ri];
+    for (size_t i = 0; i < sc.steps.size() && i < run.steps.size(); ++i) {
+      const Step& step = sc.steps[i];
+      const Outcome& base = a.steps[i];
+      const Outcome& o = run.steps[i];
+      std::string observed;
+      bool differs = false;
+      if (!o.ran) continue;  // not sent: a value an earlier (failing) step should have given
+      if (!o.error.empty()) {
+        differs = true;
+        observed = Describe(o);
+      } else if (step.expect.any()) {
+        differs = !o.expect_failures.empty();
+        if (differs) observed = Describe(o) + ": " + o.expect_failures.front();
+      } else {
+        bool status_varies = base.status != b.steps[i].status;
+        if (o.status != base.status && !status_varies) {
+          differs = true;
+          observed = Describe(o);
+        } else {
+          Variance lv(Tokenize(base.location, ""), Tokenize(b.steps[i].location, ""));
+          if (!CompareBodies(Tokenize(base.location, ""), lv, Tokenize(o.location, "")).same) {
+            differs = true;
+            observed = Describe(o);
+          } else {
+            Variance v(base.tokens, b.steps[i].tokens);
+            BodyDiff d = CompareBodies(base.tokens, v, o.tokens);
+            if (!d.same) {
+              differs = true;
+              observed = fmt::format("{}, the body differs: '{}' where the baseline had '{}'",
+                                     Describe(o), d.observed_excerpt, d.baseline_excerpt);
+            }
+          }
+        }
+      }
+      if (!differs) continue;
+      Finding f;
+      f.run = run.name;
+      f.step = static_cast<int>(i + 1);
+      f.step_name = step.name;
+      std::string before = i > 0 && !run.steps[i - 1].served.empty() ? run.steps[i - 1].served : "";
+      f.instances =
+          before.empty() || o.served.empty() ? o.served : fmt::format("{} -> {}", before, o.served);
+      f.baseline = Describe(base);
+      f.observed = observed;
+      f.kind = Classify(sc, i, run, base, o, f.evidence);
+      // The files that explain it: those of its kind written earlier in the run (each once).
+      std::set<std::string> listed;
+      for (size_t k = 0; k < i; ++k) {
+        for (const auto& w : run.steps[k].files) {
+          if (FileKind(w, &sc.steps[k]) != f.kind) continue;
+          if (listed.insert(w.incarnation + "/" + w.path).second) f.files.push_back(w);
+        }
+      }
+      f.advice = AdviceFor(f.kind);
+      // One finding per kind and run: later steps with the same cause are named in it.
+      auto same = std::find_if(r.findings.begin(), r.findings.end(), [&](const Finding& x) {
+        return x.kind == f.kind && x.run == f.run;
+      });
+      if (same != r.findings.end()) {
+        same->also_steps.push_back(f.step);
+        continue;
+      }
+      r.findings.push_back(std::move(f));
+    }
+  }
+  // Files written while serving are state even when every request passed: one finding per
+  // kind that no failing step explained already.
+  std::map<std::string, Finding> by_kind;
+  for (size_t ri = 0; ri < r.runs.size(); ++ri) {
+    if (r.runs[ri].name != "spread") continue;  // one run that met every step is enough
+    for (size_t i = 0; i < r.runs[ri].steps.size(); ++i) {
+      for (const auto& w : r.runs[ri].steps[i].files) {
+        if (w.change == "deleted" && !IsDataFile(w.path)) continue;
+        std::string kind = FileKind(w, &sc.steps[i]);
+        Finding& f = by_kind[kind];
+        if (f.kind.empty()) {
+          f.kind = kind;
+          f.run = r.runs[ri].name;
+          f.step = w.step;
+          f.step_name = sc.steps[i].name;
+          f.instances = w.incarnation;
+          f.advice = AdviceFor(kind);
+        }
+        bool listed = std::any_of(f.files.begin(), f.files.end(), [&](const FileWrite& x) {
+          return x.path == w.path && x.incarnation == w.incarnation;
+        });
+        if (!listed) f.files.push_back(w);
+      }
+    }
+  }
+  for (auto& [kind, f] : by_kind) {
+    bool explained = std::any_of(r.findings.begin(), r.findings.end(),
+                                 [&](const Finding& x) { return x.kind == kind; });
+    size_t bytes = 0;
+    for (const auto& w : f.files) bytes += w.bytes;
+    std::string what = fmt::format(
+        "{} file{} ({} bytes) written while serving requests; they die "
+        "with the instance",
+        f.files.size(), f.files.size() == 1 ? "" : "s", bytes);
+    for (const auto& w : f.files) {
+      if (!w.evidence.empty()) {
+        f.evidence.push_back(fmt::format("{} written by step {}: {}", w.path, w.step, w.evidence));
+        break;
+      }
+    }
+    if (explained) {
+      for (auto& x : r.findings) {
+        if (x.kind == kind && x.files.empty()) x.files = f.files;
+      }
+      continue;
+    }
+    f.evidence.insert(f.evidence.begin(), what);
+    f.baseline = "-";
+    f.observed = "every request passed";
+    r.findings.push_back(std::move(f));
+  }
+  r.verdict = r.findings.empty() ? "stateless" : "stateful";
+  return r;
+}
+
+// ---------------------------------------------------------------------------- reports
+
+namespace {
+
+json::array FilesJson(const std::vector<FileWrite>& files) {
+  json::array a;
+  for (const auto& w : files) {
+    json::object o{{"path", w.path},
+                   {"bytes", w.bytes},
+                   {"change", w.change},
+                   {"incarnation", w.incarnation},
+                   {"step", w.step}};
+    if (!w.evidence.empty()) o["evidence"] = w.evidence;
+    a.push_back(std::move(o));
+  }
+  return a;
+}
+
+std::string XmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') {
+          out += ' ';  // not allowed in XML 1.0
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string FileLine(const FileWrite& w) {
+  std::string s = fmt::format("{} ({} bytes, {} by {}, step {})", w.path, w.bytes, w.change,
+                              w.incarnation, w.step);
+  if (!w.evidence.empty()) s += ": " + w.evidence;
+  return s;
+}
+
+}  // namespace
+
+std::string ReportText(const Report& r) {
+  std::string out;
+  std::string name = r.app.empty() ? "the app" : r.app;
+  if (r.verdict == "stateless") {
+    out += fmt::format(
+        "phoenix audit: {} is stateless: every step gave the baseline's outcome on "
+        "other instances and after rebirths, and nothing was written while serving.\n",
+        name);
+  } else if (r.verdict == "stateful") {
+    std::set<std::string> kinds;
+    for (const auto& f : r.findings) kinds.insert(f.kind);
+    std::string list;
+    for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+    out += fmt::format("phoenix audit: {} keeps server-local state: {} finding{} ({})\n", name,
+                       r.findings.size(), r.findings.size() == 1 ? "" : "s", list);
+  } else if (r.verdict == "baseline-broken") {
+    out += fmt::format("phoenix audit: the baseline is broken: {}\n", r.error);
+    return out;
+  } else {
+    out += fmt::format("phoenix audit: could not complete: {}\n", r.error);
+    return out;
+  }
+  int n = 0;
+  for (const auto& f : r.findings) {
+    out += fmt::format("\n{}. {}", ++n, f.kind);
+    if (f.step > 0) {
+      out += fmt::format(" at step {}{} ({} run", f.step,
+                         f.step_name.empty() ? "" : fmt::format(" '{}'", f.step_name), f.run);
+      if (!f.instances.empty()) out += ", " + f.instances;
+      out += ")";
+    }
+    out += "\n";
+    if (f.baseline != "-")
+      out += fmt::format("   baseline: {}\n   observed: {}\n", f.baseline, f.observed);
+    if (!f.also_steps.empty()) {
+      std::string steps;
+      for (int s : f.also_steps) steps += (steps.empty() ? "" : ", ") + std::to_string(s);
+      out += fmt::format("   also at step{} {} of the {} run, for the same reason\n",
+                         f.also_steps.size() == 1 ? "" : "s", steps, f.run);
+    }
+    for (const auto& e : f.evidence) out += fmt::format("   evidence: {}\n", e);
+    size_t shown = 0;
+    for (const auto& w : f.files) {
+      if (++shown > 10) {
+        out += fmt::format("   ... and {} more files\n", f.files.size() - 10);
+        break;
+      }
+      out += "   file: " + FileLine(w) + "\n";
+    }
+    if (!f.advice.empty()) out += fmt::format("   fix: {}\n", f.advice);
+  }
+  for (const auto& w : r.warnings) out += "\nwarning: " + w;
+  if (!r.warnings.empty()) out += "\n";
+  double boots = 0;
+  for (const auto& run : r.runs) boots += run.boot_ms / 1000.0;
+  out += fmt::format(
+      "\n{} steps, {} runs ({}) in {:.1f} s\n", r.step_names.size(), r.runs.size(),
+      [&] {
+        std::string s;
+        for (const auto& run : r.runs)
+          s += (s.empty() ? "" : ", ") + fmt::format("{} x{}", run.name, run.instances);
+        return s;
+      }(),
+      r.seconds);
+  return out;
+}
+
+std::string ReportJson(const Report& r) {
+  json::object root{{"version", 1},
+                    {"app", r.app},
+                    {"source", r.source},
+                    {"verdict", r.verdict},
+                    {"duration_s", r.seconds}};
+  if (!r.error.empty()) root["error"] = r.error;
+  json::array runs;
+  json::array all_files;
+  json::array boot_files;
+  for (const auto& run : r.runs) {
+    json::array steps;
+    for (size_t i = 0; i < run.steps.size(); ++i) {
+      const Outcome& o = run.steps[i];
+      json::object s{{"step", i + 1},
+                     {"status", o.status},
+                     {"served_by", o.served},
+                     {"ms", o.ms},
+                     {"files", FilesJson(o.files)}};
+      if (!o.location.empty()) s["location"] = o.location;
+      if (!o.error.empty()) s["error"] = o.error;
+      json::array fails;
+      for (const auto& f : o.expect_failures) fails.push_back(json::string(f));
+      s["expect_failures"] = std::move(fails);
+      steps.push_back(std::move(s));
+    }
+    runs.push_back(json::object{{"name", run.name},
+                                {"instances", run.instances},
+                                {"boot_ms", run.boot_ms},
+                                {"seconds", run.seconds},
+                                {"steps", std::move(steps)}});
+    if (run.name == "spread") {
+      all_files = FilesJson(run.files);
+      boot_files = FilesJson(run.boot_files);
+    }
+  }
+  root["runs"] = std::move(runs);
+  json::array findings;
+  for (const auto& f : r.findings) {
+    json::array ev;
+    for (const auto& e : f.evidence) ev.push_back(json::string(e));
+    findings.push_back(json::object{{"kind", f.kind},
+                                    {"run", f.run},
+                                    {"step", f.step},
+                                    {"step_name", f.step_name},
+                                    {"instances", f.instances},
+                                    {"baseline", f.baseline},
+                                    {"observed", f.observed},
+                                    {"evidence", std::move(ev)},
+                                    {"also_steps",
+                                     [&] {
+                                       json::array a;
+                                       for (int s : f.also_steps) a.push_back(s);
+                                       return a;
+                                     }()},
+                                    {"files", FilesJson(f.files)},
+                                    {"advice", f.advice}});
+  }
+  root["findings"] = std::move(findings);
+  root["files"] = std::move(all_files);
+  root["boot_files"] = std::move(boot_files);
+  json::array warnings;
+  for (const auto& w : r.warnings) warnings.push_back(json::string(w));
+  root["warnings"] = std::move(warnings);
+  return json::serialize(root) + "\n";
+}
+
+std::string ReportJunit(const Report& r) {
+  std::string cases;
+  int tests = 0, failures = 0, errors = 0;
+  for (size_t i = 0; i < r.step_names.size(); ++i) {
+    ++tests;
+    cases += fmt::format("    <testcase classname=\"phoenix.audit.steps\" name=\"{}\">\n",
+                         XmlEscape(r.step_names[i]));
+    std::string fails;
+    for (const auto& f : r.findings) {
+      bool here = f.step == static_cast<int>(i + 1) ||
+                  std::find(f.also_steps.begin(), f.also_steps.end(), static_cast<int>(i + 1)) !=
+                      f.also_steps.end();
+      if (here && f.baseline != "-") {
+        fails +=
+            fmt::format("{} run: {} (baseline: {}): {}\n", f.run, f.observed, f.baseline, f.kind);
+      }
+    }
+    if (!fails.empty()) {
+      ++failures;
+      cases += fmt::format("      <failure message=\"differs from the baseline\">{}</failure>\n",
+                           XmlEscape(fails));
+    }
+    cases += "    </testcase>\n";
+  }
+  for (const auto& f : r.findings) {
+    ++tests;
+    ++failures;
+    std::string body = fmt::format("{}\n", f.observed);
+    for (const auto& e : f.evidence) body += "evidence: " + e + "\n";
+    for (const auto& w : f.files) body += "file: " + FileLine(w) + "\n";
+    body += "fix: " + f.advice + "\n";
+    cases += fmt::format(
+        "    <testcase classname=\"phoenix.audit.findings\" name=\"{}{}\">\n      <failure "
+        "message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>\n",
+        XmlEscape(f.kind),
+        f.step > 0 ? fmt::format(" (step {}, {})", f.step, XmlEscape(f.run)) : "",
+        XmlEscape(f.kind), XmlEscape(f.kind), XmlEscape(body));
+  }
+  if (r.verdict == "baseline-broken" || r.verdict == "error") {
+    ++tests;
+    ++errors;
+    cases += fmt::format(
+        "    <testcase classname=\"phoenix.audit\" name=\"baseline\">\n      <error "
+        "message=\"{}\"/>\n"
+        "    </testcase>\n",
+        XmlEscape(r.error));
+  }
+  return fmt::format(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"phoenix audit\" tests=\"{}\" "
+      "failures=\"{}\" errors=\"{}\" time=\"{:.3f}\">\n  <testsuite name=\"phoenix audit {}\" "
+      "tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{:.3f}\">\n{}  "
+      "</testsuite>\n</testsuites>\n",
+      tests, failures, errors, r.seconds, XmlEscape(r.app), tests, failures, errors, r.seconds,
+      cases);
+}
+
+// ---------------------------------------------------------------------------- the command
+
+namespace {
+
+Status WriteTo(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return Error{fmt::format("{}: {}", path, std::strerror(errno))};
+  out << text;
+  if (!out) return Error{fmt::format("{}: write failed", path)};
+  return OkStatus();
+}
+
+}  // namespace
+
+int RunAudit(const AuditOptions& opt) {
+  auto started = std::chrono::steady_clock::now();
+  auto usage = [](const std::string& why) {
+    std::fprintf(stderr, "phoenix audit: %s\n", why.c_str());
+    return 2;
+  };
+  // The traffic, checked whole before anything starts.
+  Result<Scenario> sc = Error{"no traffic"};
+  std::string source;
+  if (opt.scenario_file) {
+    sc = LoadScenario(*opt.scenario_file);
+    source = "scenario " + *opt.scenario_file;
+  } else if (opt.har_file) {
+    sc = LoadHar(*opt.har_file);
+    source = "har " + *opt.har_file;
+  } else {
+    return usage("give the traffic: --scenario FILE, --har FILE or -- TEST-COMMAND ...");
+  }
+  if (!sc.ok()) return usage(sc.error().message);
+  if (opt.instances < 2) return usage("--instances must be at least 2");
+  // The app itself: a bad Procfile or phoenix.toml is a usage error before any run.
+  LoadOptions lo;
+  lo.dir = opt.dir;
+  lo.config_file = opt.config_file;
+  lo.env_file = opt.env_file;
+  auto config = LoadConfig(lo, std::nullopt);
+  if (!config.ok()) return usage(config.error().message);
+  if (!config->Find("web"))
+    return usage(fmt::format("{}: the Procfile has no web process", opt.dir));
+  if (sc->app.empty()) sc->app = fs::path(config->app_root).filename().string();
+
+  char tmpl[] = "/tmp/phoenix-audit-XXXXXX";
+  if (!mkdtemp(tmpl))
+    return usage(fmt::format("cannot make a work folder: {}", std::strerror(errno)));
+  std::string work = tmpl;
+
+  std::vector<RunPlan> plans = {{"baseline", 1, false},
+                                {"baseline-2", 1, false},
+                                {"spread", opt.instances, false},
+                                {"reborn", 1, true}};
+  size_t total = plans.size() * sc->steps.size();
+  size_t done = 0;
+  auto progress = [&](const std::string& what) {
+    ++done;
+    if (opt.progress_tty) {
+      int width = 30;
+      int filled = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
+      std::fprintf(stderr, "\r\x1b[K[%s%s] %zu/%zu %s",
+                   std::string(static_cast<size_t>(filled), '#').c_str(),
+                   std::string(static_cast<size_t>(width - filled), ' ').c_str(), done, total,
+                   what.substr(0, 60).c_str());
+    } else {
+      std::fprintf(stderr, "audit: %s\n", what.c_str());
+    }
+  };
+  std::vector<RunResult> runs;
+  for (const auto& plan : plans) {
+    std::string dir = fmt::format("{}/{}", work, plan.name);
+    runs.push_back(Replay(opt, *sc, plan, dir, progress));
+    if (!runs.back().error.empty()) break;
+  }
+  if (opt.progress_tty) std::fprintf(stderr, "\r\x1b[K");
+  Report report = Analyze(*sc, std::move(runs));
+  report.source = source;
+  for (const auto& s : sc->skipped) report.warnings.push_back("not replayed (another host): " + s);
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::fputs(ReportText(report).c_str(), stdout);
+  std::fflush(stdout);
+  int code = report.verdict == "stateless" ? 0 : report.verdict == "stateful" ? 1 : 2;
+  if (opt.json_file) {
+    if (Status s = WriteTo(*opt.json_file, ReportJson(report)); !s.ok())
+      code = usage(s.error().message);
+  }
+  if (opt.junit_file) {
+    if (Status s = WriteTo(*opt.junit_file, ReportJunit(report)); !s.ok())
+      code = usage(s.error().message);
+  }
+  if (opt.keep) {
+    std::fprintf(stderr, "audit: the runs' logs and layers are kept in %s\n", work.c_str());
+  } else {
+    std::error_code ec;
+    fs::remove_all(work, ec);
+  }
+  return code;
+}
+
+}  // namespace phoenix::audit

@@ -1,0 +1,583 @@
+// The audit's runs: a child `phoenix up --audit` each, the scenario replayed through its router,
+// the serving incarnation's layer scanned after every request.
+#include "audit/runner.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "audit/audit.h"
+#include "audit/compare.h"
+#include "audit/cookies.h"
+#include "audit/http_client.h"
+#include "control/client.h"
+#include "os/net.h"
+
+extern char** environ;
+
+namespace phoenix::audit {
+namespace json = boost::json;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kKeepBody = 1 << 20;  // bytes of a body kept for comparison and excerpts
+
+std::string ReadFile(const std::string& path, size_t limit = SIZE_MAX) {
+  std::ifstream in(path, std::ios::binary);
+  std::string out;
+  if (!in) return out;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::string Tail(const std::string& path, size_t lines) {
+  std::string text = ReadFile(path);
+  size_t pos = text.size();
+  for (size_t n = 0; n <= lines && pos > 0; ++n) {
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) {
+      pos = 0;
+      break;
+    }
+  }
+  return text.substr(pos == 0 ? 0 : pos + 1);
+}
+
+std::string UrlEncode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string q = json::serialize(json::string(s));
+  return q.substr(1, q.size() - 2);
+}
+
+int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- the child phoenix
+
+Child::~Child() { Stop(); }
+
+Status Child::Start(const AuditOptions& opt, int instances, const std::string& work_dir) {
+  work_ = work_dir;
+  RETURN_IF_ERROR(MakeDir(work_ + "/state"));
+  ASSIGN_OR_RETURN(port_, os::PickFreePort());
+  log_ = work_ + "/phoenix.log";
+  std::vector<std::string> args = {opt.phoenix_bin, "up",
+                                   opt.dir,         "--audit",
+                                   "--port",        std::to_string(port_),
+                                   "--scale",       fmt::format("web={}", instances),
+                                   "--events",      work_ + "/events.jsonl"};
+  if (opt.config_file) args.insert(args.end(), {"--config", *opt.config_file});
+  if (opt.env_file) args.insert(args.end(), {"--env", *opt.env_file});
+  if (opt.keep) args.push_back("--keep-layers");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    if (std::string_view(*e).rfind("PHOENIX_STATE_DIR=", 0) == 0) continue;
+    env_store.emplace_back(*e);
+  }
+  env_store.push_back("PHOENIX_STATE_DIR=" + work_ + "/state");
+  env_store.push_back("NO_COLOR=1");
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  int rc = posix_spawn(&pid_, opt.phoenix_bin.c_str(), &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return Error{fmt::format("cannot run {}: {}", opt.phoenix_bin, std::strerror(rc))};
+  return OkStatus();
+}
+
+Status Child::MakeDir(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return Error{fmt::format("{}: {}", path, ec.message())};
+  return OkStatus();
+}
+
+bool Child::Alive() {
+  if (pid_ <= 0) return false;
+  int status;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    exit_status_ = status;
+    return false;
+  }
+  return true;
+}
+
+std::string Child::SocketPath() {
+  if (!socket_.empty()) return socket_;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(work_ + "/state", ec)) {
+    std::string p = e.path().string() + "/control.sock";
+    if (fs::exists(p)) socket_ = p;
+  }
+  return socket_;
+}
+
+Result<std::string> Child::Call(const std::string& request) {
+  std::string sock = SocketPath();
+  if (sock.empty()) return Error{"no control socket yet"};
+  std::string answer;
+  Status s = control::Call(sock, request, [&](const std::string& line) {
+    answer = line;
+    return false;
+  });
+  RETURN_IF_ERROR(s);
+  boost::system::error_code ec;
+  json::value v = json::parse(answer, ec);
+  if (ec || !v.is_object()) return Error{"bad answer from phoenix: " + answer};
+  if (auto* ok = v.as_object().if_contains("ok"); !ok || !ok->is_bool() || !ok->as_bool()) {
+    auto* e = v.as_object().if_contains("error");
+    return Error{e && e->is_string() ? std::string(e->as_string()) : answer};
+  }
+  return answer;
+}
+
+Result<std::vector<Incarnation>> Child::Scan(const std::string& instance) {
+  ASSIGN_OR_RETURN(std::string answer,
+                   Call(json::serialize(json::object{{"cmd", "scan"}, {"instance", instance}})));
+  std::vector<Incarnation> out;
+  json::value v = json::parse(answer);
+  for (const auto& item : v.at("incarnations").as_array()) {
+    const auto& o = item.as_object();
+    Incarnation inc;
+    inc.instance = std::string(o.at("instance").as_string());
+    inc.number = static_cast<int>(o.at("incarnation").to_number<int64_t>());
+    inc.ready = o.at("ready").as_bool();
+    inc.layer = std::string(o.at("layer").as_string());
+    if (auto* files = o.if_contains("files")) {
+      for (const auto& f : files->as_array()) {
+        const auto& fo = f.as_object();
+        ScannedFile sf;
+        sf.path = std::string(fo.at("path").as_string());
+        sf.bytes = fo.at("bytes").to_number<uint64_t>();
+        sf.change = std::string(fo.at("change").as_string());
+        sf.mtime_ns = fo.at("mtime_ns").to_number<int64_t>();
+        inc.files.push_back(std::move(sf));
+      }
+    }
+    out.push_back(std::move(inc));
+  }
+  return out;
+}
+
+Status Child::WaitReady(int instances, std::chrono::seconds timeout,
+                        const std::map<std::string, int>& newer_than) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (!Alive()) {
+      return Error{fmt::format("phoenix up exited ({}):\n{}", DescribeExit(), Tail(log_, 15))};
+    }
+    auto scan = Scan("");
+    if (scan.ok()) {
+      std::map<std::string, int> ready;  // instance -> ready incarnations (newer than asked)
+      std::map<std::string, int> running;
+      for (const auto& inc : *scan) {
+        if (inc.instance.rfind("web.", 0) != 0) continue;
+        ++running[inc.instance];
+        auto it = newer_than.find(inc.instance);
+        if (inc.ready && (it == newer_than.end() || inc.number > it->second)) ++ready[inc.instance];
+      }
+      bool all = true;
+      for (int k = 1; k <= instances; ++k) {
+        std::string name = fmt::format("web.{}", k);
+        // Ready, and the one it replaced has gone (out of rotation and drained).
+        if (ready[name] < 1 || running[name] != 1) all = false;
+      }
+      if (all) return OkStatus();
+    }
+    if (Clock::now() > deadline) {
+      return Error{fmt::format("the web instances were not ready within {} s:\n{}", timeout.count(),
+                               Tail(log_, 15))};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+std::string Child::DescribeExit() const {
+  if (WIFEXITED(exit_status_)) return fmt::format("status {}", WEXITSTATUS(exit_status_));
+  if (WIFSIGNALED(exit_status_)) return fmt::format("signal {}", WTERMSIG(exit_status_));
+  return "?";
+}
+
+void Child::Stop() {
+  if (pid_ <= 0) return;
+  (void)Call(R"({"cmd":"stop"})");
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Alive() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (Alive()) {
+    // A SIGKILLed phoenix still leaves no process (PDEATHSIG, PID namespaces).
+    ::kill(pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+}
+
+// ---------------------------------------------------------------------------- one run
+
+namespace {
+
+// Files of one incarnation as last seen, to tell what the next request wrote.
+using Seen = std::map<std::string, std::pair<uint64_t, int64_t>>;  // path -> bytes, mtime
+
+std::vector<FileWrite> NewWrites(const Incarnation& inc, Seen& seen, int step) {
+  std::vector<FileWrite> out;
+  for (const auto& f : inc.files) {
+    auto it = seen.find(f.path);
+    if (it != seen.end() && it->second == std::make_pair(f.bytes, f.mtime_ns)) continue;
+    seen[f.path] = {f.bytes, f.mtime_ns};
+    FileWrite w;
+    w.path = f.path;
+    w.bytes = f.bytes;
+    w.change = f.change;
+    w.incarnation = fmt::format("{}#{}", inc.instance, inc.number);
+    w.step = step;
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+struct Built {
+  HttpRequest request;
+  std::vector<const Part*> file_parts;
+  std::string error;
+};
+
+Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) {
+  Built b;
+  std::string missing;
+  auto expand = [&](std::string_view text, std::string& out, bool json_context = false) {
+    if (!json_context) return ExpandTemplate(text, values, out, &missing);
+    Pairs escaped;
+    for (const auto& [k, v] : values) escaped.emplace_back(k, JsonEscape(v));
+    return ExpandTemplate(text, escaped, out, &missing);
+  };
+  auto fail = [&] {
+    b.error =
+        fmt::format("{{{{{}}}}} has no value: the step that extracts it found nothing", missing);
+    return b;
+  };
+  HttpRequest& r = b.request;
+  r.method = step.method;
+  if (!expand(step.path, r.target)) return fail();
+  r.headers.emplace_back("User-Agent", "phoenix-audit/1");
+  r.headers.emplace_back("Accept", "*/*");
+  switch (step.body_kind) {
+    case BodyKind::kNone:
+      break;
+    case BodyKind::kForm: {
+      for (const auto& [k, v] : step.form) {
+        std::string value;
+        if (!expand(v, value)) return fail();
+        if (!r.body.empty()) r.body += '&';
+        r.body += UrlEncode(k) + "=" + UrlEncode(value);
+      }
+      r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+      break;
+    }
+    case BodyKind::kJson:
+      if (!expand(step.json, r.body, true)) return fail();
+      r.headers.emplace_back("Content-Type", "application/json");
+      break;
+    case BodyKind::kRaw:
+      if (!expand(step.raw, r.body)) return fail();
+      r.headers.emplace_back("Content-Type", step.content_type);
+      break;
+    case BodyKind::kMultipart: {
+      std::mt19937_64 rng(std::random_device{}());
+      std::string boundary = fmt::format("----phoenix-audit-{:016x}", rng());
+      for (const auto& p : step.multipart) {
+        r.body += "--" + boundary + "\r\n";
+        if (p.is_file) {
+          r.body += fmt::format("Content-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\n",
+                                p.name, p.filename);
+          r.body += fmt::format("Content-Type: {}\r\n\r\n", p.content_type);
+          r.body += ReadFile(p.file);
+          b.file_parts.push_back(&p);
+        } else {
+          std::string value;
+          if (!expand(p.value, value)) return fail();
+          r.body += fmt::format("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", p.name);
+          r.body += value;
+        }
+        r.body += "\r\n";
+      }
+      r.body += "--" + boundary + "--\r\n";
+      r.headers.emplace_back("Content-Type", "multipart/form-data; boundary=" + boundary);
+      break;
+    }
+  }
+  for (const auto& [k, v] : step.headers) {
+    std::string value;
+    if (!expand(v, value)) return fail();
+    // The step's own headers win over the defaults above.
+    std::erase_if(r.headers, [&](const auto& h) {
+      return h.first.size() == k.size() &&
+             std::equal(k.begin(), k.end(), h.first.begin(), [](char a, char c) {
+               return std::tolower(static_cast<unsigned char>(a)) ==
+                      std::tolower(static_cast<unsigned char>(c));
+             });
+    });
+    r.headers.emplace_back(k, value);
+  }
+  if (step.cookies) {
+    std::string cookie = jar.Header(r.target, UnixNow());
+    if (!cookie.empty()) r.headers.emplace_back("Cookie", cookie);
+  }
+  return b;
+}
+
+std::optional<std::string> ExtractValue(const Extract& e, const HttpResponse& res) {
+  switch (e.kind) {
+    case Extract::Kind::kRegex: {
+      std::regex re(e.expr, std::regex::ECMAScript);
+      std::smatch m;
+      if (std::regex_search(res.body, m, re) && m.size() > 1 && m[1].matched) return m[1].str();
+      return std::nullopt;
+    }
+    case Extract::Kind::kJson: {
+      boost::system::error_code ec;
+      json::value v = json::parse(res.body, ec);
+      if (ec) return std::nullopt;
+      auto path = ParseJsonPath(e.expr);
+      if (!path.ok()) return std::nullopt;
+      const json::value* cur = &v;
+      for (const auto& item : *path) {
+        if (item.is_index) {
+          if (!cur->is_array() || item.index >= cur->as_array().size()) return std::nullopt;
+          cur = &cur->as_array()[item.index];
+        } else {
+          if (!cur->is_object()) return std::nullopt;
+          cur = cur->as_object().if_contains(item.key);
+          if (!cur) return std::nullopt;
+        }
+      }
+      if (cur->is_string()) return std::string(cur->as_string());
+      return json::serialize(*cur);
+    }
+    case Extract::Kind::kHeader: {
+      std::string h = res.Header(e.expr);
+      if (h.empty()) return std::nullopt;
+      return h;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> CheckExpect(const Expect& x, const HttpResponse& res) {
+  std::vector<std::string> fails;
+  if (x.status && *x.status != res.status) {
+    fails.push_back(fmt::format("status {} (expected {})", res.status, *x.status));
+  }
+  if (x.location && *x.location != res.Header("Location")) {
+    fails.push_back(
+        fmt::format("Location '{}' (expected '{}')", res.Header("Location"), *x.location));
+  }
+  for (const auto& text : x.body_contains) {
+    if (res.body.find(text) == std::string::npos) {
+      fails.push_back(fmt::format("the body lacks '{}'", text));
+    }
+  }
+  for (const auto& [name, sub] : x.header_contains) {
+    std::string v = res.Header(name);
+    if (v.find(sub) == std::string::npos) {
+      fails.push_back(fmt::format("{}: '{}' lacks '{}'", name, v, sub));
+    }
+  }
+  return fails;
+}
+
+std::vector<std::string> CookieNames(std::string_view header) {
+  std::vector<std::string> names;
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t end = header.find(';', pos);
+    std::string_view item =
+        header.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    size_t eq = item.find('=');
+    if (eq != std::string_view::npos) names.emplace_back(item.substr(0, eq));
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return names;
+}
+
+}  // namespace
+
+RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& plan,
+                 const std::string& work_dir,
+                 const std::function<void(const std::string&)>& progress) {
+  RunResult run;
+  run.name = plan.name;
+  run.instances = plan.instances;
+  auto started = Clock::now();
+  Child child;
+  if (Status s = child.Start(opt, plan.instances, work_dir); !s.ok()) {
+    run.error = s.error().message;
+    return run;
+  }
+  if (Status s = child.WaitReady(plan.instances, std::chrono::seconds(120), {}); !s.ok()) {
+    run.error = "the app did not start: " + s.error().message;
+    return run;
+  }
+  run.boot_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+  std::map<std::string, Seen> seen;  // "web.1#1" -> files
+  auto scan_all = [&](int step, std::vector<FileWrite>& into) {
+    auto scan = child.Scan("");
+    if (!scan.ok()) return;
+    for (const auto& inc : *scan) {
+      auto& s = seen[fmt::format("{}#{}", inc.instance, inc.number)];
+      for (auto& w : NewWrites(inc, s, step)) into.push_back(std::move(w));
+    }
+  };
+  scan_all(0, run.boot_files);
+
+  HttpClient client("127.0.0.1", child.port());
+  CookieJar jar;
+  Pairs values;
+  for (size_t i = 0; i < sc.steps.size(); ++i) {
+    const Step& step = sc.steps[i];
+    if (progress) progress(fmt::format("{}: {}", plan.name, step.Label()));
+    Outcome out;
+    Built b = BuildRequest(step, values, jar);
+    if (!b.error.empty()) {
+      out.error = b.error;
+      run.steps.push_back(std::move(out));
+      continue;
+    }
+    std::string pin = plan.instances > 1
+                          ? fmt::format("web.{}", i % static_cast<size_t>(plan.instances) + 1)
+                          : "web.1";
+    b.request.headers.emplace_back("X-Phoenix-Instance", pin);
+    for (const auto& [k, v] : b.request.headers) {
+      if (k == "Cookie") out.cookies_sent = CookieNames(v);
+    }
+    auto res = client.Send(b.request, std::chrono::seconds(30));
+    out.ran = true;
+    if (!res.ok()) {
+      out.error = res.error().message;
+    } else {
+      out.status = res->status;
+      out.location = res->Header("Location");
+      out.content_type = res->Header("Content-Type");
+      out.served = res->Header("X-Phoenix-Instance");
+      out.ms = res->ms;
+      // An app may print which instance served it ($PHOENIX_INSTANCE): that differs by design.
+      std::string normalized = res->body;
+      if (std::string name = out.served.substr(0, out.served.find('#')); !name.empty()) {
+        for (size_t pos = 0; (pos = normalized.find(name, pos)) != std::string::npos;) {
+          normalized.replace(pos, name.size(), "<instance>");
+          pos += 10;
+        }
+      }
+      out.tokens = Tokenize(normalized, out.content_type);
+      out.body = res->body.size() > kKeepBody ? res->body.substr(0, kKeepBody) : res->body;
+      out.expect_failures = CheckExpect(step.expect, *res);
+      for (const auto& sc_header : res->All("Set-Cookie")) {
+        jar.Store(sc_header, b.request.target, UnixNow());
+        auto names = CookieNames(sc_header.substr(0, sc_header.find(';')));
+        out.cookies_set.insert(out.cookies_set.end(), names.begin(), names.end());
+      }
+      for (const auto& e : step.extract) {
+        if (auto v = ExtractValue(e, *res)) values.emplace_back(e.name, *v);
+      }
+    }
+    // What the serving incarnation wrote while it served this step.
+    scan_all(static_cast<int>(i + 1), out.files);
+    // Uploaded bytes found in a written file: certain evidence of uploads kept on disk.
+    if (!b.file_parts.empty()) {
+      auto scan = child.Scan("");
+      for (auto& w : out.files) {
+        if (w.change == "deleted") continue;
+        std::string layer;
+        if (scan.ok()) {
+          for (const auto& inc : *scan)
+            if (fmt::format("{}#{}", inc.instance, inc.number) == w.incarnation) layer = inc.layer;
+        }
+        if (layer.empty()) continue;
+        std::string written = ReadFile(layer + "/upper/" + w.path, 64 << 20);
+        for (const Part* p : b.file_parts) {
+          std::string sent = ReadFile(p->file, 64 << 20);
+          if (!sent.empty() && written.find(sent) != std::string::npos) {
+            w.evidence = fmt::format("the same bytes as the uploaded file '{}' (part '{}')",
+                                     p->filename, p->name);
+          }
+        }
+      }
+    }
+    for (const auto& w : out.files) run.files.push_back(w);
+    run.steps.push_back(std::move(out));
+    if (plan.reborn && i + 1 < sc.steps.size()) {
+      // Replace the instance that served the step (planned: surge, then drain), and wait
+      // until its successor is ready and it is gone.
+      auto before = child.Scan("web.1");
+      std::map<std::string, int> numbers;
+      if (before.ok())
+        for (const auto& inc : *before)
+          numbers[inc.instance] = std::max(numbers[inc.instance], inc.number);
+      auto killed = child.Call(R"({"cmd":"kill","instance":"web.1","now":false})");
+      if (!killed.ok()) {
+        run.error = "could not replace web.1: " + killed.error().message;
+        break;
+      }
+      if (Status s = child.WaitReady(1, std::chrono::seconds(120), numbers); !s.ok()) {
+        run.error = "web.1 was not reborn: " + s.error().message;
+        break;
+      }
+      std::vector<FileWrite> reborn_boot;
+      scan_all(static_cast<int>(i + 1), reborn_boot);  // the successor's boot files
+    }
+  }
+  client.Close();
+  child.Stop();
+  run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  return run;
+}
+
+}  // namespace phoenix::audit

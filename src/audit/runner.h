@@ -1,0 +1,73 @@
+// The audit's runs (runner.cc): a child `phoenix up --audit` driven over its control socket.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "audit/audit.h"
+#include "base/result.h"
+
+namespace phoenix::audit {
+
+struct ScannedFile {
+  std::string path;
+  uint64_t bytes = 0;
+  std::string change;
+  int64_t mtime_ns = 0;
+};
+
+struct Incarnation {
+  std::string instance;
+  int number = 0;
+  bool ready = false;
+  std::string layer;
+  std::vector<ScannedFile> files;
+};
+
+// One `phoenix up --audit` with its own state folder under `work_dir`; stopped (and waited
+// for) when destroyed.
+class Child {
+ public:
+  Child() = default;
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  Status Start(const AuditOptions& options, int instances, const std::string& work_dir);
+  // Until web.1..web.N each have one incarnation, ready (newer than `newer_than` says).
+  Status WaitReady(int instances, std::chrono::seconds timeout,
+                   const std::map<std::string, int>& newer_than);
+  Result<std::vector<Incarnation>> Scan(const std::string& instance);
+  Result<std::string> Call(const std::string& request);  // one control request, its answer
+  void Stop();
+  int port() const { return port_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  static Status MakeDir(const std::string& path);
+  bool Alive();
+  std::string SocketPath();
+  std::string DescribeExit() const;
+
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+  int port_ = 0;
+  std::string work_, log_, socket_;
+};
+
+struct RunPlan {
+  std::string name;
+  int instances = 1;
+  bool reborn = false;
+};
+
+RunResult Replay(const AuditOptions& options, const Scenario& scenario, const RunPlan& plan,
+                 const std::string& work_dir,
+                 const std::function<void(const std::string&)>& progress);
+
+}  // namespace phoenix::audit
