@@ -1,0 +1,141 @@
+// phoenix audit against real Node apps: the photos examples (all three mistakes found; the
+// stateless one clean, with a real redis-server), one small app per kind of state, a HAR
+// recording, and bad input. The JSON report is checked against docs/audit-report.schema.json,
+// the JUnit report against the JUnit XML structure CI systems read.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { REPO, makeApp, phoenix, startRedis } from './harness.mjs';
+
+const SCENARIOS = path.join(REPO, 'tests', 'integration', 'audit');
+const SCHEMA = JSON.parse(fs.readFileSync(path.join(REPO, 'docs', 'audit-report.schema.json'), 'utf8'));
+
+// The part of JSON Schema the report's schema uses: type, enum, required, properties, items, $ref.
+function validate(value, schema, where = '$', root = schema) {
+  if (schema.$ref) return validate(value, root.$defs[schema.$ref.split('/').pop()], where, root);
+  const type = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+  if (schema.type) {
+    const ok = schema.type === 'integer' ? Number.isInteger(value) : schema.type === type;
+    assert.ok(ok, `${where}: expected ${schema.type}, got ${type}`);
+  }
+  if (schema.enum) assert.ok(schema.enum.includes(value), `${where}: ${JSON.stringify(value)} not in ${schema.enum}`);
+  if (schema.required) for (const key of schema.required) assert.ok(key in value, `${where}: missing ${key}`);
+  if (schema.properties && type === 'object') {
+    for (const [key, sub] of Object.entries(schema.properties)) {
+      if (key in value) validate(value[key], sub, `${where}.${key}`, root);
+    }
+  }
+  if (schema.items && type === 'array') value.forEach((item, i) => validate(item, schema.items, `${where}[${i}]`, root));
+}
+
+function checkJunit(xml) {
+  assert.match(xml, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<testsuites /);
+  const tests = Number(xml.match(/<testsuites [^>]*tests="(\d+)"/)[1]);
+  const failures = Number(xml.match(/<testsuites [^>]*failures="(\d+)"/)[1]);
+  assert.equal((xml.match(/<testcase /g) || []).length, tests);
+  assert.equal((xml.match(/<failure /g) || []).length, failures);
+  // Balanced elements, nothing unescaped.
+  assert.equal((xml.match(/<testcase /g) || []).length, (xml.match(/<\/testcase>/g) || []).length);
+  assert.doesNotMatch(xml.replace(/<[^>]+>/g, ''), /[<>]/);
+  return { tests, failures };
+}
+
+async function audit(t, app, args, { env = {}, timeout = 120000 } = {}) {
+  const json = path.join(app.root, 'report.json');
+  const junit = path.join(app.root, 'report.xml');
+  const r = await phoenix(app, ['audit', app.dir, ...args, '--json', json, '--junit', junit], { env, timeout });
+  const report = fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8')) : null;
+  const xml = fs.existsSync(junit) ? fs.readFileSync(junit, 'utf8') : null;
+  if (report) validate(report, SCHEMA);
+  if (xml) checkJunit(xml);
+  return { ...r, report, xml };
+}
+
+const kinds = (report) => [...new Set(report.findings.map((f) => f.kind))].sort();
+
+test('photos-stateful: all three mistakes found, with the uploaded bytes as evidence', async (t) => {
+  const app = makeApp(t, 'photos-stateful', { source: path.join(REPO, 'examples', 'photos-stateful') });
+  const r = await audit(t, app, ['--scenario', path.join(app.dir, 'audit', 'scenario.json')]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.report.verdict, 'stateful');
+  assert.deepEqual(kinds(r.report), ['global-cache', 'session-file', 'upload-on-disk']);
+  const upload = r.report.findings.find((f) => f.kind === 'upload-on-disk');
+  assert.ok(upload.files.some((f) => f.path.startsWith('uploads/') && /same bytes/.test(f.evidence || '')), JSON.stringify(upload));
+  const session = r.report.findings.find((f) => f.kind === 'session-file' && f.run === 'spread');
+  assert.equal(session.step, 2);
+  assert.match(session.instances, /web\.1#1 -> web\.2#1/);
+  assert.ok(session.files.some((f) => f.path.startsWith('sessions/')));
+  assert.match(r.stdout, /keeps server-local state/);
+  assert.match(r.stdout, /fix: /);
+  const { failures } = checkJunit(r.xml);
+  assert.ok(failures >= 3);
+  // Nothing left behind: no work folder, no phoenix.
+  assert.doesNotMatch(r.stderr, /kept in/);
+});
+
+test('photos-stateless: clean, with its sessions and photos in a real redis-server', async (t) => {
+  const app = makeApp(t, 'photos-stateless', { source: path.join(REPO, 'examples', 'photos-stateless') });
+  const redis = await startRedis(app);
+  const r = await audit(t, app, ['--scenario', path.join(app.dir, 'audit', 'scenario.json')], { env: { REDIS_URL: redis.url } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.report.verdict, 'stateless');
+  assert.deepEqual(r.report.findings, []);
+  assert.equal(r.report.runs.length, 4);
+  assert.equal(r.report.runs[2].instances, 2);
+  // The spread run really alternated instances, and the reborn run really replaced them.
+  assert.deepEqual(r.report.runs[2].steps.map((s) => s.served_by.split('#')[0]), ['web.1', 'web.2', 'web.1', 'web.2', 'web.1', 'web.2']);
+  const reborn = r.report.runs[3].steps.map((s) => s.served_by);
+  assert.equal(new Set(reborn).size, reborn.length, reborn.join(' '));
+  assert.equal(checkJunit(r.xml).failures, 0);
+});
+
+for (const [mode, scenario, expected] of [
+  ['memory-session', 'sessions.json', ['session-memory']],
+  ['cookie-session', 'sessions.json', []],
+  ['global-cache', 'notes.json', ['global-cache']],
+  ['json-db', 'notes.json', ['local-db-file']],
+  ['polling', 'polling.json', ['in-memory-websocket-state']],
+  ['stateless', 'notes.json', []],
+]) {
+  test(`a ${mode} app: ${expected.length ? expected.join(', ') : 'clean'}`, async (t) => {
+    const app = makeApp(t, 'audit-kinds', { files: { '.env': `MODE=${mode}\n` } });
+    const r = await audit(t, app, ['--scenario', path.join(SCENARIOS, scenario)]);
+    assert.equal(r.code, expected.length ? 1 : 0, r.stdout + r.stderr);
+    assert.deepEqual(kinds(r.report), expected, r.stdout);
+    if (mode === 'json-db') {
+      const f = r.report.findings[0];
+      assert.ok(f.files.some((w) => w.path === 'data/notes.json' && w.step === 1), JSON.stringify(f));
+    }
+  });
+}
+
+test('a HAR recording: other hosts skipped, recorded statuses expected, cookies from the jar', async (t) => {
+  const app = makeApp(t, 'photos-stateful', { source: path.join(REPO, 'examples', 'photos-stateful') });
+  const r = await audit(t, app, ['--har', path.join(SCENARIOS, 'photos.har')]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.ok(kinds(r.report).includes('session-file'), r.stdout);
+  assert.ok(r.report.warnings.some((w) => w.includes('https://cdn.example.com/app.css')));
+  assert.equal(r.report.runs[0].steps.length, 4);
+});
+
+test('bad input: a scenario error names the step and the field; a broken baseline exits 2', async (t) => {
+  const app = makeApp(t, 'audit-kinds');
+  let r = await phoenix(app, ['audit', app.dir, '--scenario', path.join(SCENARIOS, 'bad-field.json')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /bad-field\.json: step 2 \('typo'\): unknown field 'expct' \(did you mean 'expect'\?\)/);
+  r = await phoenix(app, ['audit', app.dir, '--scenario', path.join(app.root, 'missing.json')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /missing\.json: cannot read/);
+  fs.writeFileSync(path.join(app.root, 'not.har'), '{"log": {"entries": [ }');
+  r = await phoenix(app, ['audit', app.dir, '--har', path.join(app.root, 'not.har')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /not\.har:1:\d+: not valid JSON/);
+  r = await phoenix(app, ['audit', app.dir]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--scenario FILE, --har FILE/);
+  const broken = await audit(t, app, ['--scenario', path.join(SCENARIOS, 'broken-baseline.json')]);
+  assert.equal(broken.code, 2, broken.stdout + broken.stderr);
+  assert.equal(broken.report.verdict, 'baseline-broken');
+  assert.match(broken.stdout, /the baseline is broken: step 1 \('home'\) fails on the baseline .*status 200 \(expected 418\)/);
+});
