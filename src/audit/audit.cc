@@ -191,6 +191,19 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
     }
   }
   const RunResult& a = r.runs.at(0);
+  if (a.command_exit > 0) {
+    r.verdict = "baseline-broken";
+    r.error = fmt::format(
+        "the test command fails on the baseline (one instance, never reborn): "
+        "exit {}\n{}",
+        a.command_exit, a.command_output);
+    return r;
+  }
+  if (r.runs.size() < 2) {
+    r.verdict = "error";
+    r.error = "the runs did not complete";
+    return r;
+  }
   const RunResult& b = r.runs.at(1);
   // The baseline must pass its own checks: otherwise the scenario does not fit the app.
   for (size_t i = 0; i < sc.steps.size(); ++i) {
@@ -278,6 +291,33 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
       }
       r.findings.push_back(std::move(f));
     }
+  }
+  // A test command that passed on the baseline and failed here, with no request to blame.
+  for (size_t ri = 2; ri < r.runs.size(); ++ri) {
+    const RunResult& run = r.runs[ri];
+    if (run.command_exit <= 0) continue;
+    bool named = std::any_of(r.findings.begin(), r.findings.end(),
+                             [&](const Finding& f) { return f.run == run.name; });
+    if (named) {
+      for (auto& f : r.findings) {
+        if (f.run == run.name) {
+          f.evidence.push_back(
+              fmt::format("the test command failed in this run (exit {})", run.command_exit));
+          break;
+        }
+      }
+      continue;
+    }
+    Finding f;
+    f.kind = "global-cache";
+    f.run = run.name;
+    f.baseline = "the test command passed";
+    f.observed = fmt::format("the test command failed (exit {})", run.command_exit);
+    f.evidence.push_back(fmt::format(
+        "every request's answer matched the baseline's, but the tests saw a difference:\n{}",
+        run.command_output));
+    f.advice = AdviceFor(f.kind);
+    r.findings.push_back(std::move(f));
   }
   // Files written while serving are state even when every request passed: one finding per
   // kind that no failing step explained already.
@@ -610,8 +650,16 @@ int RunAudit(const AuditOptions& opt) {
   } else if (opt.har_file) {
     sc = LoadHar(*opt.har_file);
     source = "har " + *opt.har_file;
+  } else if (!opt.command.empty()) {
+    Scenario placeholder;  // the steps are the requests the baseline run makes
+    placeholder.file = "command";
+    sc = std::move(placeholder);
+    for (const auto& a : opt.command) source += (source.empty() ? "command " : " ") + a;
   } else {
     return usage("give the traffic: --scenario FILE, --har FILE or -- TEST-COMMAND ...");
+  }
+  if ((opt.scenario_file || opt.har_file) && !opt.command.empty()) {
+    return usage("give one source of traffic: a scenario, a HAR recording or a test command");
   }
   if (!sc.ok()) return usage(sc.error().message);
   if (opt.instances < 2) return usage("--instances must be at least 2");
@@ -635,10 +683,12 @@ int RunAudit(const AuditOptions& opt) {
                                 {"baseline-2", 1, false},
                                 {"spread", opt.instances, false},
                                 {"reborn", 1, true}};
-  size_t total = plans.size() * sc->steps.size();
+  const bool command = !opt.command.empty();
+  size_t total = plans.size() * std::max<size_t>(sc->steps.size(), 1);
   size_t done = 0;
   auto progress = [&](const std::string& what) {
     ++done;
+    total = std::max(total, done);
     if (opt.progress_tty) {
       int width = 30;
       int filled = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
@@ -653,8 +703,22 @@ int RunAudit(const AuditOptions& opt) {
   std::vector<RunResult> runs;
   for (const auto& plan : plans) {
     std::string dir = fmt::format("{}/{}", work, plan.name);
-    runs.push_back(Replay(opt, *sc, plan, dir, progress));
+    runs.push_back(command ? RecordCommand(opt, plan, dir, progress)
+                           : Replay(opt, *sc, plan, dir, progress));
     if (!runs.back().error.empty()) break;
+    if (command && runs.size() == 1) {
+      // The steps are the baseline's requests, in order.
+      for (const auto& name : runs[0].requests) {
+        Step step;
+        step.number = static_cast<int>(sc->steps.size()) + 1;
+        step.name = name;
+        step.method = name.substr(0, name.find(' '));
+        step.path = name.substr(name.find(' ') + 1);
+        sc->steps.push_back(std::move(step));
+      }
+      total = plans.size() * std::max<size_t>(sc->steps.size(), 1);
+      if (runs[0].command_exit != 0) break;  // the baseline is broken: no other run
+    }
   }
   if (opt.progress_tty) std::fprintf(stderr, "\r\x1b[K");
   Report report = Analyze(*sc, std::move(runs));

@@ -12,6 +12,7 @@
 // driven over its control socket (scan, kill, stop); nothing is left behind.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,8 @@ struct AuditOptions {
   std::string dir = ".";  // the app root
   std::optional<std::string> scenario_file, har_file;
   std::vector<std::string> command;  // after --
+  std::string command_dir = ".";     // where the command runs (the caller's folder)
+  std::chrono::seconds command_timeout{900};
   int instances = 2;
   std::optional<std::string> json_file, junit_file;
   bool keep = false;
@@ -69,6 +72,10 @@ struct RunResult {
   double seconds = 0;
   double boot_ms = 0;  // start of the run until every instance was ready
   std::string error;   // the run could not complete (the app did not start ...)
+  // -- TEST-COMMAND: its exit status (-1: none) and the end of its output.
+  int command_exit = -1;
+  std::string command_output;
+  std::vector<std::string> requests;  // "GET /path", in order
 };
 
 struct Finding {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <spawn.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "audit/compare.h"
 #include "audit/cookies.h"
 #include "audit/http_client.h"
+#include "audit/recorder.h"
 #include "control/client.h"
 #include "os/net.h"
 
@@ -263,7 +265,6 @@ void Child::Stop() {
 namespace {
 
 // Files of one incarnation as last seen, to tell what the next request wrote.
-using Seen = std::map<std::string, std::pair<uint64_t, int64_t>>;  // path -> bytes, mtime
 
 std::vector<FileWrite> NewWrites(const Incarnation& inc, Seen& seen, int step) {
   std::vector<FileWrite> out;
@@ -450,35 +451,126 @@ std::vector<std::string> CookieNames(std::string_view header) {
 
 }  // namespace
 
+// One run's requests: pinned to an instance (the plan's), their outcome recorded, the files they
+// caused attributed, and (reborn) the serving instance replaced before the next one.
+Driver::Driver(Child& child, const RunPlan& plan, RunResult& run)
+    : child_(child), plan_(plan), run_(run), client_("127.0.0.1", child.port()) {}
+
+void Driver::ScanInto(int step, std::vector<FileWrite>& into) {
+  auto scan = child_.Scan("");
+  if (!scan.ok()) return;
+  for (const auto& inc : *scan) {
+    auto& s = seen_[fmt::format("{}#{}", inc.instance, inc.number)];
+    for (auto& w : NewWrites(inc, s, step)) into.push_back(std::move(w));
+  }
+}
+
+std::optional<HttpResponse> Driver::Exchange(size_t index, HttpRequest request, Outcome& out,
+                                             const std::vector<const Part*>& file_parts) {
+  std::string pin = plan_.instances > 1
+                        ? fmt::format("web.{}", index % static_cast<size_t>(plan_.instances) + 1)
+                        : "web.1";
+  std::erase_if(request.headers, [](const auto& h) {
+    return h.first.size() == 18 && strcasecmp(h.first.c_str(), "X-Phoenix-Instance") == 0;
+  });
+  request.headers.emplace_back("X-Phoenix-Instance", pin);
+  for (const auto& [k, v] : request.headers) {
+    if (strcasecmp(k.c_str(), "Cookie") == 0) out.cookies_sent = CookieNames(v);
+  }
+  auto res = client_.Send(request, std::chrono::seconds(60));
+  out.ran = true;
+  std::optional<HttpResponse> result;
+  if (!res.ok()) {
+    out.error = res.error().message;
+  } else {
+    out.status = res->status;
+    out.location = res->Header("Location");
+    out.content_type = res->Header("Content-Type");
+    out.served = res->Header("X-Phoenix-Instance");
+    out.ms = res->ms;
+    // An app may print which instance served it ($PHOENIX_INSTANCE): that differs by design.
+    std::string normalized = res->body;
+    if (std::string name = out.served.substr(0, out.served.find('#')); !name.empty()) {
+      for (size_t pos = 0; (pos = normalized.find(name, pos)) != std::string::npos;) {
+        normalized.replace(pos, name.size(), "<instance>");
+        pos += 10;
+      }
+    }
+    out.tokens = Tokenize(normalized, out.content_type);
+    out.body = res->body.size() > kKeepBody ? res->body.substr(0, kKeepBody) : res->body;
+    for (const auto& set : res->All("Set-Cookie")) {
+      auto names = CookieNames(set.substr(0, set.find(';')));
+      out.cookies_set.insert(out.cookies_set.end(), names.begin(), names.end());
+    }
+    result = std::move(res.value());
+  }
+  // What the serving incarnation wrote while it served this request.
+  ScanInto(static_cast<int>(index + 1), out.files);
+  // Uploaded bytes found in a written file: certain evidence of uploads kept on disk.
+  if (!file_parts.empty()) {
+    auto scan = child_.Scan("");
+    for (auto& w : out.files) {
+      if (w.change == "deleted" || !scan.ok()) continue;
+      std::string layer;
+      for (const auto& inc : *scan)
+        if (fmt::format("{}#{}", inc.instance, inc.number) == w.incarnation) layer = inc.layer;
+      if (layer.empty()) continue;
+      std::string written = ReadFile(layer + "/upper/" + w.path, 64 << 20);
+      for (const Part* p : file_parts) {
+        std::string sent = ReadFile(p->file, 64 << 20);
+        if (!sent.empty() && written.find(sent) != std::string::npos) {
+          w.evidence = fmt::format("the same bytes as the uploaded file '{}' (part '{}')",
+                                   p->filename, p->name);
+        }
+      }
+    }
+  }
+  for (const auto& w : out.files) run_.files.push_back(w);
+  return result;
+}
+
+Status Driver::Rebirth(size_t index) {
+  // Planned: the successor boots first, then the old one leaves rotation and drains.
+  auto before = child_.Scan("web.1");
+  std::map<std::string, int> numbers;
+  if (before.ok())
+    for (const auto& inc : *before)
+      numbers[inc.instance] = std::max(numbers[inc.instance], inc.number);
+  auto killed = child_.Call(R"({"cmd":"kill","instance":"web.1","now":false})");
+  if (!killed.ok()) return Error{"could not replace web.1: " + killed.error().message};
+  if (Status s = child_.WaitReady(1, std::chrono::seconds(120), numbers); !s.ok()) {
+    return Error{"web.1 was not reborn: " + s.error().message};
+  }
+  std::vector<FileWrite> successor_boot;
+  ScanInto(static_cast<int>(index + 1), successor_boot);  // not the next request's doing
+  return OkStatus();
+}
+
+Status StartRun(Child& child, const AuditOptions& opt, const RunPlan& plan,
+                const std::string& work_dir, RunResult& run) {
+  run.name = plan.name;
+  run.instances = plan.instances;
+  auto started = Clock::now();
+  RETURN_IF_ERROR(child.Start(opt, plan.instances, work_dir));
+  if (Status s = child.WaitReady(plan.instances, std::chrono::seconds(120), {}); !s.ok()) {
+    return Error{"the app did not start: " + s.error().message};
+  }
+  run.boot_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+  return OkStatus();
+}
+
 RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& plan,
                  const std::string& work_dir,
                  const std::function<void(const std::string&)>& progress) {
   RunResult run;
-  run.name = plan.name;
-  run.instances = plan.instances;
   auto started = Clock::now();
   Child child;
-  if (Status s = child.Start(opt, plan.instances, work_dir); !s.ok()) {
+  if (Status s = StartRun(child, opt, plan, work_dir, run); !s.ok()) {
     run.error = s.error().message;
     return run;
   }
-  if (Status s = child.WaitReady(plan.instances, std::chrono::seconds(120), {}); !s.ok()) {
-    run.error = "the app did not start: " + s.error().message;
-    return run;
-  }
-  run.boot_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-  std::map<std::string, Seen> seen;  // "web.1#1" -> files
-  auto scan_all = [&](int step, std::vector<FileWrite>& into) {
-    auto scan = child.Scan("");
-    if (!scan.ok()) return;
-    for (const auto& inc : *scan) {
-      auto& s = seen[fmt::format("{}#{}", inc.instance, inc.number)];
-      for (auto& w : NewWrites(inc, s, step)) into.push_back(std::move(w));
-    }
-  };
-  scan_all(0, run.boot_files);
-
-  HttpClient client("127.0.0.1", child.port());
+  Driver driver(child, plan, run);
+  driver.ScanInto(0, run.boot_files);
   CookieJar jar;
   Pairs values;
   for (size_t i = 0; i < sc.steps.size(); ++i) {
@@ -491,90 +583,115 @@ RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& pla
       run.steps.push_back(std::move(out));
       continue;
     }
-    std::string pin = plan.instances > 1
-                          ? fmt::format("web.{}", i % static_cast<size_t>(plan.instances) + 1)
-                          : "web.1";
-    b.request.headers.emplace_back("X-Phoenix-Instance", pin);
-    for (const auto& [k, v] : b.request.headers) {
-      if (k == "Cookie") out.cookies_sent = CookieNames(v);
-    }
-    auto res = client.Send(b.request, std::chrono::seconds(30));
-    out.ran = true;
-    if (!res.ok()) {
-      out.error = res.error().message;
-    } else {
-      out.status = res->status;
-      out.location = res->Header("Location");
-      out.content_type = res->Header("Content-Type");
-      out.served = res->Header("X-Phoenix-Instance");
-      out.ms = res->ms;
-      // An app may print which instance served it ($PHOENIX_INSTANCE): that differs by design.
-      std::string normalized = res->body;
-      if (std::string name = out.served.substr(0, out.served.find('#')); !name.empty()) {
-        for (size_t pos = 0; (pos = normalized.find(name, pos)) != std::string::npos;) {
-          normalized.replace(pos, name.size(), "<instance>");
-          pos += 10;
-        }
-      }
-      out.tokens = Tokenize(normalized, out.content_type);
-      out.body = res->body.size() > kKeepBody ? res->body.substr(0, kKeepBody) : res->body;
+    auto res = driver.Exchange(i, b.request, out, b.file_parts);
+    if (res) {
       out.expect_failures = CheckExpect(step.expect, *res);
-      for (const auto& sc_header : res->All("Set-Cookie")) {
-        jar.Store(sc_header, b.request.target, UnixNow());
-        auto names = CookieNames(sc_header.substr(0, sc_header.find(';')));
-        out.cookies_set.insert(out.cookies_set.end(), names.begin(), names.end());
-      }
+      for (const auto& set : res->All("Set-Cookie")) jar.Store(set, b.request.target, UnixNow());
       for (const auto& e : step.extract) {
         if (auto v = ExtractValue(e, *res)) values.emplace_back(e.name, *v);
       }
     }
-    // What the serving incarnation wrote while it served this step.
-    scan_all(static_cast<int>(i + 1), out.files);
-    // Uploaded bytes found in a written file: certain evidence of uploads kept on disk.
-    if (!b.file_parts.empty()) {
-      auto scan = child.Scan("");
-      for (auto& w : out.files) {
-        if (w.change == "deleted") continue;
-        std::string layer;
-        if (scan.ok()) {
-          for (const auto& inc : *scan)
-            if (fmt::format("{}#{}", inc.instance, inc.number) == w.incarnation) layer = inc.layer;
-        }
-        if (layer.empty()) continue;
-        std::string written = ReadFile(layer + "/upper/" + w.path, 64 << 20);
-        for (const Part* p : b.file_parts) {
-          std::string sent = ReadFile(p->file, 64 << 20);
-          if (!sent.empty() && written.find(sent) != std::string::npos) {
-            w.evidence = fmt::format("the same bytes as the uploaded file '{}' (part '{}')",
-                                     p->filename, p->name);
-          }
-        }
-      }
-    }
-    for (const auto& w : out.files) run.files.push_back(w);
     run.steps.push_back(std::move(out));
     if (plan.reborn && i + 1 < sc.steps.size()) {
-      // Replace the instance that served the step (planned: surge, then drain), and wait
-      // until its successor is ready and it is gone.
-      auto before = child.Scan("web.1");
-      std::map<std::string, int> numbers;
-      if (before.ok())
-        for (const auto& inc : *before)
-          numbers[inc.instance] = std::max(numbers[inc.instance], inc.number);
-      auto killed = child.Call(R"({"cmd":"kill","instance":"web.1","now":false})");
-      if (!killed.ok()) {
-        run.error = "could not replace web.1: " + killed.error().message;
+      if (Status s = driver.Rebirth(i); !s.ok()) {
+        run.error = s.error().message;
         break;
       }
-      if (Status s = child.WaitReady(1, std::chrono::seconds(120), numbers); !s.ok()) {
-        run.error = "web.1 was not reborn: " + s.error().message;
-        break;
-      }
-      std::vector<FileWrite> reborn_boot;
-      scan_all(static_cast<int>(i + 1), reborn_boot);  // the successor's boot files
     }
   }
-  client.Close();
+  driver.Close();
+  child.Stop();
+  run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  return run;
+}
+
+RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std::string& work_dir,
+                        const std::function<void(const std::string&)>& progress) {
+  RunResult run;
+  auto started = Clock::now();
+  Child child;
+  if (Status s = StartRun(child, opt, plan, work_dir, run); !s.ok()) {
+    run.error = s.error().message;
+    return run;
+  }
+  Driver driver(child, plan, run);
+  driver.ScanInto(0, run.boot_files);
+  std::string failure;
+  Recorder recorder;
+  auto port = recorder.Start([&](HttpRequest req) -> Result<HttpResponse> {
+    size_t index = run.steps.size();
+    std::string name = fmt::format("{} {}", req.method, req.target);
+    if (progress)
+      progress(fmt::format("{}: request {}: {}", plan.name, index + 1, name.substr(0, 60)));
+    run.requests.push_back(name);
+    Outcome out;
+    auto res = driver.Exchange(index, std::move(req), out);
+    std::string error = out.error;
+    run.steps.push_back(std::move(out));
+    if (plan.reborn) {
+      // The answer waits until the instance that gave it has been replaced: the test's next
+      // request meets a new incarnation.
+      if (Status s = driver.Rebirth(index); !s.ok() && failure.empty()) failure = s.error().message;
+    }
+    if (!res) return Error{error};
+    res->headers.emplace_back("X-Phoenix-Instance", run.steps.back().served);
+    return std::move(*res);
+  });
+  if (!port.ok()) {
+    run.error = port.error().message;
+    return run;
+  }
+  std::string url = fmt::format("http://127.0.0.1:{}", *port);
+  std::string log = work_dir + "/command.log";
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    std::string_view v(*e);
+    if (v.rfind("BASE_URL=", 0) == 0 || v.rfind("PHOENIX_URL=", 0) == 0) continue;
+    env_store.emplace_back(v);
+  }
+  env_store.push_back("BASE_URL=" + url);
+  env_store.push_back("PHOENIX_URL=" + url);
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = opt.command;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_addchdir_np(&fa, opt.command_dir.c_str());
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    run.error = fmt::format("cannot run {}: {}", opt.command[0], std::strerror(rc));
+  } else {
+    // Bounded: a test command that hangs is stopped after opt.command_timeout.
+    auto deadline = Clock::now() + opt.command_timeout;
+    int status = 0;
+    for (;;) {
+      pid_t r = waitpid(pid, &status, WNOHANG);
+      if (r == pid) break;
+      if (Clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        run.error = fmt::format(
+            "the test command did not finish within {} s",
+            std::chrono::duration_cast<std::chrono::seconds>(opt.command_timeout).count());
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    run.command_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    run.command_output = Tail(log, 20);
+  }
+  recorder.Stop();
+  if (run.error.empty() && !failure.empty()) run.error = failure;
+  driver.Close();
   child.Stop();
   run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   return run;

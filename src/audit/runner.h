@@ -6,10 +6,12 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "audit/audit.h"
+#include "audit/http_client.h"
 #include "base/result.h"
 
 namespace phoenix::audit {
@@ -60,14 +62,45 @@ class Child {
   std::string work_, log_, socket_;
 };
 
+using Seen = std::map<std::string, std::pair<uint64_t, int64_t>>;  // path -> bytes, mtime
+
 struct RunPlan {
   std::string name;
   int instances = 1;
   bool reborn = false;
 };
 
+// Starts the run's `phoenix up --audit` and waits for its instances.
+Status StartRun(Child& child, const AuditOptions& options, const RunPlan& plan,
+                const std::string& work_dir, RunResult& run);
+
+class Driver {
+ public:
+  Driver(Child& child, const RunPlan& plan, RunResult& run);
+  // Files that appeared since the last scan, attributed to `step` (0: boot).
+  void ScanInto(int step, std::vector<FileWrite>& into);
+  // Sends request `index` (0-based) to the instance the plan gives it; records `out`.
+  std::optional<HttpResponse> Exchange(size_t index, HttpRequest request, Outcome& out,
+                                       const std::vector<const Part*>& file_parts = {});
+  // (reborn) Replaces web.1 and waits until its successor is ready and it is gone.
+  Status Rebirth(size_t index);
+  void Close() { client_.Close(); }
+
+ private:
+  Child& child_;
+  const RunPlan& plan_;
+  RunResult& run_;
+  HttpClient client_;
+  std::map<std::string, Seen> seen_;  // "web.1#1" -> its files as last seen
+};
+
 RunResult Replay(const AuditOptions& options, const Scenario& scenario, const RunPlan& plan,
                  const std::string& work_dir,
                  const std::function<void(const std::string&)>& progress);
+
+// Runs the user's test command against a recording proxy in front of the run's phoenix.
+RunResult RecordCommand(const AuditOptions& options, const RunPlan& plan,
+                        const std::string& work_dir,
+                        const std::function<void(const std::string&)>& progress);
 
 }  // namespace phoenix::audit

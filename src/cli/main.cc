@@ -89,6 +89,17 @@ int main(int argc, char** argv) {
   audit_cmd->add_option("--config", audit_config, "phoenix.toml to use");
   audit_cmd->add_option("--env", audit_env, ".env file to use");
 
+  // `phoenix audit [DIR] [OPTIONS] -- TEST-COMMAND ...`: everything after "--" is the command.
+  if (argc > 1 && std::strcmp(argv[1], "audit") == 0) {
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--") == 0) {
+        audit.command.assign(argv + i + 1, argv + argc);
+        argc = i;
+        break;
+      }
+    }
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -122,6 +133,8 @@ int main(int argc, char** argv) {
     if (!audit_config.empty()) audit.config_file = audit_config;
     if (!audit_env.empty()) audit.env_file = audit_env;
     audit.progress_tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd)) audit.command_dir = cwd;
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     audit.phoenix_bin = n > 0 ? std::string(self, static_cast<size_t>(n)) : argv[0];

@@ -44,7 +44,7 @@ function checkJunit(xml) {
 async function audit(t, app, args, { env = {}, timeout = 120000 } = {}) {
   const json = path.join(app.root, 'report.json');
   const junit = path.join(app.root, 'report.xml');
-  const r = await phoenix(app, ['audit', app.dir, ...args, '--json', json, '--junit', junit], { env, timeout });
+  const r = await phoenix(app, ['audit', app.dir, '--json', json, '--junit', junit, ...args], { env, timeout });
   const report = fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8')) : null;
   const xml = fs.existsSync(junit) ? fs.readFileSync(junit, 'utf8') : null;
   if (report) validate(report, SCHEMA);
@@ -138,4 +138,28 @@ test('bad input: a scenario error names the step and the field; a broken baselin
   assert.equal(broken.code, 2, broken.stdout + broken.stderr);
   assert.equal(broken.report.verdict, 'baseline-broken');
   assert.match(broken.stdout, /the baseline is broken: step 1 \('home'\) fails on the baseline .*status 200 \(expected 418\)/);
+});
+
+test('a test command: BASE_URL set, its requests compared one by one, the failing one named', async (t) => {
+  const app = makeApp(t, 'photos-stateful', { source: path.join(REPO, 'examples', 'photos-stateful') });
+  const r = await audit(t, app, ['--', path.join(SCENARIOS, 'login-test.sh')]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.deepEqual(kinds(r.report), ['session-file']);
+  const spread = r.report.findings.find((f) => f.run === 'spread');
+  assert.equal(spread.step, 2);
+  assert.ok(spread.evidence.some((e) => /test command failed in this run \(exit 1\)/.test(e)), JSON.stringify(spread));
+  assert.match(r.report.source, /^command .*login-test\.sh$/);
+  assert.equal(r.report.runs[0].steps.length, 3);
+});
+
+test('a test command: clean on the stateless example; a command that fails on the baseline exits 2', async (t) => {
+  const app = makeApp(t, 'photos-stateless', { source: path.join(REPO, 'examples', 'photos-stateless') });
+  const redis = await startRedis(app);
+  const r = await audit(t, app, ['--', path.join(SCENARIOS, 'login-test.sh')], { env: { REDIS_URL: redis.url } });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal(r.report.verdict, 'stateless');
+  const broken = await audit(t, app, ['--', 'sh', '-c', 'echo "expected 200, got 500" >&2; exit 3'], { env: { REDIS_URL: redis.url } });
+  assert.equal(broken.code, 2, broken.stdout + broken.stderr);
+  assert.equal(broken.report.verdict, 'baseline-broken');
+  assert.match(broken.stdout, /the test command fails on the baseline .*exit 3\nexpected 200, got 500/);
 });
