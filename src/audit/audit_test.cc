@@ -1,0 +1,187 @@
+// Analyze(): from the runs' outcomes to findings, without any process (the integration tests
+// run the real thing).
+#include "audit/audit.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "audit/compare.h"
+
+namespace phoenix::audit {
+namespace {
+
+Step MakeStep(int n, std::string method, std::string path) {
+  Step s;
+  s.number = n;
+  s.name = method + " " + path;
+  s.method = std::move(method);
+  s.path = std::move(path);
+  return s;
+}
+
+Outcome Got(int status, std::string body = "", std::string served = "web.1#1") {
+  Outcome o;
+  o.ran = true;
+  o.status = status;
+  o.body = body;
+  o.content_type = "application/json";
+  o.tokens = Tokenize(body, o.content_type);
+  o.served = std::move(served);
+  return o;
+}
+
+RunResult MakeRun(std::string name, std::vector<Outcome> steps, int instances = 1) {
+  RunResult r;
+  r.name = std::move(name);
+  r.instances = instances;
+  r.steps = std::move(steps);
+  return r;
+}
+
+std::vector<std::string> Kinds(const Report& r) {
+  std::vector<std::string> k;
+  for (const auto& f : r.findings) k.push_back(f.kind);
+  std::sort(k.begin(), k.end());
+  k.erase(std::unique(k.begin(), k.end()), k.end());
+  return k;
+}
+
+struct Fixture {
+  Scenario sc;
+  Fixture() { sc.steps = {MakeStep(1, "POST", "/login"), MakeStep(2, "GET", "/me")}; }
+};
+
+TEST(AnalyzeTest, SameAnswersEverywhereIsStateless) {
+  Fixture f;
+  auto base = MakeRun("baseline", {Got(200, R"({"user":"ana"})"), Got(200, R"({"user":"ana"})")});
+  Report r = Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
+                            MakeRun("spread", base.steps, 2), MakeRun("reborn", base.steps)});
+  EXPECT_EQ(r.verdict, "stateless");
+  EXPECT_TRUE(r.findings.empty());
+  EXPECT_NE(ReportText(r).find("is stateless"), std::string::npos);
+}
+
+TEST(AnalyzeTest, ALostSessionWithoutFilesIsSessionMemory) {
+  Fixture f;
+  Outcome login = Got(200, R"({"user":"ana"})");
+  login.cookies_set = {"sid"};
+  Outcome me = Got(200, R"({"user":"ana"})");
+  me.cookies_sent = {"sid"};
+  Outcome lost = Got(401, R"({"error":"not logged in"})", "web.2#1");
+  lost.cookies_sent = {"sid"};
+  auto base = MakeRun("baseline", {login, me});
+  Report r = Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
+                            MakeRun("spread", {login, lost}, 2), MakeRun("reborn", base.steps)});
+  EXPECT_EQ(r.verdict, "stateful");
+  ASSERT_EQ(Kinds(r), std::vector<std::string>{"session-memory"});
+  EXPECT_EQ(r.findings[0].step, 2);
+  EXPECT_EQ(r.findings[0].instances, "web.1#1 -> web.2#1");
+}
+
+TEST(AnalyzeTest, ALostSessionWithSessionFilesIsSessionFile) {
+  Fixture f;
+  Outcome login = Got(302);
+  login.location = "/";
+  login.cookies_set = {"connect.sid"};
+  login.files = {{"sessions/abc.json", 120, "created", "web.1#1", 1, ""}};
+  Outcome me = Got(200, "{}");
+  me.cookies_sent = {"connect.sid"};
+  Outcome redirected = Got(302, "", "web.2#1");
+  redirected.location = "/login?next=/me";
+  redirected.cookies_sent = {"connect.sid"};
+  auto base = MakeRun("baseline", {login, me});
+  Report r =
+      Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
+                     MakeRun("spread", {login, redirected}, 2), MakeRun("reborn", base.steps)});
+  ASSERT_EQ(Kinds(r), std::vector<std::string>{"session-file"});
+  EXPECT_EQ(r.findings[0].files.size(), 1u);
+  EXPECT_EQ(r.findings[0].files[0].path, "sessions/abc.json");
+}
+
+TEST(AnalyzeTest, MissingDataWithoutFilesIsGlobalCache_AndDataFilesAreLocalDb) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "POST", "/notes"), MakeStep(2, "GET", "/notes")};
+  auto base = MakeRun("baseline", {Got(201, R"({"id":1})"), Got(200, R"({"notes":["milk"]})")});
+  Report r = Analyze(
+      sc, {base, MakeRun("baseline-2", base.steps),
+           MakeRun("spread", {Got(201, R"({"id":1})"), Got(200, R"({"notes":[]})", "web.2#1")}, 2),
+           MakeRun("reborn", base.steps)});
+  EXPECT_EQ(Kinds(r), std::vector<std::string>{"global-cache"});
+
+  Outcome add = Got(201, R"({"id":1})");
+  add.files = {{"data/notes.json", 40, "created", "web.1#1", 1, ""}};
+  Report db = Analyze(sc, {base, MakeRun("baseline-2", base.steps),
+                           MakeRun("spread", {add, Got(200, R"({"notes":[]})", "web.2#1")}, 2),
+                           MakeRun("reborn", base.steps)});
+  EXPECT_EQ(Kinds(db), std::vector<std::string>{"local-db-file"});
+}
+
+TEST(AnalyzeTest, FilesWrittenWhileServingAreStateEvenWhenEveryStepPasses) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "POST", "/photos")};
+  Outcome up = Got(201, R"({"id":"x"})");
+  up.files = {{"uploads/x", 825, "created", "web.1#1", 1, "the same bytes as the uploaded file"}};
+  auto base = MakeRun("baseline", {up});
+  Report r = Analyze(sc, {base, MakeRun("baseline-2", base.steps), MakeRun("spread", {up}, 2),
+                          MakeRun("reborn", {up})});
+  ASSERT_EQ(Kinds(r), std::vector<std::string>{"upload-on-disk"});
+  EXPECT_EQ(r.findings[0].observed, "every request passed");
+}
+
+TEST(AnalyzeTest, ValuesThatVaryInTheBaselineAreNotState) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "GET", "/")};
+  auto a = MakeRun("baseline", {Got(200, R"({"now":"12:00:01","token":"a1","n":1})")});
+  auto b = MakeRun("baseline-2", {Got(200, R"({"now":"12:00:02","token":"b2","n":1})")});
+  Report r = Analyze(
+      sc, {a, b, MakeRun("spread", {Got(200, R"({"now":"12:00:09","token":"c3","n":1})")}, 2),
+           MakeRun("reborn", {Got(200, R"({"now":"12:01:00","token":"d4","n":1})")})});
+  EXPECT_EQ(r.verdict, "stateless");
+  Report changed =
+      Analyze(sc, {a, b, MakeRun("spread", {Got(200, R"({"now":"1","token":"c","n":0})")}, 2),
+                   MakeRun("reborn", a.steps)});
+  EXPECT_EQ(changed.verdict, "stateful");
+}
+
+TEST(AnalyzeTest, RealtimeSessionsAndBrokenBaselines) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "GET", "/socket.io/?EIO=4&transport=polling"),
+              MakeStep(2, "GET", "/socket.io/?EIO=4&transport=polling&sid=x")};
+  sc.steps[1].expect.status = 200;
+  auto base = MakeRun("baseline", {Got(200, "0{}"), Got(200, "6")});
+  Outcome refused = Got(400, R"({"code":1,"message":"Session ID unknown"})", "web.2#1");
+  refused.expect_failures = {"status 400 (expected 200)"};
+  Report r = Analyze(
+      sc, {base, MakeRun("baseline-2", base.steps),
+           MakeRun("spread", {Got(200, "0{}"), refused}, 2), MakeRun("reborn", base.steps)});
+  EXPECT_EQ(Kinds(r), std::vector<std::string>{"in-memory-websocket-state"});
+
+  auto broken = MakeRun("baseline", {Got(200, "0{}"), refused});
+  Report b = Analyze(sc, {broken, broken});
+  EXPECT_EQ(b.verdict, "baseline-broken");
+  EXPECT_NE(b.error.find("step 2"), std::string::npos);
+}
+
+TEST(ReportTest, JsonAndJunitCarryTheFindings) {
+  Fixture f;
+  Outcome lost = Got(401, "{}", "web.2#1");
+  lost.cookies_sent = {"sid"};
+  auto base = MakeRun("baseline", {Got(200, "{}"), Got(200, "{}")});
+  Report r =
+      Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
+                     MakeRun("spread", {Got(200, "{}"), lost}, 2), MakeRun("reborn", base.steps)});
+  auto v = boost::json::parse(ReportJson(r));
+  EXPECT_EQ(v.at("verdict").as_string(), "stateful");
+  EXPECT_EQ(v.at("findings").as_array()[0].at("kind").as_string(), "session-memory");
+  std::string xml = ReportJunit(r);
+  EXPECT_NE(xml.find("<testsuites name=\"phoenix audit\" tests=\"3\" failures=\"2\""),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(
+      xml.find("classname=\"phoenix.audit.findings\" name=\"session-memory (step 2, spread)\""),
+      std::string::npos);
+}
+
+}  // namespace
+}  // namespace phoenix::audit
