@@ -3,7 +3,7 @@
 # `make test` and `make demo` work on a fresh Debian 12 machine.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ libboost1.81-dev libboost-json1.81-dev libtomlplusplus-dev
-      libcli11-dev libfmt-dev libgtest-dev redis-server clang libclang-rt-14-dev)
+      libcli11-dev libfmt-dev libgtest-dev redis-server clang libclang-rt-14-dev curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
