@@ -344,7 +344,9 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
       }
     }
   }
-  for (auto& [kind, f] : by_kind) {
+  for (auto& entry : by_kind) {
+    const std::string& kind = entry.first;  // (clang 14 cannot capture structured bindings)
+    Finding& f = entry.second;
     bool explained = std::any_of(r.findings.begin(), r.findings.end(),
                                  [&](const Finding& x) { return x.kind == kind; });
     size_t bytes = 0;
@@ -484,8 +486,6 @@ std::string ReportText(const Report& r) {
   }
   for (const auto& w : r.warnings) out += "\nwarning: " + w;
   if (!r.warnings.empty()) out += "\n";
-  double boots = 0;
-  for (const auto& run : r.runs) boots += run.boot_ms / 1000.0;
   out += fmt::format(
       "\n{} steps, {} runs ({}) in {:.1f} s\n", r.step_names.size(), r.runs.size(),
       [&] {

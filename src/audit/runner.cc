@@ -353,7 +353,9 @@ Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) 
       break;
     }
   }
-  for (const auto& [k, v] : step.headers) {
+  for (const auto& header : step.headers) {
+    const std::string& k = header.first;  // (clang 14 cannot capture structured bindings)
+    const std::string& v = header.second;
     std::string value;
     if (!expand(v, value)) return fail();
     // The step's own headers win over the defaults above.
