@@ -17,7 +17,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # npm packages of the examples and the integration tests, from their lock files.
-for d in examples/*/ tests/integration/; do
+for d in examples/*/ tests/integration/ tests/integration/apps/*/; do
   if [ -f "$d/package-lock.json" ] && [ ! -d "$d/node_modules" -o "$d/package-lock.json" -nt "$d/node_modules" ]; then
     echo "npm ci in $d"
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)

@@ -26,7 +26,7 @@ command -v node >/dev/null || { echo "run-integration: node not found (Node.js 2
 command -v redis-server >/dev/null || { echo "run-integration: redis-server not found (scripts/install-deps.sh installs it)" >&2; exit 2; }
 
 # The example apps' packages, only when they are missing (install-deps.sh runs `npm ci` there).
-for d in examples/photos-stateful examples/photos-stateless; do
+for d in examples/photos-stateful examples/photos-stateless tests/integration/apps/audit-express; do
   if [ ! -d "$d/node_modules" ]; then
     scripts/install-deps.sh
     break

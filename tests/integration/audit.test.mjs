@@ -163,3 +163,30 @@ test('a test command: clean on the stateless example; a command that fails on th
   assert.equal(broken.report.verdict, 'baseline-broken');
   assert.match(broken.stdout, /the test command fails on the baseline .*exit 3\nexpected 200, got 500/);
 });
+
+// The corpus on real libraries: Express with express-session (MemoryStore, session-file-store,
+// connect-redis), cookie-session, jsonwebtoken, multer, socket.io; and Redis-backed fixes.
+for (const [mode, scenario, expected, needsRedis] of [
+  ['memory-session', 'express-sessions.json', ['session-memory']],
+  ['file-session', 'express-sessions.json', ['session-file']],
+  ['redis-session', 'express-sessions.json', [], true],
+  ['cookie-session', 'express-sessions.json', []],
+  ['jwt', 'express-jwt.json', []],
+  ['multer-dest', 'express-uploads.json', ['upload-on-disk']],
+  ['shared-uploads', 'express-uploads.json', [], true],
+  ['module-array', 'express-items.json', ['global-cache']],
+  ['json-db', 'express-items.json', ['local-db-file']],
+  ['redis-items', 'express-items.json', [], true],
+  ['socketio', 'express-chat.json', ['in-memory-websocket-state']],
+]) {
+  test(`Express, ${mode}: ${expected.length ? expected.join(', ') : 'clean'}`, async (t) => {
+    const app = makeApp(t, 'audit-express', { files: { '.env': `MODE=${mode}\n` } });
+    const env = needsRedis ? { REDIS_URL: (await startRedis(app)).url } : {};
+    const r = await audit(t, app, ['--scenario', path.join(SCENARIOS, scenario)], { env });
+    assert.equal(r.code, expected.length ? 1 : 0, r.stdout + r.stderr);
+    assert.deepEqual(kinds(r.report), expected, r.stdout);
+    if (mode === 'multer-dest') {
+      assert.ok(r.report.files.some((f) => f.path.startsWith('uploads/') && /same bytes/.test(f.evidence || '')), JSON.stringify(r.report.files));
+    }
+  });
+}
