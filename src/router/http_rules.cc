@@ -41,10 +41,6 @@ std::vector<std::string> Tokens(const Fields& f, http::field name) {
   return out;
 }
 
-size_t Count(const Fields& f, http::field name) {
-  return static_cast<size_t>(std::distance(f.equal_range(name).first, f.equal_range(name).second));
-}
-
 constexpr http::field kHopByHop[] = {http::field::connection,        http::field::keep_alive,
                                      http::field::proxy_connection,  http::field::te,
                                      http::field::trailer,           http::field::upgrade,
@@ -66,22 +62,34 @@ void ForEachToken(const Fields& fields, http::field name, F f) {
   }
 }
 
+bool IsHopByHop(http::field name) {
+  return std::find(std::begin(kHopByHop), std::end(kHopByHop), name) != std::end(kHopByHop);
+}
+
+// One walk over the fields instead of a lookup a name (each a tree search with case-insensitive
+// compares): the fields go when they are hop-by-hop, or named by Connection.
 void RemoveHopByHop(Fields& f, bool keep_upgrade) {
-  if (f.find(http::field::connection) != f.end()) {
-    // Fields named by Connection are for this hop only (RFC 9110 7.6.1), except the framing.
-    std::vector<std::string> named;
-    ForEachToken(f, http::field::connection, [&](std::string_view tok) {
-      if (IEquals(tok, "keep-alive") || IEquals(tok, "close") || IEquals(tok, "upgrade") ||
-          IEquals(tok, "content-length") || IEquals(tok, "transfer-encoding")) {
-        return;  // removed below anyway, or framing
-      }
-      named.emplace_back(tok);
-    });
-    for (const auto& name : named) f.erase(name);
+  bool any = false;
+  for (const auto& field : f) {
+    if (IsHopByHop(field.name()) && !(keep_upgrade && field.name() == http::field::upgrade)) {
+      any = true;
+      break;
+    }
   }
-  for (http::field name : kHopByHop) {
-    if (keep_upgrade && name == http::field::upgrade) continue;
-    f.erase(name);
+  if (!any) return;  // most requests and responses
+  // Fields named by Connection are for this hop only (RFC 9110 7.6.1), except the framing.
+  std::vector<std::string> named;
+  ForEachToken(f, http::field::connection, [&](std::string_view tok) {
+    if (IEquals(tok, "keep-alive") || IEquals(tok, "close") || IEquals(tok, "upgrade") ||
+        IEquals(tok, "content-length") || IEquals(tok, "transfer-encoding")) {
+      return;  // removed below anyway, or framing
+    }
+    named.emplace_back(tok);
+  });
+  for (auto it = f.begin(); it != f.end();) {
+    bool hop = IsHopByHop(it->name()) && !(keep_upgrade && it->name() == http::field::upgrade);
+    for (size_t i = 0; !hop && i < named.size(); ++i) hop = IEquals(it->name_string(), named[i]);
+    it = hop ? f.erase(it) : std::next(it);
   }
 }
 
@@ -94,12 +102,31 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
     if (head[i + 1] == ' ' || head[i + 1] == '\t') return Refusal{400, "obs-fold"};
   }
   if (req.version() != 10 && req.version() != 11) return Refusal{505, "http version"};
-  size_t hosts = Count(req, http::field::host);
-  if (hosts > 1 || (req.version() == 11 && hosts == 0)) return Refusal{400, "host"};
-  if (hosts == 1 && req[http::field::host].empty() && req.version() == 11) {
-    return Refusal{400, "empty host"};
+  // One walk over the fields for every count below.
+  size_t hosts = 0, te = 0, cl = 0;
+  bool host_empty = false;
+  const Fields::value_type* expect = nullptr;
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::host:
+        ++hosts;
+        host_empty = field.value().empty();
+        break;
+      case http::field::transfer_encoding:
+        ++te;
+        break;
+      case http::field::content_length:
+        ++cl;
+        break;
+      case http::field::expect:
+        if (!expect) expect = &field;
+        break;
+      default:
+        break;
+    }
   }
-  size_t te = Count(req, http::field::transfer_encoding);
+  if (hosts > 1 || (req.version() == 11 && hosts == 0)) return Refusal{400, "host"};
+  if (hosts == 1 && host_empty && req.version() == 11) return Refusal{400, "empty host"};
   if (te > 0) {
     // HTTP/1.0 has no Transfer-Encoding: its framing is faulty (RFC 9112 6.1).
     if (req.version() == 10) return Refusal{400, "transfer-encoding in HTTP/1.0"};
@@ -109,11 +136,9 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
       return Refusal{codings.empty() || !IEquals(codings.back(), "chunked") ? 400 : 501,
                      "transfer-encoding"};
     }
-    if (Count(req, http::field::content_length) > 0) {
-      return Refusal{400, "content-length with transfer-encoding"};
-    }
+    if (cl > 0) return Refusal{400, "content-length with transfer-encoding"};
   }
-  if (Count(req, http::field::content_length) > 0) {
+  if (cl > 0) {
     // Repeated values must all be the same number (RFC 9110 8.6); it is sent on as one.
     std::string first;
     for (const auto& tok : Tokens(req, http::field::content_length)) {
@@ -122,8 +147,7 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
       if (tok != first) return Refusal{400, "content-length differs"};
     }
   }
-  auto expect = req.find(http::field::expect);
-  if (expect != req.end() && !IEquals(Trim(expect->value()), "100-continue")) {
+  if (expect && !IEquals(Trim(expect->value()), "100-continue")) {
     return Refusal{417, "expect"};
   }
   if (req.method() == http::verb::connect) return Refusal{405, "connect"};
@@ -200,6 +224,33 @@ void AppendResponseHead(const ResponseHead& res, std::string& out) {
   AppendFields(res, out);
 }
 
+RequestFacts Facts(const RequestHead& req) {
+  RequestFacts facts;
+  bool upgrade_field = false;
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::host:
+        facts.has_host = true;
+        break;
+      case http::field::expect:
+        facts.has_expect = true;
+        break;
+      case http::field::upgrade:
+        upgrade_field = true;
+        break;
+      case http::field::unknown:
+        if (facts.request_id.empty() && IEquals(field.name_string(), "X-Request-Id")) {
+          facts.request_id = field.value();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  facts.upgrade = upgrade_field && IsUpgrade(req);
+  return facts;
+}
+
 bool IsUpgrade(const RequestHead& req) {
   if (req.find(http::field::upgrade) == req.end()) return false;
   bool upgrade = false;
@@ -225,29 +276,45 @@ bool IsIdempotent(http::verb m) {
 std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                            std::optional<uint64_t> content_length) {
   RemoveHopByHop(req, upgrade);
-  req.erase(http::field::expect);  // the router answers 100-continue itself, as nginx does
+  // One walk: the client's X-Forwarded-For values, and whether any field must go: Expect (the
+  // router answers 100-continue itself, as nginx does), the forwarding fields (ours replace the
+  // client's; the request id was read before, and kept when sane), Content-Length (normalised).
   std::string xff;
-  auto it = req.find("X-Forwarded-For");
-  if (it != req.end()) {
-    for (; it != req.end() && IEquals(it->name_string(), "X-Forwarded-For"); ++it) {
-      xff.append(it->value());
-      xff += ", ";
+  bool drop = false;
+  for (const auto& field : req) {
+    if (field.name() == http::field::expect ||
+        (content_length && field.name() == http::field::content_length)) {
+      drop = true;
+    } else if (field.name() == http::field::unknown) {
+      std::string_view n = field.name_string();
+      if (IEquals(n, "X-Forwarded-For")) {
+        xff.append(field.value());
+        xff += ", ";
+        drop = true;
+      } else if (IEquals(n, "X-Forwarded-Proto") || IEquals(n, "X-Forwarded-Port") ||
+                 IEquals(n, "X-Request-Id")) {
+        drop = true;
+      }
     }
-    req.erase("X-Forwarded-For");
+  }
+  if (drop) {
+    for (auto it = req.begin(); it != req.end();) {
+      bool go = it->name() == http::field::expect ||
+                (content_length && it->name() == http::field::content_length);
+      if (it->name() == http::field::unknown) {
+        std::string_view n = it->name_string();
+        go = IEquals(n, "X-Forwarded-For") || IEquals(n, "X-Forwarded-Proto") ||
+             IEquals(n, "X-Forwarded-Port") || IEquals(n, "X-Request-Id");
+      }
+      it = go ? req.erase(it) : std::next(it);
+    }
   }
   xff += fwd.client_ip;
-  // Ours replace the client's (the request id was read before, and kept when sane).
-  req.erase("X-Forwarded-Proto");
-  req.erase("X-Forwarded-Port");
-  req.erase("X-Request-Id");
   req.version(11);
   if (req.find(http::field::host) == req.end() && !fwd.local_host.empty()) {
     req.set(http::field::host, fwd.local_host);
   }
-  if (content_length) {
-    req.erase(http::field::content_length);
-    req.set(http::field::content_length, std::to_string(*content_length));
-  }
+  if (content_length) req.insert(http::field::content_length, std::to_string(*content_length));
   if (upgrade) req.set(http::field::connection, "upgrade");
   return xff;
 }

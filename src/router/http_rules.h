@@ -68,6 +68,15 @@ void AppendRequestHead(const RequestHead& req, std::string& out, std::string_vie
 void AppendResponseHead(const ResponseHead& res, std::string& out);
 
 bool IsUpgrade(const RequestHead& req);
+
+// What the proxy asks of a request head, from one walk over its fields.
+struct RequestFacts {
+  bool has_host = false;
+  bool has_expect = false;
+  bool upgrade = false;         // IsUpgrade()
+  std::string_view request_id;  // the first X-Request-Id, "" when none
+};
+RequestFacts Facts(const RequestHead& req);
 bool IsIdempotent(http::verb method);
 
 }  // namespace phoenix::router

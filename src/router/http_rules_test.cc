@@ -495,3 +495,30 @@ TEST(ClassifyTest, IsUpgrade) {
 
 }  // namespace
 }  // namespace phoenix::router
+
+namespace phoenix::router {
+namespace {
+
+TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
+  Parsed p = Parse(
+      "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+      "x-request-id: abcdefghijklmnopqrstuvwxyz\r\nX-Request-Id: second\r\nExpect: "
+      "100-continue\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RequestFacts f = Facts(p.req());
+  EXPECT_TRUE(f.has_host);
+  EXPECT_TRUE(f.has_expect);
+  EXPECT_TRUE(f.upgrade);
+  EXPECT_EQ(f.request_id, "abcdefghijklmnopqrstuvwxyz");
+
+  Parsed q = Parse("GET / HTTP/1.0\r\nUpgrade: websocket\r\n\r\n");
+  ASSERT_FALSE(q.ec);
+  RequestFacts g = Facts(q.req());
+  EXPECT_FALSE(g.has_host);
+  EXPECT_FALSE(g.has_expect);
+  EXPECT_FALSE(g.upgrade);  // Upgrade without Connection: upgrade
+  EXPECT_EQ(g.request_id, "");
+}
+
+}  // namespace
+}  // namespace phoenix::router

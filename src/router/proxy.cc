@@ -272,9 +272,10 @@ class Session {
       co_return false;
     }
 
+    const RequestFacts facts = Facts(req.base());
     std::string& request_id = request_id_;
-    if (auto it = req.find("X-Request-Id"); it != req.end() && SaneRequestId(it->value())) {
-      request_id.assign(it->value());
+    if (!facts.request_id.empty() && SaneRequestId(facts.request_id)) {
+      request_id.assign(facts.request_id);
     } else {
       NewRequestId(w_.rng(), w_.rng(), request_id);
     }
@@ -291,13 +292,13 @@ class Session {
     const bool head_method = req.method() == http::verb::head;
     const bool has_body = !parser.is_done();
     const bool chunked = parser.chunked();
-    const bool upgrade = IsUpgrade(req);
-    const bool expect_continue = req.find(http::field::expect) != req.end();
+    const bool upgrade = facts.upgrade;
+    const bool expect_continue = facts.has_expect;
     std::optional<uint64_t> length;
     if (!chunked && parser.content_length()) length = *parser.content_length();
     // An HTTP/1.0 request without Host goes on as HTTP/1.1: it gets the address it reached.
     std::string local_host;
-    if (req.find(http::field::host) == req.end()) {
+    if (!facts.has_host) {
       error_code lec;
       auto local = client_.local_endpoint(lec);
       if (!lec) {
