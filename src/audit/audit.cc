@@ -87,6 +87,15 @@ bool LooksLikeLogin(std::string_view location) {
   return false;
 }
 
+// A page that asks to log in (a 200 login form rather than a 401 or a redirect).
+bool LoginPage(std::string_view body) {
+  for (std::string_view w : {"type=\"password\"", "type='password'", "type=password", "log in",
+                             "login", "sign in", "signin", "not logged in", "unauthorized"}) {
+    if (IContains(body.substr(0, 64 * 1024), w)) return true;
+  }
+  return false;
+}
+
 // The kind of a file written while serving a step.
 std::string FileKind(const FileWrite& w, const Step* step) {
   if (!w.evidence.empty()) return "upload-on-disk";
@@ -129,6 +138,9 @@ std::string Classify(const Scenario& sc, size_t i, const RunResult& run, const O
              !LooksLikeLogin(base.location)) {
     logged_out = true;
     why = fmt::format("redirected to {}", o.location);
+  } else if (carried && o.status == base.status && LoginPage(o.body) && !LoginPage(base.body)) {
+    logged_out = true;
+    why = "showed a login form where the baseline showed the page";
   } else if (carried) {
     for (const auto& name : o.cookies_set) {
       bool reissued =

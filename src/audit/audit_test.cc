@@ -185,3 +185,31 @@ TEST(ReportTest, JsonAndJunitCarryTheFindings) {
 
 }  // namespace
 }  // namespace phoenix::audit
+
+namespace phoenix::audit {
+namespace {
+
+TEST(AnalyzeTest, ALoginFormInsteadOfThePageIsALostSession) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "POST", "/login"), MakeStep(2, "GET", "/dashboard")};
+  Outcome login = Got(302);
+  login.location = "/dashboard";
+  login.cookies_set = {"sid"};
+  Outcome page = Got(200, "<h1>Dashboard of ana</h1><p>3 orders</p>");
+  page.content_type = "text/html";
+  page.tokens = Tokenize(page.body, "text/html");
+  page.cookies_sent = {"sid"};
+  Outcome form =
+      Got(200, "<form><input name=user><input type=\"password\"><button>Log in</button></form>",
+          "web.2#1");
+  form.content_type = "text/html";
+  form.tokens = Tokenize(form.body, "text/html");
+  form.cookies_sent = {"sid"};
+  auto base = MakeRun("baseline", {login, page});
+  Report r = Analyze(sc, {base, MakeRun("baseline-2", base.steps),
+                          MakeRun("spread", {login, form}, 2), MakeRun("reborn", base.steps)});
+  EXPECT_EQ(Kinds(r), std::vector<std::string>{"session-memory"});
+}
+
+}  // namespace
+}  // namespace phoenix::audit
