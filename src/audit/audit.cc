@@ -97,14 +97,10 @@ bool LoginPage(std::string_view body) {
 }
 
 // The kind of a file written while serving a step.
-std::string FileKind(const FileWrite& w, const Step* step) {
+std::string FileKind(const FileWrite& w, bool carried_file) {
   if (!w.evidence.empty()) return "upload-on-disk";
   if (IsSessionPath(w.path)) return "session-file";
-  if (step && step->body_kind == BodyKind::kMultipart) {
-    bool has_file = std::any_of(step->multipart.begin(), step->multipart.end(),
-                                [](const Part& p) { return p.is_file; });
-    if (has_file && !IsDataFile(w.path)) return "upload-on-disk";
-  }
+  if (carried_file && !IsDataFile(w.path)) return "upload-on-disk";
   return "local-db-file";
 }
 
@@ -122,7 +118,7 @@ std::string Classify(const Scenario& sc, size_t i, const RunResult& run, const O
   std::set<std::string> earlier_kinds;
   for (size_t k = 0; k < i && k < run.steps.size(); ++k) {
     for (const auto& w : run.steps[k].files) {
-      if (w.change != "deleted") earlier_kinds.insert(FileKind(w, &sc.steps[k]));
+      if (w.change != "deleted") earlier_kinds.insert(FileKind(w, run.steps[k].carried_file));
     }
   }
   // A session the other instance did not know: the request carried the app's cookies and was
@@ -230,6 +226,15 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
       return r;
     }
   }
+  for (size_t i = 0; i < sc.steps.size(); ++i) {
+    const auto& recorded = sc.steps[i].recorded_status;
+    if (recorded && *recorded != a.steps[i].status) {
+      r.warnings.push_back(
+          fmt::format("{}: recorded {}, the baseline got {}; the runs are compared "
+                      "with the baseline",
+                      sc.steps[i].Label(), *recorded, a.steps[i].status));
+    }
+  }
   for (const auto& w : a.boot_files) {
     r.warnings.push_back(
         fmt::format("written at boot (dies with every instance, holds no user "
@@ -288,7 +293,7 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
       std::set<std::string> listed;
       for (size_t k = 0; k < i; ++k) {
         for (const auto& w : run.steps[k].files) {
-          if (FileKind(w, &sc.steps[k]) != f.kind) continue;
+          if (FileKind(w, run.steps[k].carried_file) != f.kind) continue;
           if (listed.insert(w.incarnation + "/" + w.path).second) f.files.push_back(w);
         }
       }
@@ -339,7 +344,7 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
     for (size_t i = 0; i < r.runs[ri].steps.size(); ++i) {
       for (const auto& w : r.runs[ri].steps[i].files) {
         if (w.change == "deleted" && !IsDataFile(w.path)) continue;
-        std::string kind = FileKind(w, &sc.steps[i]);
+        std::string kind = FileKind(w, r.runs[ri].steps[i].carried_file);
         Finding& f = by_kind[kind];
         if (f.kind.empty()) {
           f.kind = kind;

@@ -60,6 +60,7 @@ struct Outcome {
   std::vector<std::string> cookies_sent;  // names
   std::vector<std::string> cookies_set;   // names
   std::vector<FileWrite> files;           // written while this step was served
+  bool carried_file = false;              // a multipart upload with a file part
   double ms = 0;
 };
 

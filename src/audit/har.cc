@@ -170,7 +170,7 @@ Result<Scenario> ParseHar(std::string_view text, const std::string& file) {
     if (auto* res = ev.as_object().if_contains("response"); res && res->is_object()) {
       if (auto* st = res->as_object().if_contains("status"); st && st->is_number()) {
         int status = static_cast<int>(st->to_number<double>());
-        if (status >= 100 && status <= 599) step.expect.status = status;  // 0: blocked, aborted
+        if (status >= 100 && status <= 599) step.recorded_status = status;  // 0: blocked, aborted
       }
     }
     sc.steps.push_back(std::move(step));

@@ -285,7 +285,7 @@ std::vector<FileWrite> NewWrites(const Incarnation& inc, Seen& seen, int step) {
 
 struct Built {
   HttpRequest request;
-  std::vector<const Part*> file_parts;
+  std::vector<UploadedPart> file_parts;
   std::string error;
 };
 
@@ -338,8 +338,9 @@ Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) 
           r.body += fmt::format("Content-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\n",
                                 p.name, p.filename);
           r.body += fmt::format("Content-Type: {}\r\n\r\n", p.content_type);
-          r.body += ReadFile(p.file);
-          b.file_parts.push_back(&p);
+          std::string bytes = ReadFile(p.file);
+          r.body += bytes;
+          b.file_parts.push_back({p.name, p.filename, std::move(bytes)});
         } else {
           std::string value;
           if (!expand(p.value, value)) return fail();
@@ -453,6 +454,45 @@ std::vector<std::string> CookieNames(std::string_view header) {
 
 }  // namespace
 
+std::vector<UploadedPart> FileParts(std::string_view content_type, std::string_view body) {
+  std::vector<UploadedPart> parts;
+  std::string lower(content_type);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.rfind("multipart/form-data", 0) != 0) return parts;
+  size_t b = lower.find("boundary=");
+  if (b == std::string::npos) return parts;
+  std::string boundary(content_type.substr(b + 9));
+  boundary = boundary.substr(0, boundary.find(';'));
+  if (boundary.size() >= 2 && boundary.front() == '"')
+    boundary = boundary.substr(1, boundary.size() - 2);
+  if (boundary.empty()) return parts;
+  std::string delim = "--" + boundary;
+  size_t pos = body.find(delim);
+  while (pos != std::string_view::npos) {
+    size_t head_start = pos + delim.size();
+    if (body.substr(head_start, 2) == "--") break;  // the closing delimiter
+    size_t head_end = body.find("\r\n\r\n", head_start);
+    if (head_end == std::string_view::npos) break;
+    size_t next = body.find("\r\n" + delim, head_end + 4);
+    if (next == std::string_view::npos) break;
+    std::string_view head = body.substr(head_start, head_end - head_start);
+    auto param = [&](std::string_view key) -> std::string {
+      size_t k = head.find(key);
+      if (k == std::string_view::npos) return "";
+      size_t start = k + key.size();
+      size_t end = head.find('"', start);
+      return end == std::string_view::npos ? "" : std::string(head.substr(start, end - start));
+    };
+    std::string filename = param("filename=\"");
+    if (!filename.empty()) {
+      parts.push_back({param(" name=\""), filename,
+                       std::string(body.substr(head_end + 4, next - head_end - 4))});
+    }
+    pos = next + 2;
+  }
+  return parts;
+}
+
 // One run's requests: pinned to an instance (the plan's), their outcome recorded, the files they
 // caused attributed, and (reborn) the serving instance replaced before the next one.
 Driver::Driver(Child& child, const RunPlan& plan, RunResult& run)
@@ -468,7 +508,7 @@ void Driver::ScanInto(int step, std::vector<FileWrite>& into) {
 }
 
 std::optional<HttpResponse> Driver::Exchange(size_t index, HttpRequest request, Outcome& out,
-                                             const std::vector<const Part*>& file_parts) {
+                                             const std::vector<UploadedPart>& file_parts) {
   std::string pin = plan_.instances > 1
                         ? fmt::format("web.{}", index % static_cast<size_t>(plan_.instances) + 1)
                         : "web.1";
@@ -476,6 +516,7 @@ std::optional<HttpResponse> Driver::Exchange(size_t index, HttpRequest request, 
     return h.first.size() == 18 && strcasecmp(h.first.c_str(), "X-Phoenix-Instance") == 0;
   });
   request.headers.emplace_back("X-Phoenix-Instance", pin);
+  out.carried_file = !file_parts.empty();
   for (const auto& [k, v] : request.headers) {
     if (strcasecmp(k.c_str(), "Cookie") == 0) out.cookies_sent = CookieNames(v);
   }
@@ -518,11 +559,10 @@ std::optional<HttpResponse> Driver::Exchange(size_t index, HttpRequest request, 
         if (fmt::format("{}#{}", inc.instance, inc.number) == w.incarnation) layer = inc.layer;
       if (layer.empty()) continue;
       std::string written = ReadFile(layer + "/upper/" + w.path, 64 << 20);
-      for (const Part* p : file_parts) {
-        std::string sent = ReadFile(p->file, 64 << 20);
-        if (!sent.empty() && written.find(sent) != std::string::npos) {
+      for (const UploadedPart& p : file_parts) {
+        if (!p.bytes.empty() && written.find(p.bytes) != std::string::npos) {
           w.evidence = fmt::format("the same bytes as the uploaded file '{}' (part '{}')",
-                                   p->filename, p->name);
+                                   p.filename, p.name);
         }
       }
     }
@@ -627,7 +667,11 @@ RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std:
       progress(fmt::format("{}: request {}: {}", plan.name, index + 1, name.substr(0, 60)));
     run.requests.push_back(name);
     Outcome out;
-    auto res = driver.Exchange(index, std::move(req), out);
+    std::string content_type;
+    for (const auto& [k, v] : req.headers)
+      if (strcasecmp(k.c_str(), "Content-Type") == 0) content_type = v;
+    auto parts = FileParts(content_type, req.body);
+    auto res = driver.Exchange(index, std::move(req), out, parts);
     std::string error = out.error;
     run.steps.push_back(std::move(out));
     if (plan.reborn) {

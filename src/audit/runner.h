@@ -64,6 +64,13 @@ class Child {
 
 using Seen = std::map<std::string, std::pair<uint64_t, int64_t>>;  // path -> bytes, mtime
 
+// A file a request uploaded (a multipart part with a filename), to find its bytes on disk.
+struct UploadedPart {
+  std::string name, filename, bytes;
+};
+// The file parts of a multipart/form-data body (RFC 7578); none when it is not one.
+std::vector<UploadedPart> FileParts(std::string_view content_type, std::string_view body);
+
 struct RunPlan {
   std::string name;
   int instances = 1;
@@ -81,7 +88,7 @@ class Driver {
   void ScanInto(int step, std::vector<FileWrite>& into);
   // Sends request `index` (0-based) to the instance the plan gives it; records `out`.
   std::optional<HttpResponse> Exchange(size_t index, HttpRequest request, Outcome& out,
-                                       const std::vector<const Part*>& file_parts = {});
+                                       const std::vector<UploadedPart>& file_parts = {});
   // (reborn) Replaces web.1 and waits until its successor is ready and it is gone.
   Status Rebirth(size_t index);
   void Close() { client_.Close(); }

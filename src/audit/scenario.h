@@ -58,6 +58,9 @@ struct Step {
   bool cookies = true;
   Expect expect;
   std::vector<Extract> extract;
+  // HAR: the status the browser got. Checked against the baseline (a warning when it differs:
+  // a recording is not a specification), then every run is compared with the baseline.
+  std::optional<int> recorded_status;
 
   // "step 3 (\"upload a photo\")", for messages.
   std::string Label() const;
