@@ -64,7 +64,22 @@ bool Dropped(std::string_view name) {
 
 }  // namespace
 
+namespace {
+Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& file);
+}  // namespace
+
+// Boost.JSON's accessors throw on a wrong type; every one above is guarded, and this catches
+// what a guard might miss, so that a recording is never a crash (library exceptions stop here).
 Result<Scenario> ParseHar(std::string_view text, const std::string& file) {
+  try {
+    return ParseHarUnchecked(text, file);
+  } catch (const std::exception& e) {
+    return Error{fmt::format("{}: not a HAR recording: {}", file, e.what())};
+  }
+}
+
+namespace {
+Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& file) {
   json::stream_parser parser;
   boost::system::error_code ec;
   size_t used = parser.write_some(text.data(), text.size(), ec);
@@ -92,7 +107,8 @@ Result<Scenario> ParseHar(std::string_view text, const std::string& file) {
   std::string main_host;
   if (auto* pages = log->if_contains("pages");
       pages && pages->is_array() && !pages->as_array().empty()) {
-    if (auto* title = pages->as_array()[0].as_object().if_contains("title");
+    const json::value& page = pages->as_array()[0];
+    if (auto* title = page.is_object() ? page.as_object().if_contains("title") : nullptr;
         title && title->is_string()) {
       if (auto u = SplitUrl(title->as_string())) main_host = u->host;
     }
@@ -179,6 +195,8 @@ Result<Scenario> ParseHar(std::string_view text, const std::string& file) {
   sc.app = main_host;
   return sc;
 }
+
+}  // namespace
 
 Result<Scenario> LoadHar(const std::string& file) {
   std::ifstream in(file, std::ios::binary);

@@ -181,8 +181,15 @@ Result<std::string> Child::Call(const std::string& request) {
 Result<std::vector<Incarnation>> Child::Scan(const std::string& instance) {
   ASSIGN_OR_RETURN(std::string answer,
                    Call(json::serialize(json::object{{"cmd", "scan"}, {"instance", instance}})));
+  try {  // Boost.JSON's accessors throw on a wrong shape: it stops here
+    return ParseScan(json::parse(answer));
+  } catch (const std::exception& e) {
+    return Error{fmt::format("bad scan answer from phoenix: {}", e.what())};
+  }
+}
+
+std::vector<Incarnation> Child::ParseScan(const json::value& v) {
   std::vector<Incarnation> out;
-  json::value v = json::parse(answer);
   for (const auto& item : v.at("incarnations").as_array()) {
     const auto& o = item.as_object();
     Incarnation inc;
@@ -379,9 +386,14 @@ Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) 
 std::optional<std::string> ExtractValue(const Extract& e, const HttpResponse& res) {
   switch (e.kind) {
     case Extract::Kind::kRegex: {
-      std::regex re(e.expr, std::regex::ECMAScript);
-      std::smatch m;
-      if (std::regex_search(res.body, m, re) && m.size() > 1 && m[1].matched) return m[1].str();
+      // std::regex recurses per character: bounded input, and its exceptions stop here.
+      try {
+        std::regex re(e.expr, std::regex::ECMAScript);
+        std::smatch m;
+        std::string head = res.body.substr(0, 256 * 1024);
+        if (std::regex_search(head, m, re) && m.size() > 1 && m[1].matched) return m[1].str();
+      } catch (const std::exception&) {
+      }
       return std::nullopt;
     }
     case Extract::Kind::kJson: {

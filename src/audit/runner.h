@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <boost/json/fwd.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -52,6 +53,7 @@ class Child {
 
  private:
   static Status MakeDir(const std::string& path);
+  static std::vector<Incarnation> ParseScan(const boost::json::value& v);
   bool Alive();
   std::string SocketPath();
   std::string DescribeExit() const;

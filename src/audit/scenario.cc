@@ -475,8 +475,25 @@ Status CheckTemplates(const Scenario& sc, const Step& step, const std::set<std::
 
 }  // namespace
 
+namespace {
+Result<Scenario> ParseScenarioUnchecked(std::string_view text, const std::string& file,
+                                        const std::string& dir);
+}  // namespace
+
+// Every Boost.JSON accessor above is guarded by a type check; this catches what one might miss,
+// so that a scenario is never a crash (library exceptions stop here).
 Result<Scenario> ParseScenario(std::string_view text, const std::string& file,
                                const std::string& dir) {
+  try {
+    return ParseScenarioUnchecked(text, file, dir);
+  } catch (const std::exception& e) {
+    return Error{fmt::format("{}: {}", file, e.what())};
+  }
+}
+
+namespace {
+Result<Scenario> ParseScenarioUnchecked(std::string_view text, const std::string& file,
+                                        const std::string& dir) {
   Scenario sc;
   sc.file = file;
   sc.dir = dir;
@@ -534,6 +551,8 @@ Result<Scenario> ParseScenario(std::string_view text, const std::string& file,
   }
   return sc;
 }
+
+}  // namespace
 
 Result<Scenario> LoadScenario(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
