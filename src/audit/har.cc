@@ -185,8 +185,11 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
     }
     if (auto* res = ev.as_object().if_contains("response"); res && res->is_object()) {
       if (auto* st = res->as_object().if_contains("status"); st && st->is_number()) {
-        int status = static_cast<int>(st->to_number<double>());
-        if (status >= 100 && status <= 599) step.recorded_status = status;  // 0: blocked, aborted
+        // Range first: a huge number cast to int is undefined (found by the fuzzer).
+        double status = st->to_number<double>();
+        if (status >= 100 && status <= 599) {
+          step.recorded_status = static_cast<int>(status);  // 0, -1: blocked or aborted
+        }
       }
     }
     sc.steps.push_back(std::move(step));
