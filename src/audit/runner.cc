@@ -613,9 +613,10 @@ Status StartRun(Child& child, const AuditOptions& opt, const RunPlan& plan,
   return OkStatus();
 }
 
-RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& plan,
-                 const std::string& work_dir,
-                 const std::function<void(const std::string&)>& progress) {
+// Starts the run's phoenix, hands its driver to `traffic`, then stops it: the same for every
+// source of traffic.
+RunResult WithRun(const AuditOptions& opt, const RunPlan& plan, const std::string& work_dir,
+                  const std::function<void(Driver&, RunResult&)>& traffic) {
   RunResult run;
   auto started = Clock::now();
   Child child;
@@ -625,134 +626,132 @@ RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& pla
   }
   Driver driver(child, plan, run);
   driver.ScanInto(0, run.boot_files);
-  CookieJar jar;
-  Pairs values;
-  for (size_t i = 0; i < sc.steps.size(); ++i) {
-    const Step& step = sc.steps[i];
-    if (progress) progress(fmt::format("{}: {}", plan.name, step.Label()));
-    Outcome out;
-    Built b = BuildRequest(step, values, jar);
-    if (!b.error.empty()) {
-      out.error = b.error;
-      run.steps.push_back(std::move(out));
-      continue;
-    }
-    auto res = driver.Exchange(i, b.request, out, b.file_parts);
-    if (res) {
-      out.expect_failures = CheckExpect(step.expect, *res);
-      for (const auto& set : res->All("Set-Cookie")) jar.Store(set, b.request.target, UnixNow());
-      for (const auto& e : step.extract) {
-        if (auto v = ExtractValue(e, *res)) values.emplace_back(e.name, *v);
-      }
-    }
-    run.steps.push_back(std::move(out));
-    if (plan.reborn && i + 1 < sc.steps.size()) {
-      if (Status s = driver.Rebirth(i); !s.ok()) {
-        run.error = s.error().message;
-        break;
-      }
-    }
-  }
+  traffic(driver, run);
   driver.Close();
   child.Stop();
   run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   return run;
 }
 
+RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& plan,
+                 const std::string& work_dir,
+                 const std::function<void(const std::string&)>& progress) {
+  return WithRun(opt, plan, work_dir, [&](Driver& driver, RunResult& run) {
+    CookieJar jar;
+    Pairs values;
+    for (size_t i = 0; i < sc.steps.size(); ++i) {
+      const Step& step = sc.steps[i];
+      if (progress) progress(fmt::format("{}: {}", plan.name, step.Label()));
+      Outcome out;
+      Built b = BuildRequest(step, values, jar);
+      if (!b.error.empty()) {
+        out.error = b.error;
+        run.steps.push_back(std::move(out));
+        continue;
+      }
+      auto res = driver.Exchange(i, b.request, out, b.file_parts);
+      if (res) {
+        out.expect_failures = CheckExpect(step.expect, *res);
+        for (const auto& set : res->All("Set-Cookie")) jar.Store(set, b.request.target, UnixNow());
+        for (const auto& e : step.extract) {
+          if (auto v = ExtractValue(e, *res)) values.emplace_back(e.name, *v);
+        }
+      }
+      run.steps.push_back(std::move(out));
+      if (plan.reborn && i + 1 < sc.steps.size()) {
+        if (Status s = driver.Rebirth(i); !s.ok()) {
+          run.error = s.error().message;
+          break;
+        }
+      }
+    }
+  });
+}
+
 RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std::string& work_dir,
                         const std::function<void(const std::string&)>& progress) {
-  RunResult run;
-  auto started = Clock::now();
-  Child child;
-  if (Status s = StartRun(child, opt, plan, work_dir, run); !s.ok()) {
-    run.error = s.error().message;
-    return run;
-  }
-  Driver driver(child, plan, run);
-  driver.ScanInto(0, run.boot_files);
-  std::string failure;
-  Recorder recorder;
-  auto port = recorder.Start([&](HttpRequest req) -> Result<HttpResponse> {
-    size_t index = run.steps.size();
-    std::string name = fmt::format("{} {}", req.method, req.target);
-    if (progress)
-      progress(fmt::format("{}: request {}: {}", plan.name, index + 1, name.substr(0, 60)));
-    run.requests.push_back(name);
-    Outcome out;
-    std::string content_type;
-    for (const auto& [k, v] : req.headers)
-      if (strcasecmp(k.c_str(), "Content-Type") == 0) content_type = v;
-    auto parts = FileParts(content_type, req.body);
-    auto res = driver.Exchange(index, std::move(req), out, parts);
-    std::string error = out.error;
-    run.steps.push_back(std::move(out));
-    if (plan.reborn) {
-      // The answer waits until the instance that gave it has been replaced: the test's next
-      // request meets a new incarnation.
-      if (Status s = driver.Rebirth(index); !s.ok() && failure.empty()) failure = s.error().message;
-    }
-    if (!res) return Error{error};
-    res->headers.emplace_back("X-Phoenix-Instance", run.steps.back().served);
-    return std::move(*res);
-  });
-  if (!port.ok()) {
-    run.error = port.error().message;
-    return run;
-  }
-  std::string url = fmt::format("http://127.0.0.1:{}", *port);
-  std::string log = work_dir + "/command.log";
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) {
-    std::string_view v(*e);
-    if (v.rfind("BASE_URL=", 0) == 0 || v.rfind("PHOENIX_URL=", 0) == 0) continue;
-    env_store.emplace_back(v);
-  }
-  env_store.push_back("BASE_URL=" + url);
-  env_store.push_back("PHOENIX_URL=" + url);
-  std::vector<char*> envp;
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = opt.command;
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawn_file_actions_addchdir_np(&fa, opt.command_dir.c_str());
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    run.error = fmt::format("cannot run {}: {}", opt.command[0], std::strerror(rc));
-  } else {
-    // Bounded: a test command that hangs is stopped after opt.command_timeout.
-    auto deadline = Clock::now() + opt.command_timeout;
-    int status = 0;
-    for (;;) {
-      pid_t r = waitpid(pid, &status, WNOHANG);
-      if (r == pid) break;
-      if (Clock::now() > deadline) {
-        ::kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        run.error = fmt::format(
-            "the test command did not finish within {} s",
-            std::chrono::duration_cast<std::chrono::seconds>(opt.command_timeout).count());
-        break;
+  return WithRun(opt, plan, work_dir, [&](Driver& driver, RunResult& run) {
+    std::string failure;
+    Recorder recorder;
+    auto port = recorder.Start([&](HttpRequest req) -> Result<HttpResponse> {
+      size_t index = run.steps.size();
+      std::string name = fmt::format("{} {}", req.method, req.target);
+      if (progress)
+        progress(fmt::format("{}: request {}: {}", plan.name, index + 1, name.substr(0, 60)));
+      run.requests.push_back(name);
+      Outcome out;
+      std::string content_type;
+      for (const auto& [k, v] : req.headers)
+        if (strcasecmp(k.c_str(), "Content-Type") == 0) content_type = v;
+      auto parts = FileParts(content_type, req.body);
+      auto res = driver.Exchange(index, std::move(req), out, parts);
+      std::string error = out.error;
+      run.steps.push_back(std::move(out));
+      if (plan.reborn) {
+        // The answer waits until the instance that gave it has been replaced: the test's next
+        // request meets a new incarnation.
+        if (Status s = driver.Rebirth(index); !s.ok() && failure.empty())
+          failure = s.error().message;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!res) return Error{error};
+      res->headers.emplace_back("X-Phoenix-Instance", run.steps.back().served);
+      return std::move(*res);
+    });
+    if (!port.ok()) {
+      run.error = port.error().message;
+      return;
     }
-    run.command_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    run.command_output = Tail(log, 20);
-  }
-  recorder.Stop();
-  if (run.error.empty() && !failure.empty()) run.error = failure;
-  driver.Close();
-  child.Stop();
-  run.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  return run;
+    std::string url = fmt::format("http://127.0.0.1:{}", *port);
+    std::string log = work_dir + "/command.log";
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e; ++e) {
+      std::string_view v(*e);
+      if (v.rfind("BASE_URL=", 0) == 0 || v.rfind("PHOENIX_URL=", 0) == 0) continue;
+      env_store.emplace_back(v);
+    }
+    env_store.push_back("BASE_URL=" + url);
+    env_store.push_back("PHOENIX_URL=" + url);
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> args = opt.command;
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_addchdir_np(&fa, opt.command_dir.c_str());
+    pid_t pid = -1;
+    int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+      run.error = fmt::format("cannot run {}: {}", opt.command[0], std::strerror(rc));
+    } else {
+      // Bounded: a test command that hangs is stopped after opt.command_timeout.
+      auto deadline = Clock::now() + opt.command_timeout;
+      int status = 0;
+      for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (Clock::now() > deadline) {
+          ::kill(pid, SIGKILL);
+          waitpid(pid, &status, 0);
+          run.error = fmt::format(
+              "the test command did not finish within {} s",
+              std::chrono::duration_cast<std::chrono::seconds>(opt.command_timeout).count());
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      run.command_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      run.command_output = Tail(log, 20);
+    }
+    recorder.Stop();
+    if (run.error.empty() && !failure.empty()) run.error = failure;
+  });
 }
 
 }  // namespace phoenix::audit

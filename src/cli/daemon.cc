@@ -696,7 +696,9 @@ class Daemon {
     json::array list;
     for (const auto& [id, r] : running_) {
       if (!instance.empty() && r->instance != instance) continue;
-      json::object o{{"instance", r->instance}, {"incarnation", r->number}, {"ready", r->ready},
+      json::object o{{"instance", r->instance},
+                     {"incarnation", r->number},
+                     {"ready", r->ready},
                      {"layer", r->layer}};
       if (!r->layer.empty()) {
         auto scan = sandbox::ScanLayer(r->layer + "/upper", opt_.config.app_root,
