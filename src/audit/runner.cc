@@ -89,6 +89,40 @@ int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
 }  // namespace
 
+// Starts `args` (argv[0] searched in $PATH) with stdin from /dev/null, stdout and stderr into
+// `log`, this process's environment minus the names `set` gives and plus `set`, in `cwd` ("" =
+// here). The one way the audit starts a process: its phoenix and the user's test command.
+Result<pid_t> SpawnLogged(std::vector<std::string> args, const Pairs& set, const std::string& log,
+                          bool append, const std::string& cwd) {
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    std::string_view v(*e);
+    bool replaced = std::any_of(set.begin(), set.end(), [&](const auto& kv) {
+      return v.size() > kv.first.size() && v.substr(0, kv.first.size()) == kv.first &&
+             v[kv.first.size()] == '=';
+    });
+    if (!replaced) env_store.emplace_back(v);
+  }
+  for (const auto& [k, v] : set) env_store.push_back(k + "=" + v);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(),
+                                   O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) return Error{fmt::format("cannot run {}: {}", args[0], std::strerror(rc))};
+  return pid;
+}
+
 // ---------------------------------------------------------------------------- the child phoenix
 
 Child::~Child() { Stop(); }
@@ -106,27 +140,9 @@ Status Child::Start(const AuditOptions& opt, int instances, const std::string& w
   if (opt.config_file) args.insert(args.end(), {"--config", *opt.config_file});
   if (opt.env_file) args.insert(args.end(), {"--env", *opt.env_file});
   if (opt.keep) args.push_back("--keep-layers");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) {
-    if (std::string_view(*e).rfind("PHOENIX_STATE_DIR=", 0) == 0) continue;
-    env_store.emplace_back(*e);
-  }
-  env_store.push_back("PHOENIX_STATE_DIR=" + work_ + "/state");
-  env_store.push_back("NO_COLOR=1");
-  std::vector<char*> envp;
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  int rc = posix_spawn(&pid_, opt.phoenix_bin.c_str(), &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Error{fmt::format("cannot run {}: {}", opt.phoenix_bin, std::strerror(rc))};
+  ASSIGN_OR_RETURN(pid_, SpawnLogged(std::move(args),
+                                     {{"PHOENIX_STATE_DIR", work_ + "/state"}, {"NO_COLOR", "1"}},
+                                     log_, true, ""));
   return OkStatus();
 }
 
@@ -703,32 +719,11 @@ RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std:
     }
     std::string url = fmt::format("http://127.0.0.1:{}", *port);
     std::string log = work_dir + "/command.log";
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e; ++e) {
-      std::string_view v(*e);
-      if (v.rfind("BASE_URL=", 0) == 0 || v.rfind("PHOENIX_URL=", 0) == 0) continue;
-      env_store.emplace_back(v);
-    }
-    env_store.push_back("BASE_URL=" + url);
-    env_store.push_back("PHOENIX_URL=" + url);
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args = opt.command;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    posix_spawn_file_actions_addchdir_np(&fa, opt.command_dir.c_str());
-    pid_t pid = -1;
-    int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-      run.error = fmt::format("cannot run {}: {}", opt.command[0], std::strerror(rc));
+    auto spawned = SpawnLogged(opt.command, {{"BASE_URL", url}, {"PHOENIX_URL", url}}, log, false,
+                               opt.command_dir);
+    pid_t pid = spawned.ok() ? *spawned : -1;
+    if (!spawned.ok()) {
+      run.error = spawned.error().message;
     } else {
       // Bounded: a test command that hangs is stopped after opt.command_timeout.
       auto deadline = Clock::now() + opt.command_timeout;
