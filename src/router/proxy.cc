@@ -244,8 +244,7 @@ class Session {
     tcp::endpoint ep(asio::ip::address_v4::loopback(), static_cast<unsigned short>(b->info.port));
     auto [ec] = co_await u->sock.async_connect(ep, kTuple);
     if (ec) co_return nullptr;
-    error_code ignored;
-    u->sock.set_option(tcp::no_delay(true), ignored);
+    u->sock.Tune();
     co_return u;
   }
 

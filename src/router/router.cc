@@ -3,15 +3,73 @@
 // 100 ms instead of a timer per I/O, as HAProxy and h2o do). A client connection is one C++20
 // coroutine (proxy.cc); this file holds what they share.
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <thread>
 #include <utility>
 
 #include "router/router_internal.h"
 
+namespace boost::asio::detail {
+
+reactor_op::status reactive_socket_recv_op_base<phoenix::router::ReadBuffer>::do_perform(
+    reactor_op* base) {
+  auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+  iovec iov{o->buffer_.data(), o->buffer_.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  for (;;) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(o->socket_, &msg, o->flags_);
+    if (n > 0) {
+      o->ec_ = boost::system::error_code();
+      o->bytes_transferred_ = static_cast<size_t>(n);
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ) {
+          int left = 0;
+          std::memcpy(&left, CMSG_DATA(c), sizeof left);
+          return left == 0 ? done_and_exhausted : done;
+        }
+      }
+      return done;
+    }
+    if (n == 0 && (o->state_ & socket_ops::stream_oriented)) {
+      o->ec_ = error::eof;  // as Asio: end of stream, and nothing more will come
+      o->bytes_transferred_ = 0;
+      return done_and_exhausted;
+    }
+    if (n == 0) {
+      o->ec_ = boost::system::error_code();
+      o->bytes_transferred_ = 0;
+      return done;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;
+    o->ec_ = boost::system::error_code(errno, error::get_system_category());
+    o->bytes_transferred_ = 0;
+    return done;
+  }
+}
+
+}  // namespace boost::asio::detail
+
 namespace phoenix::router {
+
+void Socket::Tune() {
+  boost::system::error_code ignored;
+  set_option(tcp::no_delay(true), ignored);
+  const int on = 1;  // refused before Linux 4.18: the reads then behave as Asio's own
+  ::setsockopt(native_handle(), IPPROTO_TCP, TCP_INQ, &on, sizeof on);
+}
 
 Worker::Worker(RouterImpl& router, int index)
     : router(router),
@@ -116,7 +174,7 @@ void Worker::Accept() {
   acceptor.async_accept([this](boost::system::error_code ec, Socket sock) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) {
-      sock.set_option(tcp::no_delay(true), ec);
+      sock.Tune();
       Dispatch(std::move(sock));
     }
     Accept();

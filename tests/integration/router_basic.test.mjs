@@ -325,6 +325,14 @@ test('router: 1xx informational answers pass; a body ended by close; HTTP/1.0 ke
   assert.match(u.text, /^HTTP\/1\.1 200 /);
   assert.match(u.text, /\r\n\r\nbody until close$/);
 
+  // A client that ends its side right behind its request (the request and the FIN read in one
+  // go): answered, then closed, not left to the idle timeout.
+  const h = await rawConnect(px.port, { t });
+  h.socket.end('GET /half-closed HTTP/1.1\r\nHost: x\r\n\r\n');
+  await h.waitClosed({ timeout: 3000 });
+  assert.equal(parseResponses(h.data).length, 1, h.text);
+  assert.equal(parseResponses(h.data)[0].json.url, '/half-closed');
+
   // HTTP/1.0 with keep-alive: answered in 1.0 with Content-Length, the connection kept.
   const k = await rawConnect(px.port, { t });
   k.write('GET /old-1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
