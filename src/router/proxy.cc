@@ -202,6 +202,18 @@ class Session {
     co_await asio::async_write(client_, asio::buffer(msg), kTuple);
   }
 
+  // phoenix answers instead of an instance: counted, and logged with its Heroku-style code.
+  Task<void> Fail(const RequestHead& req, const std::string& request_id, Time start, Outcome& o,
+                  int status, const char* code, const char* desc, bool close,
+                  std::string_view extra = {}) {
+    ++w_.counters.router_errors;
+    co_await SendError(status, request_id, close, extra);
+    o.status = status;
+    o.code = code;
+    o.desc = desc;
+    Log(req, request_id, start, o);
+  }
+
   void Log(const RequestHead& req, const std::string& request_id, Time start, const Outcome& o) {
     ++w_.counters.requests;
     if (o.status >= 100 && o.status < 600) ++w_.counters.status[o.status / 100];
@@ -248,51 +260,44 @@ class Session {
     co_return u;
   }
 
-  // One request and its response. Returns whether to keep the client connection.
-  Task<bool> OneRequest(bool first) {
-    const RouterConfig& cfg = w_.router.config;
-    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
-    auto& parser = *parser_;
-    std::optional<Refusal> refusal;
-    bool ok = co_await ReadHead(parser, first, refusal);
-    Time start = Stamp();
-    auto& req = parser.get();
-    if (!ok) {
-      if (refusal) {
-        // The framing of what follows cannot be trusted: answer and close (RFC 9112 11.2).
-        ++w_.counters.router_errors;
-        co_await SendError(refusal->status, "", true);
-        Outcome o;
-        o.status = refusal->status;
-        o.code = "H400";
-        o.desc = refusal->reason.c_str();
-        Log(req.base(), "", start, o);
-      }
-      co_return false;
-    }
+  // What a request's head says for the exchange, once its forwarding fields are in place.
+  struct Prepared {
+    bool keep_alive = false;
+    unsigned version = 11;
+    bool head_method = false;
+    bool has_body = false;
+    bool upgrade = false;
+    bool expect_continue = false;
+  };
 
+  // Sets request_id_ and pin_, and rewrites the head for the instance (a plain function: what
+  // it needs stays out of the request's coroutine frame).
+  Prepared Prepare(RequestParser& parser) {
+    auto& req = parser.get();
+    const RouterConfig& cfg = w_.router.config;
     const RequestFacts facts = Facts(req.base());
     std::string& request_id = request_id_;
+    Prepared pre;
     if (!facts.request_id.empty() && SaneRequestId(facts.request_id)) {
       request_id.assign(facts.request_id);
     } else {
       NewRequestId(w_.rng(), w_.rng(), request_id);
     }
     // phoenix audit: the request says which instance serves it.
-    std::string pin;
+    pin_.clear();
     if (cfg.audit) {
       if (auto it = req.find("X-Phoenix-Instance"); it != req.end()) {
-        pin = std::string(it->value());
+        pin_.assign(it->value());
         req.erase("X-Phoenix-Instance");
       }
     }
-    const bool client_keep_alive = req.keep_alive();
-    const unsigned version = req.version();
-    const bool head_method = req.method() == http::verb::head;
-    const bool has_body = !parser.is_done();
+    pre.keep_alive = req.keep_alive();
+    pre.version = req.version();
+    pre.head_method = req.method() == http::verb::head;
+    pre.has_body = !parser.is_done();
     const bool chunked = parser.chunked();
-    const bool upgrade = facts.upgrade;
-    const bool expect_continue = facts.has_expect;
+    pre.upgrade = facts.upgrade;
+    pre.expect_continue = facts.has_expect;
     std::optional<uint64_t> length;
     if (!chunked && parser.content_length()) length = *parser.content_length();
     // An HTTP/1.0 request without Host goes on as HTTP/1.1: it gets the address it reached.
@@ -307,16 +312,49 @@ class Session {
       }
     }
     const Forwarding fwd{client_ip_, w_.router.port(), request_id, local_host};
-    if (has_body) {
-      RewriteRequest(req.base(), fwd, upgrade, length);  // Beast's serializer streams the body
+    if (pre.has_body) {
+      RewriteRequest(req.base(), fwd, pre.upgrade, length);  // Beast's serializer streams the body
     } else {
       // The head is written by hand: the forwarding fields go in as text.
-      std::string xff = PrepareRequest(req.base(), fwd, upgrade, length);
+      std::string xff = PrepareRequest(req.base(), fwd, pre.upgrade, length);
       extra_.clear();
       AppendForwardingLines(fwd, xff, extra_);
     }
+    return pre;
+  }
 
-    Outcome o;
+  // One request and its response. Returns whether to keep the client connection.
+  Task<bool> OneRequest(bool first) {
+    const RouterConfig& cfg = w_.router.config;
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
+    auto& parser = *parser_;
+    std::optional<Refusal>& refusal = refusal_;
+    refusal.reset();
+    bool ok = co_await ReadHead(parser, first, refusal);
+    Time start = Stamp();
+    auto& req = parser.get();
+    if (!ok) {
+      if (refusal) {
+        // The framing of what follows cannot be trusted: answer and close (RFC 9112 11.2).
+        Outcome o;
+        co_await Fail(req.base(), "", start, o, refusal->status, "H400", refusal->reason.c_str(),
+                      true);
+      }
+      co_return false;
+    }
+
+    const Prepared pre = Prepare(parser);
+    const std::string& request_id = request_id_;
+    const bool client_keep_alive = pre.keep_alive;
+    const unsigned version = pre.version;
+    const bool head_method = pre.head_method;
+    const bool has_body = pre.has_body;
+    const bool upgrade = pre.upgrade;
+    const bool expect_continue = pre.expect_continue;
+    const std::string& pin = pin_;
+
+    Outcome& o = outcome_;  // (a member: the request's frame stays small)
+    o = Outcome{};
     int attempts = 0;
     uint64_t avoid = 0;
     bool body_started = false;
@@ -339,13 +377,9 @@ class Session {
           co_await Pause();
           continue;
         }
-        ++w_.counters.router_errors;
-        bool close = has_body || !client_keep_alive;
-        co_await SendError(503, request_id, close, "Retry-After: 1\r\n");
-        o.status = 503;
-        o.code = "H14";
-        o.desc = "No web instances running";
-        Log(req.base(), request_id, start, o);
+        const bool close = has_body || !client_keep_alive;
+        co_await Fail(req.base(), request_id, start, o, 503, "H14", "No web instances running",
+                      close, "Retry-After: 1\r\n");
         co_return !close;
       }
       o.instance = backend->info.instance;
@@ -364,21 +398,17 @@ class Session {
           fresh = true;
           continue;
         }
-        ++w_.counters.router_errors;
-        bool close = has_body || !client_keep_alive;
-        co_await SendError(502, request_id, close);
-        o.status = 502;
-        o.code = "H19";
-        o.desc = "Backend connection failed";
-        Log(req.base(), request_id, start, o);
+        const bool close = has_body || !client_keep_alive;
+        co_await Fail(req.base(), request_id, start, o, 502, "H19", "Backend connection failed",
+                      close);
         co_return !close;
       }
       o.connected = Stamp();
 
-      Deadline ud;
+      Deadline& ud = up_deadline_;  // (a member: the request's frame stays small)
       ud.sock = &up->sock;
       Watch uwatch(w_, ud);
-      auto up_deadline = [&](std::chrono::milliseconds d) {
+      auto up_deadline = [&ud](std::chrono::milliseconds d) {
         ud.fired = false;
         ud.at = CoarseNow() + d;
       };
@@ -414,16 +444,7 @@ class Session {
           if (ec) break;
           int code = static_cast<int>(rp_slot->get().result_int());
           if (code >= 200 || code == 101) break;
-          if (code != 100) {
-            ResponseHead info = rp_slot->get().base();
-            RewriteResponse(info, true, version);
-            std::string raw;
-            for (auto& f : info) raw += fmt::format("{}: {}\r\n", f.name_string(), f.value());
-            raw = fmt::format("HTTP/1.1 {} {}\r\n{}\r\n", code, info.reason(), raw);
-            ClientDeadline(cfg.response_timeout);
-            auto [cec, cn] = co_await asio::async_write(client_, asio::buffer(raw), kTuple);
-            if (cec) co_return false;
-          }
+          if (code != 100 && !co_await Informational(version)) co_return false;
         }
       }
       if (sent && !ec) break;  // a response head is here
@@ -455,13 +476,9 @@ class Session {
         }
         continue;
       }
-      ++w_.counters.router_errors;
-      int status = timed_out ? 504 : 502;
-      co_await SendError(status, request_id, true);
-      o.status = status;
-      o.code = timed_out ? "H12" : "H13";
-      o.desc = timed_out ? "Request timeout" : "Connection closed without response";
-      Log(req.base(), request_id, start, o);
+      co_await Fail(req.base(), request_id, start, o, timed_out ? 504 : 502,
+                    timed_out ? "H12" : "H13",
+                    timed_out ? "Request timeout" : "Connection closed without response", true);
       co_return false;
     }
 
@@ -485,79 +502,7 @@ class Session {
       res.base().set("X-Phoenix-Instance",
                      fmt::format("{}#{}", backend->info.instance, backend->info.incarnation));
     }
-    bool upstream_ok = true;
-    {
-      // Framing is ours: the head in one piece, the body as it comes (re-chunked when the
-      // response is chunked), the last chunk after it; each write gathers what is ready.
-      const bool chunked_out = res.chunked();
-      const int status = o.status;
-      const bool body_allowed = !head_method && status != 204 && status != 304;
-      head_.clear();
-      AppendResponseHead(res.base(), head_);
-      bool head_sent = false;
-      char* chunk = Chunk();
-      char frame[24];
-      static constexpr char kCrlf[] = "\r\n";
-      static constexpr char kLastChunk[] = "0\r\n\r\n";
-      for (;;) {
-        size_t n = 0;
-        bool done = rp_slot->is_done();
-        if (!done) {
-          res.body().data = chunk;
-          res.body().size = kBodyChunk;
-          Deadline ud;
-          ud.sock = &up->sock;
-          ud.at = CoarseNow() + cfg.response_timeout;
-          Watch uwatch(w_, ud);
-          auto [rec, rn] = co_await http::async_read_some(up->sock, up->buf, *rp_slot, kTuple);
-          if (rec == http::error::need_buffer) rec = {};
-          if (rec) {
-            upstream_ok = false;  // cut mid-body: the client sees the connection close
-            break;
-          }
-          n = kBodyChunk - res.body().size;
-          done = rp_slot->is_done();
-          o.bytes += n;
-          if (n == 0 && !done) continue;  // a chunk header alone: nothing to send yet
-        }
-        std::array<asio::const_buffer, 5> bufs;
-        size_t k = 0;
-        if (!head_sent) bufs[k++] = asio::buffer(head_);
-        if (n > 0) {
-          if (chunked_out) {
-            auto end = fmt::format_to(frame, "{:x}\r\n", n);
-            bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
-            bufs[k++] = asio::buffer(chunk, n);
-            bufs[k++] = asio::buffer(kCrlf, 2);
-          } else {
-            bufs[k++] = asio::buffer(chunk, n);
-          }
-        }
-        if (done && chunked_out && body_allowed) bufs[k++] = asio::buffer(kLastChunk, 5);
-        if (!head_sent && k > 1 && asio::buffer_size(bufs) - head_.size() <= kCoalesce) {
-          // A small response goes out in one piece: one send(2) of one buffer, not a
-          // gathered sendmsg(2) that the kernel copies piece by piece.
-          for (size_t i = 1; i < k; ++i) {
-            head_.append(static_cast<const char*>(bufs[i].data()), bufs[i].size());
-          }
-          bufs[0] = asio::buffer(head_);
-          k = 1;
-        }
-        if (k > 0) {
-          ClientDeadline(cfg.response_timeout);
-          auto [wec, wn] = co_await asio::async_write(
-              client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
-          if (wec) {
-            keep_alive = false;
-            o.code = "H27";
-            o.desc = "Client went away";
-            break;
-          }
-        }
-        head_sent = true;
-        if (done) break;
-      }
-    }
+    const bool upstream_ok = co_await Respond(*up, head_method, o, keep_alive);
     if (!upstream_ok) {
       keep_alive = false;
       o.code = "H18";
@@ -568,6 +513,99 @@ class Session {
     }
     Log(req.base(), request_id, start, o);
     co_return keep_alive;
+  }
+
+  // Sends the response head and streams its body to the client. Returns false when the
+  // instance cut the body short (the client then sees the connection close). Its own coroutine,
+  // so that its buffers are not in every request's frame (a frame over 1,020 bytes is not
+  // recycled by Asio: one malloc a request).
+  Task<bool> Respond(Upstream& up, bool head_method, Outcome& o, bool& keep_alive) {
+    const RouterConfig& cfg = w_.router.config;
+    auto& res = res_parser_->get();
+    bool upstream_ok = true;
+    // Framing is ours: the head in one piece, the body as it comes (re-chunked when the
+    // response is chunked), the last chunk after it; each write gathers what is ready.
+    const bool chunked_out = res.chunked();
+    const int status = o.status;
+    const bool body_allowed = !head_method && status != 204 && status != 304;
+    head_.clear();
+    AppendResponseHead(res.base(), head_);
+    bool head_sent = false;
+    char* chunk = Chunk();
+    char frame[24];
+    static constexpr char kCrlf[] = "\r\n";
+    static constexpr char kLastChunk[] = "0\r\n\r\n";
+    for (;;) {
+      size_t n = 0;
+      bool done = res_parser_->is_done();
+      if (!done) {
+        res.body().data = chunk;
+        res.body().size = kBodyChunk;
+        Deadline ud;
+        ud.sock = &up.sock;
+        ud.at = CoarseNow() + cfg.response_timeout;
+        Watch uwatch(w_, ud);
+        auto [rec, rn] = co_await http::async_read_some(up.sock, up.buf, *res_parser_, kTuple);
+        if (rec == http::error::need_buffer) rec = {};
+        if (rec) {
+          upstream_ok = false;  // cut mid-body: the client sees the connection close
+          break;
+        }
+        n = kBodyChunk - res.body().size;
+        done = res_parser_->is_done();
+        o.bytes += n;
+        if (n == 0 && !done) continue;  // a chunk header alone: nothing to send yet
+      }
+      std::array<asio::const_buffer, 5> bufs;
+      size_t k = 0;
+      if (!head_sent) bufs[k++] = asio::buffer(head_);
+      if (n > 0) {
+        if (chunked_out) {
+          auto end = fmt::format_to(frame, "{:x}\r\n", n);
+          bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
+          bufs[k++] = asio::buffer(chunk, n);
+          bufs[k++] = asio::buffer(kCrlf, 2);
+        } else {
+          bufs[k++] = asio::buffer(chunk, n);
+        }
+      }
+      if (done && chunked_out && body_allowed) bufs[k++] = asio::buffer(kLastChunk, 5);
+      if (!head_sent && k > 1 && asio::buffer_size(bufs) - head_.size() <= kCoalesce) {
+        // A small response goes out in one piece: one send(2) of one buffer, not a
+        // gathered sendmsg(2) that the kernel copies piece by piece.
+        for (size_t i = 1; i < k; ++i) {
+          head_.append(static_cast<const char*>(bufs[i].data()), bufs[i].size());
+        }
+        bufs[0] = asio::buffer(head_);
+        k = 1;
+      }
+      if (k > 0) {
+        ClientDeadline(cfg.response_timeout);
+        auto [wec, wn] = co_await asio::async_write(
+            client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+        if (wec) {
+          keep_alive = false;
+          o.code = "H27";
+          o.desc = "Client went away";
+          break;
+        }
+      }
+      head_sent = true;
+      if (done) break;
+    }
+    co_return upstream_ok;
+  }
+
+  // A 1xx head other than 100 (103 Early Hints...), passed on. False: the client went away.
+  Task<bool> Informational(unsigned version) {
+    ResponseHead info = res_parser_->get().base();
+    RewriteResponse(info, true, version);
+    std::string raw;
+    for (auto& f : info) raw += fmt::format("{}: {}\r\n", f.name_string(), f.value());
+    raw = fmt::format("HTTP/1.1 {} {}\r\n{}\r\n", info.result_int(), info.reason(), raw);
+    ClientDeadline(w_.router.config.response_timeout);
+    auto [ec, n] = co_await asio::async_write(client_, asio::buffer(raw), kTuple);
+    co_return !ec;
   }
 
   enum class BodySent { kSent, kUpstreamFailed, kAnswered };
@@ -708,7 +746,11 @@ class Session {
   std::string head_;        // a head on its way out, reused by every request of the connection
   std::string extra_;       // the forwarding fields of a request, as text
   std::string request_id_;  // the request's X-Request-Id, reused
-  bool linger_ = false;     // an answer ended the connection: drain what the client still sends
+  std::string pin_;         // phoenix audit: the instance the request asked for
+  std::optional<Refusal> refusal_;  // why a request head was refused
+  Outcome outcome_;                 // the request's, for its log line
+  Deadline up_deadline_;            // the response's, while an upstream exchange runs
+  bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;
   beast::flat_buffer buf_;
