@@ -581,8 +581,14 @@ class Session {
       }
       if (k > 0) {
         ClientDeadline(cfg.response_timeout);
-        auto [wec, wn] = co_await asio::async_write(
-            client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+        // One buffer goes out with send(2); several with a gathered sendmsg(2).
+        error_code wec;
+        if (k == 1) {
+          std::tie(wec, std::ignore) = co_await asio::async_write(client_, bufs[0], kTuple);
+        } else {
+          std::tie(wec, std::ignore) = co_await asio::async_write(
+              client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+        }
         if (wec) {
           keep_alive = false;
           o.code = "H27";
