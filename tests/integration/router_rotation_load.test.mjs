@@ -84,16 +84,16 @@ function load(port, { total, connections, postEvery = 0, timeout = 10000 }) {
 async function rotate(px, app, done, { now = false } = {}) {
   let replaced = 0;
   const errors = [];
-  const incarnation = { 'web.1': 1, 'web.2': 1 };
   while (!done()) {
     const inst = replaced % 2 === 0 ? 'web.1' : 'web.2';
-    const old = incarnation[inst];
+    // The one serving now: the newest ready incarnation (not always #1 + kills: on a loaded
+    // machine a first boot can time out and be retried).
+    const old = Math.max(...px.events().filter((e) => e.event === 'ready' && e.instance === inst).map((e) => e.incarnation));
     const r = await phoenix(app, ['kill', inst, ...(now ? ['--now'] : [])]);
-    if (r.code !== 0) { errors.push(`kill ${inst}: exit ${r.code} ${r.stderr}`); break; }
-    await px.waitEvents((ev) => ev.some((e) => e.event === 'ready' && e.instance === inst && e.incarnation === old + 1) &&
+    if (r.code !== 0) { errors.push(`kill ${inst} (#${old}): exit ${r.code} ${r.stderr}`); break; }
+    await px.waitEvents((ev) => ev.some((e) => e.event === 'ready' && e.instance === inst && e.incarnation > old) &&
       ev.some((e) => e.event === 'died' && e.instance === inst && e.incarnation === old),
-    { timeout: 15000, what: `${inst} #${old + 1} ready and #${old} gone` });
-    incarnation[inst] = old + 1;
+    { timeout: 15000, what: `${inst} after #${old} ready and #${old} gone` });
     replaced++;
   }
   return { replaced, errors };
