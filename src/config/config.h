@@ -54,6 +54,10 @@ struct RouterConfig {
   // With no instance ready (all booting, a drill), a request waits this long for one before
   // its 503; 0 answers at once.
   Millis retry_timeout = std::chrono::seconds(5);
+  // An upgraded connection (WebSocket...) with no byte either way for this long is closed, as
+  // HAProxy's `timeout tunnel`: a peer that vanished without a FIN does not hold it (and its
+  // instance's drain) forever. WebSocket apps ping well within it (socket.io: every 25 s).
+  Millis tunnel_timeout = std::chrono::hours(1);
   // `phoenix audit` only (never from phoenix.toml): listen on 127.0.0.1, send a request that
   // names an instance in X-Phoenix-Instance to that one, and name the incarnation that served
   // each answer in X-Phoenix-Instance ("web.2#3").

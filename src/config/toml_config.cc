@@ -20,9 +20,9 @@ namespace {
 using NameList = std::span<const std::string_view>;
 constexpr std::string_view kTopLevelTables[] = {"router", "process", "filesystem", "chaos"};
 constexpr std::string_view kRouterKeys[] = {
-    "port",           "health_path",  "threads",         "balance",          "access_log",
-    "header_timeout", "idle_timeout", "connect_timeout", "response_timeout", "max_header_bytes",
-    "retry_timeout"};
+    "port",           "health_path",   "threads",         "balance",          "access_log",
+    "header_timeout", "idle_timeout",  "connect_timeout", "response_timeout", "max_header_bytes",
+    "retry_timeout",  "tunnel_timeout"};
 constexpr std::string_view kProcessKeys[] = {"instances",    "max_age",       "max_age_jitter",
                                              "boot_timeout", "drain_timeout", "stop_timeout",
                                              "rotate_window"};
@@ -297,7 +297,8 @@ class TomlApplier {
         ASSIGN_OR_RETURN(int64_t bytes, ExpectInteger(*entry.node, path, 1024, 1 << 20));
         config_.router.max_header_bytes = static_cast<int>(bytes);
       } else if (name == "header_timeout" || name == "idle_timeout" || name == "connect_timeout" ||
-                 name == "response_timeout" || name == "retry_timeout") {
+                 name == "response_timeout" || name == "retry_timeout" ||
+                 name == "tunnel_timeout") {
         ASSIGN_OR_RETURN(Millis timeout, ExpectDuration(*entry.node, path));
         if (timeout.count() <= 0 && name != "retry_timeout") {
           return ValueError(*entry.node, path, "must be more than 0");
@@ -307,6 +308,7 @@ class TomlApplier {
         if (name == "connect_timeout") config_.router.connect_timeout = timeout;
         if (name == "response_timeout") config_.router.response_timeout = timeout;
         if (name == "retry_timeout") config_.router.retry_timeout = timeout;
+        if (name == "tunnel_timeout") config_.router.tunnel_timeout = timeout;
       } else {
         return UnknownKey(entry, "router", kRouterKeys);
       }

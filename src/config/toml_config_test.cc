@@ -91,6 +91,11 @@ TEST(ApplyTomlTest, Router) {
   EXPECT_EQ(config.router.health_path, "/healthz?full=1");
   EXPECT_EQ(MustApply("[router]\nport = 1\n").router.port, 1);
   EXPECT_EQ(MustApply("[router]\nport = 65535\n").router.port, 65535);
+  EXPECT_EQ(config.router.tunnel_timeout, std::chrono::hours(1));
+  EXPECT_EQ(MustApply("[router]\ntunnel_timeout = \"90s\"\n").router.tunnel_timeout,
+            std::chrono::seconds(90));
+  EXPECT_TOML_ERROR("[router]\ntunnel_timeout = \"0s\"\n",
+                    "phoenix.toml:2:18: router.tunnel_timeout: must be more than 0");
 }
 
 TEST(ApplyTomlTest, Process) {

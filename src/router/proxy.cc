@@ -711,18 +711,35 @@ class Session {
       buf_.consume(buf_.size());
     }
     if (ec) co_return;
-    co_await (Pipe(client_, up.sock) && Pipe(up.sock, client_));
+    // No byte either way for tunnel_timeout: both sides' operations are cancelled (by the
+    // sweep), so a tunnel whose peer vanished, or that nobody reads, ends.
+    Deadline ud;
+    ud.sock = &up.sock;
+    Watch uwatch(w_, ud);
+    TunnelIdle idle{&client_deadline_, &ud, w_.router.config.tunnel_timeout};
+    idle.Touch();
+    co_await (Pipe(client_, up.sock, idle) && Pipe(up.sock, client_, idle));
     error_code ignored;
     up.sock.close(ignored);
   }
 
-  static Task<void> Pipe(Socket& from, Socket& to) {
+  // The two deadlines of a tunnel, pushed back by every byte that passes either way.
+  struct TunnelIdle {
+    Deadline* client;
+    Deadline* upstream;
+    std::chrono::milliseconds timeout;
+    void Touch() const { client->at = upstream->at = CoarseNow() + timeout; }
+  };
+
+  static Task<void> Pipe(Socket& from, Socket& to, const TunnelIdle& idle) {
     std::array<char, 16 * 1024> data;
     for (;;) {
       auto [ec, n] = co_await from.async_read_some(asio::buffer(data), kTuple);
       if (ec) break;
+      idle.Touch();
       auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.data(), n), kTuple);
       if (wec) break;
+      idle.Touch();
     }
     error_code ignored;
     to.shutdown(Socket::shutdown_send, ignored);

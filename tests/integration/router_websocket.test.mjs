@@ -164,3 +164,30 @@ test('router: a tunnel the client left is torn down and does not hold up a drain
   await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { timeout: 8000, what: `${instance} #1 died` });
   assert.ok(Date.now() - start < 5000, `the drain took ${Date.now() - start} ms`);
 });
+
+test('router: a tunnel with no byte either way for tunnel_timeout is closed; a busy one is not', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\ntunnel_timeout = "1s"\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  const open = async () => {
+    const c = await rawConnect(px.port, { t });
+    c.write(handshake(crypto.randomBytes(16).toString('base64')));
+    await c.waitData('\r\n\r\n', { what: '101' });
+    return c;
+  };
+  const busy = await open();
+  const idle = await open();
+  // For 2.5 s (over twice the timeout) the busy one sends a frame every 250 ms and gets each
+  // echo; the idle one is closed meanwhile, about a second after its handshake.
+  const started = Date.now();
+  let sent = 0;
+  while (Date.now() - started < 2500) {
+    busy.write(clientFrame(0x1, `tick ${sent++}`));
+    await busy.waitData(() => serverFrames(afterHead(busy)).length === sent, { what: `echo ${sent}` });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  assert.equal(busy.closed, false, 'the busy tunnel is still open');
+  assert.equal(idle.closed, true, 'the idle tunnel was closed');
+  busy.write(clientFrame(0x1, 'still here'));
+  await busy.waitData('still here', { what: 'an echo after the idle one closed' });
+});
