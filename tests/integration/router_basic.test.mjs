@@ -368,3 +368,23 @@ test('router: balance = "least-outstanding" steers around a busy instance', { ti
   for (let i = 0; i < 8; i++) seen.add((await httpGet(px.port, `/after-${i}`)).json.instance);
   assert.equal(seen.size, 2);
 });
+
+test('router: a POST is not sent on a pooled connection the instance has since closed', { timeout: 30000 }, async (t) => {
+  // The app closes idle keep-alive connections after 200 ms, before the router's pool drops
+  // them (2 s). The head written on such a connection meets a RST at once, before any of the
+  // body is taken from the client: the POST goes again on a fresh connection, intact.
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[process.web]\ninstances = 1\n', '.env': 'KEEP_ALIVE_MS=200\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(1);
+  for (let i = 0; i < 3; i++) {
+    const g = await httpGet(px.port, `/warm/${i}`);  // leaves a connection in the pool
+    assert.equal(g.status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 600));  // the app closes it meanwhile
+    const body = `payload ${i} `.repeat(100000);  // ~1 MB: streamed, not in the head's read
+    const r = await httpRequest(px.port, `/post/${i}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.body, body);
+  }
+});

@@ -10,6 +10,7 @@
 //   /ws               a minimal WebSocket echo (text and binary frames, close, ping)
 // LOG_REQUESTS=1 prints "seen METHOD URL" for every request head that arrives (smuggling tests);
 // LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes a connection.
+// KEEP_ALIVE_MS=N: close an idle keep-alive connection after N ms (Node's default here: 5000).
 const http = require('http');
 const crypto = require('crypto');
 
@@ -175,7 +176,7 @@ if (process.env.LOG_CONNECTIONS === '1') {
   });
 }
 
-server.keepAliveTimeout = 5000;
+server.keepAliveTimeout = Number(process.env.KEEP_ALIVE_MS || 5000);
 server.listen(Number(process.env.PORT), '127.0.0.1', () => {
   console.log(`router-echo ${instance} #${incarnation} listening on ${process.env.PORT}`);
 });
