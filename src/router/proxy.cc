@@ -336,9 +336,9 @@ class Session {
     if (!ok) {
       if (refusal) {
         // The framing of what follows cannot be trusted: answer and close (RFC 9112 11.2).
-        Outcome o;
-        co_await Fail(req.base(), "", start, o, refusal->status, "H400", refusal->reason.c_str(),
-                      true);
+        outcome_ = Outcome{};
+        co_await Fail(req.base(), "", start, outcome_, refusal->status, "H400",
+                      refusal->reason.c_str(), true);
       }
       co_return false;
     }
