@@ -203,11 +203,11 @@ class Session {
   }
 
   // phoenix answers instead of an instance: counted, and logged with its Heroku-style code.
-  Task<void> Fail(const RequestHead& req, const std::string& request_id, Time start, Outcome& o,
-                  int status, const char* code, const char* desc, bool close,
-                  std::string_view extra = {}) {
+  Task<void> Fail(const RequestHead& req, const std::string& request_id, Time start, int status,
+                  const char* code, const char* desc, bool close, std::string_view extra = {}) {
     ++w_.counters.router_errors;
     co_await SendError(status, request_id, close, extra);
+    Outcome& o = outcome_;
     o.status = status;
     o.code = code;
     o.desc = desc;
@@ -337,8 +337,8 @@ class Session {
       if (refusal) {
         // The framing of what follows cannot be trusted: answer and close (RFC 9112 11.2).
         outcome_ = Outcome{};
-        co_await Fail(req.base(), "", start, outcome_, refusal->status, "H400",
-                      refusal->reason.c_str(), true);
+        co_await Fail(req.base(), "", start, refusal->status, "H400", refusal->reason.c_str(),
+                      true);
       }
       co_return false;
     }
@@ -378,8 +378,8 @@ class Session {
           continue;
         }
         const bool close = has_body || !client_keep_alive;
-        co_await Fail(req.base(), request_id, start, o, 503, "H14", "No web instances running",
-                      close, "Retry-After: 1\r\n");
+        co_await Fail(req.base(), request_id, start, 503, "H14", "No web instances running", close,
+                      "Retry-After: 1\r\n");
         co_return !close;
       }
       o.instance = backend->info.instance;
@@ -399,7 +399,7 @@ class Session {
           continue;
         }
         const bool close = has_body || !client_keep_alive;
-        co_await Fail(req.base(), request_id, start, o, 502, "H19", "Backend connection failed",
+        co_await Fail(req.base(), request_id, start, 502, "H19", "Backend connection failed",
                       close);
         co_return !close;
       }
@@ -476,8 +476,7 @@ class Session {
         }
         continue;
       }
-      co_await Fail(req.base(), request_id, start, o, timed_out ? 504 : 502,
-                    timed_out ? "H12" : "H13",
+      co_await Fail(req.base(), request_id, start, timed_out ? 504 : 502, timed_out ? "H12" : "H13",
                     timed_out ? "Request timeout" : "Connection closed without response", true);
       co_return false;
     }
@@ -502,7 +501,7 @@ class Session {
       res.base().set("X-Phoenix-Instance",
                      fmt::format("{}#{}", backend->info.instance, backend->info.incarnation));
     }
-    const bool upstream_ok = co_await Respond(*up, head_method, o, keep_alive);
+    const bool upstream_ok = co_await Respond(*up, head_method, keep_alive);
     if (!upstream_ok) {
       keep_alive = false;
       o.code = "H18";
@@ -519,7 +518,8 @@ class Session {
   // instance cut the body short (the client then sees the connection close). Its own coroutine,
   // so that its buffers are not in every request's frame (a frame over 1,020 bytes is not
   // recycled by Asio: one malloc a request).
-  Task<bool> Respond(Upstream& up, bool head_method, Outcome& o, bool& keep_alive) {
+  Task<bool> Respond(Upstream& up, bool head_method, bool& keep_alive) {
+    Outcome& o = outcome_;
     const RouterConfig& cfg = w_.router.config;
     auto& res = res_parser_->get();
     bool upstream_ok = true;

@@ -41,15 +41,10 @@ reactor_op::status reactive_socket_recv_op_base<phoenix::router::ReadBuffer>::do
       }
       return done;
     }
-    if (n == 0 && (o->state_ & socket_ops::stream_oriented)) {
+    if (n == 0) {           // (only TCP sockets read into a ReadBuffer)
       o->ec_ = error::eof;  // as Asio: end of stream, and nothing more will come
       o->bytes_transferred_ = 0;
       return done_and_exhausted;
-    }
-    if (n == 0) {
-      o->ec_ = boost::system::error_code();
-      o->bytes_transferred_ = 0;
-      return done;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;

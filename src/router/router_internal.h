@@ -52,12 +52,11 @@ template <>
 class reactive_socket_recv_op_base<phoenix::router::ReadBuffer> : public reactor_op {
  public:
   reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
-                               socket_ops::state_type state,
+                               socket_ops::state_type /*state: always a TCP stream*/,
                                const phoenix::router::ReadBuffer& buffer,
                                socket_base::message_flags flags, func_type complete_func)
       : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
         socket_(socket),
-        state_(state),
         buffer_(buffer),
         flags_(flags) {}
 
@@ -65,7 +64,6 @@ class reactive_socket_recv_op_base<phoenix::router::ReadBuffer> : public reactor
 
  private:
   socket_type socket_;
-  socket_ops::state_type state_;
   phoenix::router::ReadBuffer buffer_;
   socket_base::message_flags flags_;
 };
