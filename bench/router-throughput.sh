@@ -9,8 +9,10 @@
 #   nginx:   worker_processes 1 / 2, upstream keepalive 64, proxy_http_version 1.1,
 #            X-Forwarded-For, access_log off.
 #   load:    wrk -t$T -c32 -d${DURATION}s --latency, for each T in WRK_THREADS ("2 1").
-# Runs are interleaved (round 1: every configuration, round 2: every configuration again, in
-# a rotated order, ...); each cell is the median of RUNS runs. Everything is unpinned on
+# Runs are interleaved (round 1: every configuration, round 2: every configuration again, ...),
+# each round in its own random order (SEED=N repeats one): with a fixed cycle, every run of
+# one configuration would follow the same other one, and what that one leaves behind would
+# always count against the same configuration. Each cell is the median of RUNS runs. Everything is unpinned on
 # loopback, so wrk, the proxy and the backend share the cores: the ratios matter more than the
 # absolute rates. "proxy CPU" is the proxy process's utime+stime (nginx: master + workers)
 # per 1,000 requests.
@@ -145,14 +147,16 @@ done
 
 ORDER=(direct phoenix-t1 haproxy-t1 nginx-w1 phoenix-t2 haproxy-t2 nginx-w2)
 RUNS_JSON="$BENCH_TMP/runs.jsonl"
+SEED=${SEED:-$RANDOM}
+echo "# order of each round: random, SEED=$SEED" | emit
 : >"$RUNS_JSON"
 total=0
 for wt in $WRK_THREADS; do total=$((total + RUNS * ${#ORDER[@]})); done
 i=0
 for wt in $WRK_THREADS; do
   for ((r = 0; r < RUNS; r++)); do
-    for ((k = 0; k < ${#ORDER[@]}; k++)); do
-      n=${ORDER[$(((k + r * 3) % ${#ORDER[@]}))]}  # rotate who goes first each round
+    mapfile -t ROUND < <(printf '%s\n' "${ORDER[@]}" | shuf --random-source=<(yes "$(sha256sum <<<"$SEED.$wt.$r")"))
+    for n in "${ROUND[@]}"; do
       i=$((i + 1))
       printf '\r[%d/%d] wrk -t%s -c%s -d%ss  %-12s' "$i" "$total" "$wt" "$CONNS" "$DURATION" "$n" >&2
       router_wait_quiet "$QUIET_WAIT" || NOISY=$((NOISY + 1))
@@ -225,6 +229,23 @@ for (const wt of threads) {
       hx ? fmt(c.p99 / hx.p99, 2) + "x" : "", n === "direct" ? "" : fmt(c.cpu, 1),
       c.errors + (c.bad ? ` (${c.bad} runs failed)` : "")]);
   }
+}
+// Paired by round: each run against the HAProxy run of the same round (seconds apart, so both
+// saw the same machine). The medians above mix rounds; on a shared machine whose speed drifts
+// by 10 % or more over minutes, the ratio of each pair and how many rounds were won say more.
+console.log("\npaired by round (median of the ratios to HAProxy in each round; rounds won):");
+for (const wt of threads) for (const n of order) {
+  if (!/^(phoenix|nginx)-/.test(n)) continue;
+  const h = n.replace(/^(phoenix|nginx)-[tw]/, "haproxy-t");
+  const pairs = [];
+  for (const r of rows.filter((x) => x.name === n && x.wrk_threads === wt && x.ok)) {
+    const o = rows.find((x) => x.name === h && x.wrk_threads === wt && x.round === r.round && x.ok);
+    if (o) pairs.push([r.rps / o.rps, r.p99_ms / o.p99_ms]);
+  }
+  if (!pairs.length) continue;
+  const rw = pairs.filter((p) => p[0] >= 1).length, pw = pairs.filter((p) => p[1] <= 1).length;
+  console.log(`  -t${wt} ${label[n].padEnd(27)} req/s ${fmt(median(pairs.map((p) => p[0])), 2)}x ` +
+    `(${rw} of ${pairs.length})   p99 ${fmt(median(pairs.map((p) => p[1])), 2)}x (${pw} of ${pairs.length})`);
 }
 console.log("\nraw req/s per run (round order):");
 for (const wt of threads) for (const n of order) {
