@@ -9,7 +9,7 @@ if [[ ! -x $BIN ]]; then
   exit 2
 fi
 failed=()
-for b in kill-to-ready sandbox-setup footprint router-throughput router-rotation router-drill audit-time; do
+for b in kill-to-ready sandbox-setup footprint router-throughput router-floor router-rotation router-drill audit-time; do
   echo "=== $b"
   start=$SECONDS
   if "$BENCH_DIR/$b.sh" "$BIN"; then
