@@ -95,6 +95,22 @@ void RemoveHopByHop(Fields& f, bool keep_upgrade) {
 
 }  // namespace
 
+std::optional<Refusal> FixRequestVersion(std::span<char> head) {
+  const std::string_view text(head.data(), head.size());
+  const size_t eol = text.find("\r\n");
+  if (eol == std::string_view::npos || eol < 9) return Refusal{400, "bad version"};
+  char* v = head.data() + eol - 8;  // "HTTP/d.d" ends the request line, after a space
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (v[-1] != ' ' || std::string_view(v, 5) != "HTTP/" || !digit(v[5]) || v[6] != '.' ||
+      !digit(v[7])) {
+    return Refusal{400, "bad version"};
+  }
+  if (v[5] != '1') return Refusal{505, "http version"};
+  if (v[7] <= '1') return Refusal{400, "bad version"};  // 1.0 and 1.1 failed for another reason
+  v[7] = '1';
+  return std::nullopt;
+}
+
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head) {
   // obs-fold (a field line continued on the next line) is refused: RFC 9112 5.2.
   for (size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size();

@@ -8,6 +8,7 @@
 #include <boost/beast/http/message.hpp>
 #include <memory_resource>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,13 @@ struct Refusal {
 // `head` is the raw request head (request line and fields, up to and including the blank
 // line), to see what the parser normalises away (obs-fold).
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head);
+
+// Beast reads HTTP/1.0 and HTTP/1.1 only. For a request line it refused for its version
+// (`head`: the buffered bytes, from the request line on): HTTP/1.x with x > 1 is rewritten in
+// place to HTTP/1.1 (RFC 9110 2.5: a higher minor version is read as the highest one we
+// implement) and nullopt returned, to parse again; another major version (0.9, 2.0) is 505;
+// anything else 400.
+std::optional<Refusal> FixRequestVersion(std::span<char> head);
 
 // Views of strings that outlive the rewrite (no copies a request).
 struct Forwarding {

@@ -520,5 +520,35 @@ TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
   EXPECT_EQ(g.request_id, "");
 }
 
+// What FixRequestVersion makes of `head`: the refusal's status, or 0 and the head rewritten.
+std::pair<int, std::string> FixVersion(std::string head) {
+  auto r = FixRequestVersion({head.data(), head.size()});
+  return {r ? r->status : 0, head};
+}
+
+TEST(FixRequestVersionTest, HigherMinorVersionIsReadAsHttp11) {
+  auto [status, head] = FixVersion("GET /a HTTP/1.2\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(head, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(FixVersion("GET / HTTP/1.9\r\n\r\n").first, 0);
+}
+
+TEST(FixRequestVersionTest, OtherMajorVersionsAre505) {
+  EXPECT_EQ(FixVersion("GET / HTTP/2.0\r\nHost: x\r\n\r\n").first, 505);
+  EXPECT_EQ(FixVersion("GET / HTTP/0.9\r\nHost: x\r\n\r\n").first, 505);
+  EXPECT_EQ(FixVersion("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").first, 505);
+}
+
+TEST(FixRequestVersionTest, MalformedVersionsAre400AndUntouched) {
+  for (std::string bad : {"GET / HTTP/1.10\r\n\r\n", "GET / HTTP/1\r\n\r\n",
+                          "GET / http/1.2\r\n\r\n", "GET /HTTP/1.2\r\n\r\n",
+                          "GET / HTTP/a.2\r\n\r\n", "GET / HTTP/1.2", "HTTP/1.2\r\n",
+                          "GET / HTTP/1.1\r\n\r\n", ""}) {
+    auto [status, head] = FixVersion(bad);
+    EXPECT_EQ(status, 400) << bad;
+    EXPECT_EQ(head, bad);
+  }
+}
+
 }  // namespace
 }  // namespace phoenix::router

@@ -135,8 +135,7 @@ class Session {
   // (idle timeout, client gone) after `refusal` (if any) was answered.
   Task<bool> ReadHead(RequestParser& parser, bool first, std::optional<Refusal>& refusal) {
     const RouterConfig& cfg = w_.router.config;
-    parser.header_limit(static_cast<uint32_t>(cfg.max_header_bytes));
-    parser.body_limit(std::numeric_limits<uint64_t>::max());
+    bool version_fixed = false;
     // Waiting for a next request is the keep-alive idle time; once a byte came (or for a new
     // connection), the whole head must arrive within header_timeout (slowloris).
     bool idle = !first && buf_.size() == 0;
@@ -151,6 +150,14 @@ class Session {
         auto data = buf_.data();
         size_t n = parser.put(asio::buffer(data) + parsed, ec);
         if (ec == http::error::need_more) ec = {};
+        if (ec == http::error::bad_version && parsed == 0 && !version_fixed) {
+          // HTTP/1.2 is read as 1.1; HTTP/2.0 (or 0.9) gets 505, not 400.
+          refusal = FixRequestVersion({static_cast<char*>(data.data()), data.size()});
+          if (refusal) co_return false;
+          version_fixed = true;
+          NewParser();
+          continue;
+        }
         if (ec) {
           refusal = ec == http::error::header_limit ? Refusal{431, "header too large"}
                                                     : Refusal{400, ec.message()};
@@ -323,10 +330,17 @@ class Session {
     return pre;
   }
 
+  // A fresh request parser in parser_, its fields in the request's arena.
+  void NewParser() {
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
+    parser_->header_limit(static_cast<uint32_t>(w_.router.config.max_header_bytes));
+    parser_->body_limit(std::numeric_limits<uint64_t>::max());
+  }
+
   // One request and its response. Returns whether to keep the client connection.
   Task<bool> OneRequest(bool first) {
     const RouterConfig& cfg = w_.router.config;
-    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
+    NewParser();
     auto& parser = *parser_;
     std::optional<Refusal>& refusal = refusal_;
     refusal.reset();

@@ -350,6 +350,16 @@ test('router: 1xx informational answers pass; a body ended by close; HTTP/1.0 ke
   o.write('GET /old-3 HTTP/1.0\r\n\r\n');
   await o.waitClosed();
   assert.match(o.text, /^HTTP\/1\.0 200 /);
+  // A higher minor version is read as HTTP/1.1 (RFC 9110 2.5), the connection kept.
+  const n = await rawConnect(px.port, { t });
+  n.write('GET /minor-2 HTTP/1.2\r\nHost: x\r\n\r\n');
+  await n.waitData((_, d) => parseResponses(d).length === 1, { what: 'the HTTP/1.2 answer' });
+  n.write('GET /minor-9 HTTP/1.9\r\nHost: x\r\n\r\n');
+  await n.waitData((_, d) => parseResponses(d).length === 2, { what: 'the HTTP/1.9 answer' });
+  const [m2, m9] = parseResponses(n.data);
+  assert.match(m2.head, /^HTTP\/1\.1 200/);
+  assert.equal(m2.json.url, '/minor-2');
+  assert.equal(m9.json.url, '/minor-9');
 });
 
 test('router: balance = "least-outstanding" steers around a busy instance', { timeout: 30000 }, async (t) => {
