@@ -540,10 +540,10 @@ TEST(FixRequestVersionTest, OtherMajorVersionsAre505) {
 }
 
 TEST(FixRequestVersionTest, MalformedVersionsAre400AndUntouched) {
-  for (std::string bad : {"GET / HTTP/1.10\r\n\r\n", "GET / HTTP/1\r\n\r\n",
-                          "GET / http/1.2\r\n\r\n", "GET /HTTP/1.2\r\n\r\n",
-                          "GET / HTTP/a.2\r\n\r\n", "GET / HTTP/1.2", "HTTP/1.2\r\n",
-                          "GET / HTTP/1.1\r\n\r\n", ""}) {
+  for (std::string bad :
+       {"GET / HTTP/1.10\r\n\r\n", "GET / HTTP/1\r\n\r\n", "GET / http/1.2\r\n\r\n",
+        "GET /HTTP/1.2\r\n\r\n", "GET / HTTP/a.2\r\n\r\n", "GET / HTTP/1.2", "HTTP/1.2\r\n",
+        "GET / HTTP/1.1\r\n\r\n", ""}) {
     auto [status, head] = FixVersion(bad);
     EXPECT_EQ(status, 400) << bad;
     EXPECT_EQ(head, bad);
