@@ -95,6 +95,13 @@ void RemoveHopByHop(Fields& f, bool keep_upgrade) {
 
 }  // namespace
 
+Refusal HeadTooLarge(std::string_view head, size_t limit) {
+  if (head.substr(0, limit).find('\n') == std::string_view::npos) {
+    return Refusal{414, "request line too long"};
+  }
+  return Refusal{431, "header too large"};
+}
+
 std::optional<Refusal> FixRequestVersion(std::span<char> head) {
   const std::string_view text(head.data(), head.size());
   const size_t eol = text.find("\r\n");

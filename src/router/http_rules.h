@@ -32,6 +32,10 @@ struct Refusal {
 // line), to see what the parser normalises away (obs-fold).
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head);
 
+// A request head over `limit` bytes (`head`: what is buffered of it): 414 when its request
+// line alone is that long (RFC 9112 3: a target longer than we parse is 414), else 431.
+Refusal HeadTooLarge(std::string_view head, size_t limit);
+
 // Beast reads HTTP/1.0 and HTTP/1.1 only. For a request line it refused for its version
 // (`head`: the buffered bytes, from the request line on): HTTP/1.x with x > 1 is rewritten in
 // place to HTTP/1.1 (RFC 9110 2.5: a higher minor version is read as the highest one we

@@ -550,5 +550,11 @@ TEST(FixRequestVersionTest, MalformedVersionsAre400AndUntouched) {
   }
 }
 
+TEST(HeadTooLargeTest, RequestLineOverTheLimitIs414) {
+  EXPECT_EQ(HeadTooLarge("GET /aaaaaaaaaaaa", 10).status, 414);
+  EXPECT_EQ(HeadTooLarge("GET /aaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\n", 10).status, 414);
+  EXPECT_EQ(HeadTooLarge("GET / HTTP/1.1\r\nX-Big: aaaaaaaaaaaaaaaa", 24).status, 431);
+}
+
 }  // namespace
 }  // namespace phoenix::router

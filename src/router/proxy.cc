@@ -38,6 +38,8 @@ const char* ReasonPhrase(int status) {
       return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 414:
+      return "URI Too Long";
     case 417:
       return "Expectation Failed";
     case 431:
@@ -158,15 +160,17 @@ class Session {
           NewParser();
           continue;
         }
+        const std::string_view buffered(static_cast<const char*>(data.data()), data.size());
+        const auto limit = static_cast<size_t>(cfg.max_header_bytes);
         if (ec) {
-          refusal = ec == http::error::header_limit ? Refusal{431, "header too large"}
+          refusal = ec == http::error::header_limit ? HeadTooLarge(buffered, limit)
                                                     : Refusal{400, ec.message()};
           co_return false;
         }
         parsed += n;
         if (parser.is_header_done()) {
-          if (parsed > static_cast<size_t>(cfg.max_header_bytes)) {
-            refusal = Refusal{431, "header too large"};
+          if (parsed > limit) {
+            refusal = HeadTooLarge(buffered, limit);
             co_return false;
           }
           std::string_view head(static_cast<const char*>(data.data()), parsed);
@@ -174,8 +178,8 @@ class Session {
           buf_.consume(parsed);
           co_return !refusal;
         }
-        if (buf_.size() >= static_cast<size_t>(cfg.max_header_bytes)) {
-          refusal = Refusal{431, "header too large"};
+        if (buf_.size() >= limit) {
+          refusal = HeadTooLarge(buffered, limit);
           co_return false;
         }
       }

@@ -1,6 +1,6 @@
 // Slow clients: 1,000 connections dribbling a request head do not stop service to others, and
 // each is closed once header_timeout has passed; an idle keep-alive connection is closed after
-// idle_timeout; a head larger than max_header_bytes gets 431.
+// idle_timeout; a head larger than max_header_bytes gets 431 (414 when its request line is).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -158,6 +158,16 @@ test('router: 431 for a head larger than max_header_bytes', { timeout: 30000 }, 
   // The router answered it, not the app (Node's own limit is 16 KiB, and answers 431 too).
   await px.waitOutput(/router  \| at=error code=H400 desc="header too large" method=GET path="\/many" .*status=431/);
   assert.doesNotMatch(px.stdout, /router  \| at=info method=GET path="\/many"/);
+
+  // A request line longer than the whole limit is a target too long to parse: 414 (RFC 9112 3),
+  // whether it ends before the limit is seen or not.
+  for (const tail of ['', ' HTTP/1.1\r\nHost: x\r\n\r\n']) {
+    const u = await rawConnect(px.port, { t });
+    u.write(`GET /${'u'.repeat(40 * 1024)}${tail}`);
+    await u.waitData(/^HTTP\/1\.1 414 URI Too Long\r\n/, { what: '414' });
+    await u.waitClosed();
+  }
+  await px.waitOutput(/router  \| at=error code=H400 desc="request line too long" .*status=414/);
 
   // Just under the limit passes.
   const ok = await httpRequest(px.port, '/big-ok', { headers: { 'x-big': 'c'.repeat(30 * 1024) } });
