@@ -93,6 +93,33 @@ void RemoveHopByHop(Fields& f, bool keep_upgrade) {
   }
 }
 
+// Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or IPv4 address
+// (unreserved, sub-delims, pct-encoded), or an IP literal in brackets; the port digits.
+bool ValidHost(std::string_view h) {
+  if (h.empty()) return true;  // "empty host" is judged on its own
+  size_t i = 0;
+  if (h[0] == '[') {
+    i = h.find(']');
+    if (i == std::string_view::npos) return false;
+    for (char c : h.substr(1, i - 1)) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    }
+    ++i;
+  } else {
+    static constexpr std::string_view kOther = "-._~!$&'()*+,;=%";
+    for (; i < h.size() && h[i] != ':'; ++i) {
+      const auto c = static_cast<unsigned char>(h[i]);
+      if (!std::isalnum(c) && kOther.find(h[i]) == std::string_view::npos) return false;
+    }
+  }
+  if (i == h.size()) return true;
+  if (h[i] != ':') return false;
+  for (char c : h.substr(i + 1)) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Refusal HeadTooLarge(std::string_view head, size_t limit) {
@@ -127,13 +154,14 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
   if (req.version() != 10 && req.version() != 11) return Refusal{505, "http version"};
   // One walk over the fields for every count below.
   size_t hosts = 0, te = 0, cl = 0;
-  bool host_empty = false;
+  bool host_empty = false, host_bad = false;
   const Fields::value_type* expect = nullptr;
   for (const auto& field : req) {
     switch (field.name()) {
       case http::field::host:
         ++hosts;
         host_empty = field.value().empty();
+        host_bad = !ValidHost(field.value());
         break;
       case http::field::transfer_encoding:
         ++te;
@@ -150,6 +178,9 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
   }
   if (hosts > 1 || (req.version() == 11 && hosts == 0)) return Refusal{400, "host"};
   if (hosts == 1 && host_empty && req.version() == 11) return Refusal{400, "empty host"};
+  // An invalid Host is 400 too (RFC 9112 3.2), and never reaches the app: it builds links,
+  // redirects and password-reset mails from it.
+  if (hosts == 1 && host_bad) return Refusal{400, "bad host"};
   if (te > 0) {
     // HTTP/1.0 has no Transfer-Encoding: its framing is faulty (RFC 9112 6.1).
     if (req.version() == 10) return Refusal{400, "transfer-encoding in HTTP/1.0"};

@@ -112,6 +112,17 @@ TEST(CheckRequestTest, AcceptsNormalRequests) {
   EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost:x\r\nX-A: a\tb  c \r\n\r\n"), 0);
 }
 
+TEST(CheckRequestTest, HostMustBeAHostAndPort) {
+  for (const char* ok : {"example.com", "example.com:8080", "127.0.0.1:80", "[::1]:3000",
+                         "[2001:db8::7]", "xn--bcher-kva.example", "a_b.local", "%41.example"}) {
+    EXPECT_EQ(Verdict(std::string("GET / HTTP/1.1\r\nHost: ") + ok + "\r\n\r\n"), 0) << ok;
+  }
+  for (const char* bad : {"a b", "a/b", "user@evil.example", "evil.example:80:80", "example.com:8o",
+                          "[::1", "[::1]x", "[zz::1]", "a\"b", "a<b>"}) {
+    EXPECT_EQ(Verdict(std::string("GET / HTTP/1.1\r\nHost: ") + bad + "\r\n\r\n"), 400) << bad;
+  }
+}
+
 TEST(CheckRequestTest, RepeatedEqualContentLengthIsAccepted) {
   // RFC 9110 8.6: the same value repeated may be taken as one.
   EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
