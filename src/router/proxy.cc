@@ -522,10 +522,14 @@ class Session {
     const bool upstream_ok = co_await Respond(*up, head_method, keep_alive);
     if (!upstream_ok) {
       keep_alive = false;
-      o.code = "H18";
-      o.desc = "Server response interrupted";
+      if (!o.code) {
+        o.code = "H18";
+        o.desc = "Server response interrupted";
+      }
     }
-    if (upstream_ok && rp_slot->is_done() && res.keep_alive()) {
+    // Bytes read past the response's end (a body to a HEAD or a 204, a second response) are not
+    // an answer to anything: such a connection is closed, never pooled.
+    if (upstream_ok && rp_slot->is_done() && res.keep_alive() && up->buf.size() == 0) {
       w_.Put(std::move(up));
     }
     Log(req.base(), request_id, start, o);
@@ -567,6 +571,16 @@ class Session {
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
           upstream_ok = false;  // cut mid-body: the client sees the connection close
+          if (!head_sent) {
+            // Nothing of it reached the client yet (a bad first chunk, no byte in time): the
+            // client gets a 502 (504) rather than a connection closed without an answer.
+            const bool timed_out = ud.fired;
+            ++w_.counters.router_errors;
+            co_await SendError(timed_out ? 504 : 502, request_id_, true);
+            o.status = timed_out ? 504 : 502;
+            o.code = timed_out ? "H12" : "H13";
+            o.desc = timed_out ? "Request timeout" : "Bad response from the instance";
+          }
           break;
         }
         n = kBodyChunk - res.body().size;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -130,7 +131,14 @@ std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend) 
   while (!list.empty()) {
     std::unique_ptr<Upstream> u = std::move(list.back());
     list.pop_back();
-    if (CoarseNow() - u->idle_since < kIdleUpstream) {
+    if (CoarseNow() - u->idle_since >= kIdleUpstream) continue;
+    // Nothing may be waiting on an idle connection: bytes the instance sent after its response
+    // (a body to a HEAD or a 204, a second response) would be read as the answer to the next
+    // request, and a FIN means it closed. HAProxy and nginx watch their idle connections for
+    // this; here a peek costs one syscall.
+    char c;
+    if (::recv(u->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+        (errno == EAGAIN || errno == EWOULDBLOCK)) {
       u->reused = true;
       u->backend = backend;
       return u;

@@ -1,0 +1,37 @@
+// A backend that answers each path with raw bytes, most of them faulty on purpose, over one
+// keep-alive connection: the router must refuse what it cannot frame (502) and never let bytes
+// past a response's end answer the next request. Every well-formed answer's body names the
+// path it answers, so a desynchronised connection shows.
+const net = require('net');
+
+const ok = (path) => `HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`;
+const RAW = {
+  '/cl-and-te': 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+  '/two-lengths': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
+  '/bare-lf': 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok',
+  '/bad-status': 'HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok',
+  '/not-http': 'hello there\r\n\r\n',
+  '/nul': 'HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok',
+  '/bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
+  '/huge-head': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70000)}\r\nContent-Length: 2\r\n\r\nok`,
+  // Well framed, but followed by bytes that answer nothing.
+  '/then-a-second-response': `${ok('/then-a-second-response')}${ok('/smuggled')}`,
+  '/no-content-with-body': 'HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n/smuggled',
+};
+// Bytes sent a little after a well-framed answer (a separate write, as a server that writes
+// a body for a HEAD request after its head does).
+const LATE = { '/then-late-bytes': ok('/smuggled') };
+
+net.createServer((s) => {
+  let buf = '';
+  s.on('data', (d) => {
+    buf += d.toString('latin1');
+    for (let i; (i = buf.indexOf('\r\n\r\n')) >= 0;) {
+      const path = buf.split(' ')[1];
+      buf = buf.slice(i + 4);
+      s.write(RAW[path] ?? ok(path));
+      if (LATE[path]) setTimeout(() => s.write(LATE[path], () => console.log(`late bytes sent after ${path}`)), 50);
+    }
+  });
+  s.on('error', () => {});
+}).listen(process.env.PORT, '127.0.0.1', () => console.log(`raw backend on ${process.env.PORT}`));

@@ -1,0 +1,41 @@
+// An instance that answers badly: what the router cannot frame is a 502 (never passed on), and
+// bytes an instance sends past a response's end (a second response, a body to a 204, bytes
+// written a little later) never answer the next request on that keep-alive connection.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeApp, up, httpRequest } from './harness.mjs';
+
+const TOML = '[router]\nthreads = 1\n\n[process.web]\ninstances = 1\nstop_timeout = "1s"\n';
+
+test('router: unframeable responses are 502; bytes past a response never answer the next request', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'router-faulty', { files: { 'phoenix.toml': TOML } });
+  const px = await up(app);
+  await px.waitReady(1);
+
+  for (const path of ['/cl-and-te', '/two-lengths', '/bare-lf', '/bad-status', '/not-http', '/nul',
+    '/bad-chunk', '/huge-head']) {
+    const r = await httpRequest(px.port, path).catch((e) => { throw new Error(`${path}: ${e.message}`); });
+    assert.equal(r.status, 502, `${path}: ${r.status} ${r.body}`);
+    assert.equal(r.body, '502 Bad Gateway\n', path);
+    // And the next request is answered by its own response.
+    const next = await httpRequest(px.port, `/after${path}`);
+    assert.equal(next.body, `/after${path}`, `after ${path}`);
+  }
+
+  // Well framed, with more behind it: the answer passes, the rest is dropped with the connection.
+  const second = await httpRequest(px.port, '/then-a-second-response');
+  assert.equal(second.body, '/then-a-second-response');
+  assert.equal((await httpRequest(px.port, '/after-second')).body, '/after-second');
+
+  const noContent = await httpRequest(px.port, '/no-content-with-body');
+  assert.equal(noContent.status, 204);
+  assert.equal((await httpRequest(px.port, '/after-204')).body, '/after-204');
+
+  // Bytes that come after the connection went back to the pool.
+  const late = await httpRequest(px.port, '/then-late-bytes');
+  assert.equal(late.body, '/then-late-bytes');
+  await px.waitOutput('late bytes sent after /then-late-bytes');
+  assert.equal((await httpRequest(px.port, '/after-late')).body, '/after-late');
+
+  assert.doesNotMatch(px.stdout, /path="\/after[^"]*" .*status=502/);
+});
