@@ -97,20 +97,28 @@ void RemoveHopByHop(Fields& f, bool keep_upgrade) {
 // (unreserved, sub-delims, pct-encoded), or an IP literal in brackets; the port digits.
 bool ValidHost(std::string_view h) {
   if (h.empty()) return true;  // "empty host" is judged on its own
+  const auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
   size_t i = 0;
   if (h[0] == '[') {
     i = h.find(']');
-    if (i == std::string_view::npos) return false;
-    for (char c : h.substr(1, i - 1)) {
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    const std::string_view ip = h.substr(1, i == std::string_view::npos ? 0 : i - 1);
+    if (i == std::string_view::npos || ip.find(':') == std::string_view::npos) return false;
+    for (char c : ip) {
+      if (!hex(c) && c != ':' && c != '.') return false;
     }
     ++i;
   } else {
-    static constexpr std::string_view kOther = "-._~!$&'()*+,;=%";
+    static constexpr std::string_view kOther = "-._~!$&'()*+,;=";
     for (; i < h.size() && h[i] != ':'; ++i) {
       const auto c = static_cast<unsigned char>(h[i]);
-      if (!std::isalnum(c) && kOther.find(h[i]) == std::string_view::npos) return false;
+      if (h[i] == '%') {  // pct-encoded: two hex digits
+        if (i + 2 >= h.size() || !hex(h[i + 1]) || !hex(h[i + 2])) return false;
+        i += 2;
+      } else if (!std::isalnum(c) && kOther.find(h[i]) == std::string_view::npos) {
+        return false;
+      }
     }
+    if (i == 0) return false;  // ":80": a port without a host
   }
   if (i == h.size()) return true;
   if (h[i] != ':') return false;

@@ -114,11 +114,13 @@ TEST(CheckRequestTest, AcceptsNormalRequests) {
 
 TEST(CheckRequestTest, HostMustBeAHostAndPort) {
   for (const char* ok : {"example.com", "example.com:8080", "127.0.0.1:80", "[::1]:3000",
-                         "[2001:db8::7]", "xn--bcher-kva.example", "a_b.local", "%41.example"}) {
+                         "[2001:db8::7]", "xn--bcher-kva.example", "a_b.local", "%41.example",
+                         "Example.COM.", "host:", "[::ffff:1.2.3.4]:1"}) {
     EXPECT_EQ(Verdict(std::string("GET / HTTP/1.1\r\nHost: ") + ok + "\r\n\r\n"), 0) << ok;
   }
-  for (const char* bad : {"a b", "a/b", "user@evil.example", "evil.example:80:80", "example.com:8o",
-                          "[::1", "[::1]x", "[zz::1]", "a\"b", "a<b>"}) {
+  for (const char* bad :
+       {"a b", "a/b", "user@evil.example", "evil.example:80:80", "example.com:8o", "[::1", "[::1]x",
+        "[zz::1]", "a\"b", "a<b>", "%", "a%4", "a%zz", ":80", "[]", "[1.2.3.4]"}) {
     EXPECT_EQ(Verdict(std::string("GET / HTTP/1.1\r\nHost: ") + bad + "\r\n\r\n"), 400) << bad;
   }
 }

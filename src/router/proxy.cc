@@ -146,22 +146,34 @@ class Session {
     // the head stays in buf_ until it is complete: its size counts whole, and CheckRequest
     // sees all of it (an obs-fold in an early read included). `parsed`: bytes Beast took.
     size_t parsed = 0;
+    size_t stalled = 0;  // parse again only once buf_ holds more than this
+    const auto limit = static_cast<size_t>(cfg.max_header_bytes);
     for (;;) {
-      if (buf_.size() > parsed) {
+      if (buf_.size() > parsed && buf_.size() > stalled) {
         error_code ec;
         auto data = buf_.data();
+        const std::string_view buffered(static_cast<const char*>(data.data()), data.size());
         size_t n = parser.put(asio::buffer(data) + parsed, ec);
         if (ec == http::error::need_more) ec = {};
         if (ec == http::error::bad_version && parsed == 0 && !version_fixed) {
-          // HTTP/1.2 is read as 1.1; HTTP/2.0 (or 0.9) gets 505, not 400.
-          refusal = FixRequestVersion({static_cast<char*>(data.data()), data.size()});
-          if (refusal) co_return false;
-          version_fixed = true;
+          // HTTP/1.2 is read as 1.1; HTTP/2.0 (or 0.9) gets 505, not 400. Beast judges the
+          // version before the line's end has come: without it, wait for more and parse again.
+          if (buffered.find('\n') != std::string_view::npos) {
+            refusal = FixRequestVersion({static_cast<char*>(data.data()), data.size()});
+            if (refusal) co_return false;
+            version_fixed = true;
+            NewParser();
+            continue;
+          }
+          if (buf_.size() >= limit) {
+            refusal = HeadTooLarge(buffered, limit);
+            co_return false;
+          }
+          stalled = buf_.size();
           NewParser();
-          continue;
+          ec = {};
+          n = 0;
         }
-        const std::string_view buffered(static_cast<const char*>(data.data()), data.size());
-        const auto limit = static_cast<size_t>(cfg.max_header_bytes);
         if (ec) {
           refusal = ec == http::error::header_limit ? HeadTooLarge(buffered, limit)
                                                     : Refusal{400, ec.message()};
@@ -529,7 +541,8 @@ class Session {
     }
     // Bytes read past the response's end (a body to a HEAD or a 204, a second response) are not
     // an answer to anything: such a connection is closed, never pooled.
-    if (upstream_ok && rp_slot->is_done() && res.keep_alive() && up->buf.size() == 0) {
+    // (The parser's keep_alive: the instance's own; `res` was rewritten for the client.)
+    if (upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() && up->buf.size() == 0) {
       w_.Put(std::move(up));
     }
     Log(req.base(), request_id, start, o);

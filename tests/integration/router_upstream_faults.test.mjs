@@ -37,5 +37,12 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   await px.waitOutput('late bytes sent after /then-late-bytes');
   assert.equal((await httpRequest(px.port, '/after-late')).body, '/after-late');
 
+  // An answer with Connection: close ends that connection even when the instance is slow to
+  // close it: the next request, a POST (never retried once sent), goes on a fresh one.
+  assert.equal((await httpRequest(px.port, '/close-soon')).body, '/close-soon');
+  const post = await httpRequest(px.port, '/after-close', { method: 'POST', body: 'x' });
+  assert.equal(post.status, 200, post.body);
+  assert.equal(post.body, '/after-close');
+
   assert.doesNotMatch(px.stdout, /path="\/after[^"]*" .*status=502/);
 });

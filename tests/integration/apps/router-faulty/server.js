@@ -24,11 +24,20 @@ const LATE = { '/then-late-bytes': ok('/smuggled') };
 
 net.createServer((s) => {
   let buf = '';
+  let closing = false;
   s.on('data', (d) => {
+    if (closing) return;  // said Connection: close: what comes after is not read
     buf += d.toString('latin1');
     for (let i; (i = buf.indexOf('\r\n\r\n')) >= 0;) {
       const path = buf.split(' ')[1];
       buf = buf.slice(i + 4);
+      if (path === '/close-soon') {
+        // Announces the close, and closes a little later, as a server finishing a write does.
+        s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 11\r\n\r\n/close-soon');
+        closing = true;
+        setTimeout(() => s.end(), 300);
+        return;
+      }
       s.write(RAW[path] ?? ok(path));
       if (LATE[path]) setTimeout(() => s.write(LATE[path], () => console.log(`late bytes sent after ${path}`)), 50);
     }
