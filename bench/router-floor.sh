@@ -44,10 +44,7 @@ sed -e "s/@PORT@/$DIRECT_PORT/g" -e "s|@DIR@|$BENCH_TMP/direct|g" "$BENCH_TMP/ba
 start_nginx "$BENCH_TMP/direct/nginx.conf"
 
 APP="$BENCH_TMP/nginx-app"
-mkdir -p "$APP"
-cp "$BENCH_TMP/backend.conf.in" "$APP/backend.conf.in"
-# shellcheck disable=SC2016  # $PORT is the instance's, expanded by its shell
-printf '%s\n' 'web: sed -e "s/@PORT@/$PORT/g" -e "s|@DIR@|/tmp|g" backend.conf.in >/tmp/nginx.conf && exec nginx -e /tmp/nginx-error.log -c /tmp/nginx.conf -g "daemon off;"' >"$APP/Procfile"
+nginx_backend_app "$APP" "$BENCH_TMP/backend.conf.in"
 printf '[router]\nthreads = 1\naccess_log = false\n[process.web]\ninstances = 1\n' >"$BENCH_TMP/phoenix.toml"
 p=$(free_port)
 start_phoenix "$APP" "$BENCH_TMP/events.jsonl" "$BENCH_TMP/phoenix.log" --port "$p" --config "$BENCH_TMP/phoenix.toml"
@@ -57,24 +54,7 @@ on_cleanup 'kill -0 "$PHX" 2>/dev/null && stop_phoenix "$PHX"'
 add phoenix "$p" "$PHX"
 
 p=$(free_port)
-cat >"$BENCH_TMP/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  option http-keep-alive
-  option forwardfor
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-frontend fe
-  bind 127.0.0.1:$p
-  default_backend be
-backend be
-  server s1 127.0.0.1:$DIRECT_PORT
-EOF
+haproxy_http_config "$BENCH_TMP/haproxy.cfg" "$p" 1 "$DIRECT_PORT"
 start_haproxy "$BENCH_TMP/haproxy.cfg"
 add haproxy "$p" "$HAPROXY_PID"
 

@@ -49,10 +49,7 @@ add direct "$DIRECT_PORT" "$NGINX_PID" direct
 
 # ------------------------------------------------------------------ phoenix, threads 1 and 2
 APP="$BENCH_TMP/nginx-app"
-mkdir -p "$APP"
-cp "$BENCH_TMP/backend.conf.in" "$APP/backend.conf.in"
-# shellcheck disable=SC2016  # $PORT is the instance's, expanded by its shell
-printf '%s\n' 'web: sed -e "s/@PORT@/$PORT/g" -e "s|@DIR@|/tmp|g" backend.conf.in >/tmp/nginx.conf && exec nginx -e /tmp/nginx-error.log -c /tmp/nginx.conf -g "daemon off;"' >"$APP/Procfile"
+nginx_backend_app "$APP" "$BENCH_TMP/backend.conf.in"
 PHX_PIDS=()
 for t in 1 2; do
   printf '[router]\nthreads = %d\naccess_log = false\n[process.web]\ninstances = 1\n' "$t" >"$BENCH_TMP/phoenix-t$t.toml"
@@ -67,24 +64,7 @@ on_cleanup 'for p in "${PHX_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && stop_phoen
 # ------------------------------------------------------------------ HAProxy, nbthread 1 and 2
 for t in 1 2; do
   p=$(free_port)
-  cat >"$BENCH_TMP/haproxy-t$t.cfg" <<EOF
-global
-  nbthread $t
-  maxconn 4096
-defaults
-  mode http
-  option http-keep-alive
-  option forwardfor
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-frontend fe
-  bind 127.0.0.1:$p
-  default_backend be
-backend be
-  server s1 127.0.0.1:$DIRECT_PORT
-EOF
+  haproxy_http_config "$BENCH_TMP/haproxy-t$t.cfg" "$p" "$t" "$DIRECT_PORT"
   start_haproxy "$BENCH_TMP/haproxy-t$t.cfg"
   add "haproxy-t$t" "$p" "$HAPROXY_PID" haproxy
 done

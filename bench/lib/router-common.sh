@@ -3,6 +3,8 @@
 #   router_need_tools CMD...   apt-get installs haproxy / nginx / wrk when missing
 #   router_private_bin         runs a copy of PHOENIX_BIN (others may rebuild it meanwhile)
 #   nginx_backend_template F   the fast backend's nginx.conf with @PORT@ and @DIR@
+#   nginx_backend_app DIR T    an app (Procfile) whose web process is that backend
+#   haproxy_http_config F PORT NBTHREAD BACKEND_PORT   the benches' HAProxy config
 #   start_nginx CONF -> NGINX_PID;  start_haproxy CONF -> HAPROXY_PID
 #   wait_http PORT [SECONDS]   until GET / on 127.0.0.1:PORT answers 200
 #   run_wrk OUT_JSON ARGS...   wrk with a hard time bound; its output parsed to JSON
@@ -57,6 +59,38 @@ http {
     location / { default_type text/plain; return 200 "ok"; }
   }
 }
+EOF
+}
+
+# nginx_backend_app DIR TEMPLATE: an app whose `web` process is the fast backend (the template's
+# conf with the instance's $PORT), for phoenix to run.
+nginx_backend_app() {
+  mkdir -p "$1"
+  cp "$2" "$1/backend.conf.in"
+  # shellcheck disable=SC2016  # $PORT is the instance's, expanded by its shell
+  printf '%s\n' 'web: sed -e "s/@PORT@/$PORT/g" -e "s|@DIR@|/tmp|g" backend.conf.in >/tmp/nginx.conf && exec nginx -e /tmp/nginx-error.log -c /tmp/nginx.conf -g "daemon off;"' >"$1/Procfile"
+}
+
+# haproxy_http_config FILE PORT NBTHREAD BACKEND_PORT: HAProxy as the benches run it (mode http,
+# keep-alive both ways, X-Forwarded-For, no log) on 127.0.0.1:PORT in front of BACKEND_PORT.
+haproxy_http_config() {
+  cat >"$1" <<EOF
+global
+  nbthread $3
+  maxconn 4096
+defaults
+  mode http
+  option http-keep-alive
+  option forwardfor
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend fe
+  bind 127.0.0.1:$2
+  default_backend be
+backend be
+  server s1 127.0.0.1:$4
 EOF
 }
 
