@@ -520,7 +520,9 @@ class Session {
       Log(req.base(), request_id, start, o);
       co_return false;
     }
-    bool keep_alive = client_keep_alive && !res.need_eof() && parser.is_done();
+    // Connection is hop-by-hop (RFC 9110 7.6.1): an instance that closes its connection does not
+    // close the client's, unless the body ends with that close.
+    bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();
     if (version == 10 && res.chunked()) {
       // HTTP/1.0 has no chunked coding: send the body as is and close to end it.
       res.chunked(false);

@@ -3,7 +3,7 @@
 // written a little later) never answer the next request on that keep-alive connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeApp, up, httpRequest } from './harness.mjs';
+import { makeApp, up, httpRequest, rawConnect } from './harness.mjs';
 
 const TOML = '[router]\nthreads = 1\n\n[process.web]\ninstances = 1\nstop_timeout = "1s"\n';
 
@@ -38,8 +38,15 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   assert.equal((await httpRequest(px.port, '/after-late')).body, '/after-late');
 
   // An answer with Connection: close ends that connection even when the instance is slow to
-  // close it: the next request, a POST (never retried once sent), goes on a fresh one.
-  assert.equal((await httpRequest(px.port, '/close-soon')).body, '/close-soon');
+  // close it: the next request, a POST (never retried once sent), goes on a fresh one. The
+  // client's own connection stays open: Connection is hop-by-hop, the body had a length.
+  const c = await rawConnect(px.port, { t });
+  c.write('GET /close-soon HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData((text) => text.endsWith('/close-soon'), { what: 'the /close-soon answer' });
+  assert.doesNotMatch(c.text, /\r\nConnection: close\r\n/i);
+  c.write('POST /after-close HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx');
+  await c.waitData((text) => text.endsWith('/after-close'), { what: 'the POST answered on the same connection' });
+  assert.match(c.text, /\/close-soonHTTP\/1\.1 200 OK\r\n/);
   const post = await httpRequest(px.port, '/after-close', { method: 'POST', body: 'x' });
   assert.equal(post.status, 200, post.body);
   assert.equal(post.body, '/after-close');

@@ -131,7 +131,11 @@ test('router: an upgrade the app refuses is an ordinary response', { timeout: 30
   c.write(handshake(crypto.randomBytes(16).toString('base64'), '/not-ws'));
   await c.waitData('\r\n\r\n', { what: 'a response' });
   assert.match(c.text, /^HTTP\/1\.1 400 /);
-  await c.waitClosed();
+  // The instance closed its connection (Connection: close); the client's goes on as HTTP/1.1
+  // (RFC 9110 7.8: no upgrade, an ordinary exchange; Connection is hop-by-hop).
+  c.write('GET /after-refused-upgrade HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData(/\/after-refused-upgrade/, { what: 'the next request answered on the same connection' });
+  assert.match(c.text, /\r\n\r\nHTTP\/1\.1 200 /);
 });
 
 test('router: when the instance dies, its tunnels close', { timeout: 30000 }, async (t) => {
