@@ -135,7 +135,7 @@ for wt in $WRK_THREADS; do total=$((total + RUNS * ${#ORDER[@]})); done
 i=0
 for wt in $WRK_THREADS; do
   for ((r = 0; r < RUNS; r++)); do
-    mapfile -t ROUND < <(printf '%s\n' "${ORDER[@]}" | shuf --random-source=<(yes "$(sha256sum <<<"$SEED.$wt.$r")"))
+    mapfile -t ROUND < <(round_order "$SEED" "$wt" "$r" "${ORDER[@]}")
     for n in "${ROUND[@]}"; do
       i=$((i + 1))
       printf '\r[%d/%d] wrk -t%s -c%s -d%ss  %-12s' "$i" "$total" "$wt" "$CONNS" "$DURATION" "$n" >&2

@@ -5,6 +5,7 @@
 #   nginx_backend_template F   the fast backend's nginx.conf with @PORT@ and @DIR@
 #   nginx_backend_app DIR T    an app (Procfile) whose web process is that backend
 #   haproxy_http_config F PORT NBTHREAD BACKEND_PORT   the benches' HAProxy config
+#   round_order SEED WT R NAME...  a round's configurations in a seeded random order
 #   start_nginx CONF -> NGINX_PID;  start_haproxy CONF -> HAPROXY_PID
 #   wait_http PORT [SECONDS]   until GET / on 127.0.0.1:PORT answers 200
 #   run_wrk OUT_JSON ARGS...   wrk with a hard time bound; its output parsed to JSON
@@ -92,6 +93,15 @@ frontend fe
 backend be
   server s1 127.0.0.1:$4
 EOF
+}
+
+# round_order SEED WRK_THREADS ROUND NAME...: the names in this round's random order, one a line,
+# the same for the same seed (shuf reads its randomness from a stream seeded by a hash of the
+# three, so every round differs from its first byte on).
+round_order() {
+  local seed="$1.$2.$3"
+  shift 3
+  printf '%s\n' "$@" | shuf --random-source=<(yes "$(sha256sum <<<"$seed")")
 }
 
 # start_nginx CONF: nginx in the foreground (its master is our child); sets NGINX_PID.
