@@ -54,6 +54,7 @@ struct Running {
   std::optional<int> wait_status;
   std::string setup_error;
   bool started = false, probe_port = false, ready = false;
+  bool ipv6 = false;  // accepted on ::1, not on 127.0.0.1
   bool output_eof = false, status_eof = false, finalized = false;
   asio::steady_timer probe_timer, linger;
   Time spawned_at{};
@@ -256,7 +257,7 @@ class Daemon {
     auto it = running_.find(a.id);
     if (it == running_.end() || !opt_.router) return;
     const Running& r = *it->second;
-    opt_.router->Add({a.id, r.instance, r.number, r.port});
+    opt_.router->Add({a.id, r.instance, r.number, r.port, r.ipv6});
   }
 
   void Do(const StopRoutingAction& a) {
@@ -407,6 +408,7 @@ class Daemon {
     sock->async_connect(ep, [this, r, sock, v6](auto ec) {
       if (r->finalized || r->wait_status) return;
       if (ec) return v6 ? RetryProbe(r) : Probe(r, true);
+      r->ipv6 = v6;  // where the router connects to it
       if (opt_.config.router.health_path.empty()) return MarkReady(r);
       HealthCheck(r, sock);
     });

@@ -276,7 +276,9 @@ class Session {
     d.sock = &u->sock;
     d.at = CoarseNow() + w_.router.config.connect_timeout;
     Watch watch(w_, d);
-    tcp::endpoint ep(asio::ip::address_v4::loopback(), static_cast<unsigned short>(b->info.port));
+    const tcp::endpoint ep(b->info.ipv6 ? asio::ip::address(asio::ip::address_v6::loopback())
+                                        : asio::ip::address(asio::ip::address_v4::loopback()),
+                           static_cast<unsigned short>(b->info.port));
     auto [ec] = co_await u->sock.async_connect(ep, kTuple);
     if (ec) co_return nullptr;
     u->sock.Tune();

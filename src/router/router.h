@@ -20,7 +20,10 @@ struct BackendInfo {
   uint64_t id = 0;       // the incarnation id
   std::string instance;  // "web.2", for logs
   int incarnation = 0;
-  int port = 0;  // on 127.0.0.1
+  int port = 0;  // on 127.0.0.1, or on ::1 when `ipv6`
+  // The instance accepted on ::1 and not on 127.0.0.1: it listens on "localhost", which can
+  // resolve to ::1 alone, or on "::1" itself.
+  bool ipv6 = false;
 };
 
 // Counters, summed over threads when read.

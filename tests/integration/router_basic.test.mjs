@@ -379,6 +379,28 @@ test('router: balance = "least-outstanding" steers around a busy instance', { ti
   assert.equal(seen.size, 2);
 });
 
+test('router: an instance that listens on ::1 only is served there', { timeout: 30000 }, async (t) => {
+  // Bound to "localhost" an app may get ::1 alone. It is ready (it accepts on ::1), so the
+  // router must reach it there too, not refuse every request with 502.
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[process.web]\ninstances = 2\n', '.env': 'LISTEN_HOST=::1\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(2);
+  const seen = new Set();
+  for (let i = 0; i < 6; i++) {
+    const r = await httpGet(px.port, `/v6/${i}`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.url, `/v6/${i}`);
+    seen.add(r.json.instance);
+  }
+  assert.equal(seen.size, 2);
+  const body = 'x'.repeat(100000);
+  const p = await httpRequest(px.port, '/v6/post', { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.json.body, body);
+});
+
 test('router: a POST is not sent on a pooled connection the instance has since closed', { timeout: 30000 }, async (t) => {
   // The app closes idle keep-alive connections after 200 ms, before the router's pool drops
   // them (2 s). The head written on such a connection meets a RST at once, before any of the

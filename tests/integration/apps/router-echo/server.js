@@ -177,7 +177,8 @@ if (process.env.LOG_CONNECTIONS === '1') {
 }
 
 server.keepAliveTimeout = Number(process.env.KEEP_ALIVE_MS || 5000);
-server.listen(Number(process.env.PORT), '127.0.0.1', () => {
+// LISTEN_HOST=::1: an app bound to IPv6 loopback only (as "localhost" can resolve).
+server.listen(Number(process.env.PORT), process.env.LISTEN_HOST || '127.0.0.1', () => {
   console.log(`router-echo ${instance} #${incarnation} listening on ${process.env.PORT}`);
 });
 process.on('SIGTERM', () => {
