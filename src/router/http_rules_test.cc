@@ -76,6 +76,13 @@ std::string Field(const Fields& f, std::string_view name) {
   return it == f.end() ? "<none>" : std::string(it->value());
 }
 
+// Whether a head says chunked as a reader of the message sees it (Beast's serializer).
+template <bool isRequest>
+bool Chunked(const http::header<isRequest, Fields>& h) {
+  http::message<isRequest, http::empty_body, Fields> m{http::header<isRequest, Fields>(h)};
+  return m.chunked();
+}
+
 size_t CountOf(const Fields& f, std::string_view name) {
   size_t n = 0;
   for (const auto& x : f) n += boost::beast::iequals(x.name_string(), name) ? 1 : 0;
@@ -332,6 +339,29 @@ TEST(RewriteRequestTest, ConnectionNamingFramingFieldsDoesNotRemoveThem) {
   EXPECT_EQ(Field(c.req(), "Transfer-Encoding"), "chunked");
 }
 
+TEST(RewriteRequestTest, TransferEncodingGoesOnAsOneChunkedLine) {
+  // Empty list elements are allowed (RFC 9110 5.6.1), so "chunked" among empty lines passes
+  // CheckRequest. Sent on as it came, a parser that reads the first line only (Beast's
+  // serializer, many apps) would see no framing and read the body as requests of its own.
+  for (const char* first : {"", ",", " \t ", ", ,"}) {
+    SCOPED_TRACE(first);
+    Parsed p = Parse(std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + first +
+                     "\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ASSERT_FALSE(p.ec);
+    ASSERT_FALSE(CheckRequest(p.req(), p.head));
+    EXPECT_TRUE(p.parser->chunked());
+    RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+    EXPECT_EQ(CountOf(p.req(), "Transfer-Encoding"), 1u);
+    EXPECT_EQ(Field(p.req(), "Transfer-Encoding"), "chunked");
+    EXPECT_TRUE(Chunked(p.req()));
+  }
+  Parsed p = Parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked ,\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  ASSERT_FALSE(CheckRequest(p.req(), p.head));
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(p.req(), "Transfer-Encoding"), "chunked");
+}
+
 TEST(RewriteRequestTest, NormalisesContentLengthAndDropsExpect) {
   Parsed p = Parse(
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n"
@@ -433,6 +463,56 @@ TEST(RewriteResponseTest, ChunkedResponseKeepsItsFraming) {
   auto res = Response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
   RewriteResponse(res, true, 11);
   EXPECT_EQ(Field(res, "Transfer-Encoding"), "chunked");
+}
+
+// A response head and the parser's verdict on its framing, framing fields normalised.
+ResponseHead Framed(const std::string& raw) {
+  http::response_parser<http::empty_body, Alloc> parser;
+  error_code ec;
+  parser.put(boost::asio::buffer(raw), ec);
+  EXPECT_FALSE(ec) << ec.message();
+  auto res = parser.get().base();
+  const auto length = parser.content_length();
+  NormalizeFraming(res, parser.chunked(), length ? std::optional<uint64_t>(*length) : std::nullopt);
+  return res;
+}
+
+TEST(NormalizeFramingTest, TransferEncodingOnOneLineAsTheParserReadIt) {
+  // An empty first line: Beast's parser decodes chunked, but a reader of the first line (the
+  // router's own framing, the client) would see none, and the body's bytes would go unframed.
+  auto res = Framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(CountOf(res, "Transfer-Encoding"), 1u);
+  EXPECT_EQ(Field(res, "Transfer-Encoding"), "chunked");
+  EXPECT_TRUE(Chunked(res));
+  auto two =
+      Framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: , chunked\r\n\r\n");
+  EXPECT_EQ(Field(two, "Transfer-Encoding"), "gzip, chunked");
+  EXPECT_TRUE(Chunked(two));
+}
+
+TEST(NormalizeFramingTest, ContentLengthGoesWhenTransferEncodingIsThere) {
+  // RFC 9112 6.3: Transfer-Encoding overrides Content-Length, and an intermediary removes it.
+  auto res = Framed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_EQ(CountOf(res, "Content-Length"), 0u);
+  EXPECT_EQ(Field(res, "Transfer-Encoding"), "gzip");
+  EXPECT_FALSE(Chunked(res));
+}
+
+TEST(NormalizeFramingTest, OneCanonicalContentLength) {
+  for (const char* raw : {"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nContent-Length: 005\r\n\r\n"}) {
+    SCOPED_TRACE(raw);
+    auto res = Framed(raw);
+    EXPECT_EQ(CountOf(res, "Content-Length"), 1u);
+    EXPECT_EQ(Field(res, "Content-Length"), "5");
+  }
+  auto plain = Framed("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-A: b\r\n\r\n");
+  EXPECT_EQ(Field(plain, "Content-Length"), "12");
+  EXPECT_EQ(Field(plain, "X-A"), "b");
+  auto none = Framed("HTTP/1.1 200 OK\r\nX-A: b\r\n\r\n");
+  EXPECT_EQ(CountOf(none, "Content-Length"), 0u);
+  EXPECT_EQ(CountOf(none, "Transfer-Encoding"), 0u);
 }
 
 // ---------------------------------------------------------------- request ids

@@ -525,6 +525,9 @@ class Session {
     // Connection is hop-by-hop (RFC 9110 7.6.1): an instance that closes its connection does not
     // close the client's, unless the body ends with that close.
     bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();
+    const auto length = rp_slot->content_length();  // (a boost::optional)
+    NormalizeFraming(res.base(), rp_slot->chunked(),
+                     length ? std::optional<uint64_t>(*length) : std::nullopt);
     if (version == 10 && res.chunked()) {
       // HTTP/1.0 has no chunked coding: send the body as is and close to end it.
       res.chunked(false);

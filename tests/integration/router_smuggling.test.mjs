@@ -102,6 +102,29 @@ test('router: every smuggling vector is refused, the connection closed, nothing 
   assert.match(px.stdout, /router  \| at=error code=H400 desc="content-length with transfer-encoding"|router  \| at=error code=H400 desc="[^"]*" .*status=400/);
 });
 
+test('router: Transfer-Encoding among empty list elements goes on as one chunked line', { timeout: 30000 }, async (t) => {
+  // Empty list elements are valid (RFC 9110 5.6.1), so the router reads "chunked" and decodes
+  // the body. Sent on as it came, an app that reads the first (empty) line sees no framing and
+  // takes the decoded body for a request of its own: one client's response would then answer
+  // another's request.
+  const app = makeApp(t, 'router-echo', { files: { '.env': 'LOG_REQUESTS=1\n', 'phoenix.toml': '[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  const inner = `0\r\n\r\n${hidden(40)}`;
+  for (const first of ['', ',', ' \t']) {
+    const c = await rawConnect(px.port, { t });
+    c.write(`POST /te-list HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${first}\r\nTransfer-Encoding: chunked\r\n\r\n${chunkOf(inner)}0\r\n\r\n`);
+    await c.waitData((text) => /\r\n\r\n\{.*\}$/s.test(text), { what: 'the echo of the POST' });
+    assert.match(c.text, /^HTTP\/1\.1 200 /, c.text);
+    const echo = JSON.parse(c.text.slice(c.text.indexOf('\r\n\r\n') + 4));
+    assert.equal(echo.body, inner, JSON.stringify(first));
+    c.destroy();
+  }
+  await httpGet(px.port, '/sentinel-te-list');
+  await px.waitOutput('seen GET /sentinel-te-list');
+  assert.doesNotMatch(px.stdout, /smuggled-40/);
+});
+
 test('router: a refused request does not disturb the connections of others', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'router-echo');
   const px = await up(app);

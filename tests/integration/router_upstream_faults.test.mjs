@@ -53,3 +53,25 @@ test('router: unframeable responses are 502; bytes past a response never answer 
 
   assert.doesNotMatch(px.stdout, /path="\/after[^"]*" .*status=502/);
 });
+
+test('router: a response\'s framing goes on as the router read it, in one form', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-faulty', { files: { 'phoenix.toml': TOML } });
+  const px = await up(app);
+  await px.waitReady(1);
+  // An empty Transfer-Encoding line before "chunked": the router decodes chunked; sent on as it
+  // came, a client reading the first line would see no framing and read the chunks as the body,
+  // then wait for more on a connection that is out of step.
+  const c = await rawConnect(px.port, { t });
+  c.write('GET /te-empty-then-chunked HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData((text) => text.endsWith('0\r\n\r\n'), { what: 'the chunked answer' });
+  const head = c.text.slice(0, c.text.indexOf('\r\n\r\n'));
+  assert.deepEqual(head.match(/^transfer-encoding:.*$/gim), ['Transfer-Encoding: chunked'], head);
+  assert.match(c.text, /\r\n\r\n16\r\n\/te-empty-then-chunked\r\n0\r\n\r\n$/);
+  // Two equal Content-Length lines: one goes on.
+  const before = c.text.length;
+  c.write('GET /cl-twice HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData((text) => text.endsWith('/cl-twice'), { what: 'the /cl-twice answer' });
+  const second = c.text.slice(before);
+  assert.deepEqual(second.match(/^content-length:.*$/gim), ['Content-Length: 9'], second);
+  assert.equal(c.closed, false);
+});
