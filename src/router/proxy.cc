@@ -23,6 +23,7 @@ using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 constexpr size_t kBodyChunk = 16 * 1024;
 constexpr size_t kCoalesce = 4 * 1024;
+constexpr size_t kMaxResponseHead = 64 * 1024;
 using RequestParser = http::request_parser<http::buffer_body, Alloc>;
 using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
@@ -87,6 +88,10 @@ class Session {
  public:
   Session(Worker& w, Socket sock) : w_(w), client_(std::move(sock)) {
     client_deadline_.sock = &client_;
+    // Unparsed bytes of the client's: a head (max_header_bytes, ReadHead reads 16 KiB at a
+    // time), or a chunk-size line or trailer of a body, which the head's limit does not bound:
+    // one longer than this is a 400, not a buffer that grows as long as the client sends.
+    buf_.max_size(static_cast<size_t>(w.router.config.max_header_bytes) + 16 * 1024);
     error_code ec;
     auto ep = client_.remote_endpoint(ec);
     client_ip_ = ec ? "unknown" : ep.address().to_string();
@@ -272,6 +277,10 @@ class Session {
     // Beast reads at most the buffer's free capacity (512 bytes at least): without room, a
     // body would come 512 bytes a recv(2).
     u->buf.reserve(kBodyChunk);
+    // What the parser has not taken yet: a head (64 KiB at most), or a chunk-size line or a
+    // trailer, which Beast's header limit does not bound. Past this the response is refused
+    // (buffer_overflow), rather than an endless chunk extension growing the buffer.
+    u->buf.max_size(kMaxResponseHead + kBodyChunk);
     Deadline d;
     d.sock = &u->sock;
     d.at = CoarseNow() + w_.router.config.connect_timeout;
@@ -466,7 +475,7 @@ class Session {
           rp_slot.emplace(std::piecewise_construct, std::make_tuple(),
                           std::make_tuple(Alloc(&arena_)));
           rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
-          rp_slot->header_limit(64 * 1024);
+          rp_slot->header_limit(kMaxResponseHead);
           if (head_method) rp_slot->skip(true);
           up_deadline(cfg.response_timeout);
           size_t before = up->buf.size();

@@ -125,6 +125,23 @@ test('router: Transfer-Encoding among empty list elements goes on as one chunked
   assert.doesNotMatch(px.stdout, /smuggled-40/);
 });
 
+test('router: an endless chunk-size line or trailer is refused, not buffered', { timeout: 30000 }, async (t) => {
+  // The head limit does not bound what the parser holds between chunks: without a bound of its
+  // own, one client makes the router keep every byte it sends.
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  for (const [name, start] of [['chunk extension', '5;a='], ['trailer', '0\r\nX-T: ']]) {
+    const c = await rawConnect(px.port, { t });
+    c.socket.on('error', () => {});
+    c.write(`POST /endless HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${start}`);
+    c.write('b'.repeat(4 << 20));
+    await c.waitClosed({ timeout: 10000 });
+    assert.match(c.text, /^HTTP\/1\.1 400 /, `${name}: ${JSON.stringify(c.text.slice(0, 200))}`);
+  }
+  assert.equal((await httpGet(px.port, '/after-endless')).status, 200);
+});
+
 test('router: a refused request does not disturb the connections of others', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'router-echo');
   const px = await up(app);

@@ -17,6 +17,9 @@ const RAW = {
   // Framing fields that readers may take differently: sent on in one form only.
   '/te-empty-then-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n16\r\n/te-empty-then-chunked\r\n0\r\n\r\n',
   '/cl-twice': 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n/cl-twice',
+  // A chunk extension that never ends (the connection stays open): the router's buffer must not
+  // grow with it.
+  '/endless-chunk-ext': `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=${'b'.repeat(1 << 20)}`,
   // Well framed, but followed by bytes that answer nothing.
   '/then-a-second-response': `${ok('/then-a-second-response')}${ok('/smuggled')}`,
   '/no-content-with-body': 'HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n/smuggled',
