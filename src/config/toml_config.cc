@@ -30,6 +30,11 @@ constexpr std::string_view kFilesystemKeys[] = {"mode", "writable"};
 constexpr std::string_view kChaosKeys[] = {"mean_time_between_kills", "hours"};
 constexpr std::string_view kFilesystemModes[] = {"ephemeral", "strict", "none"};
 
+// Durations end up added to steady_clock time points, which count nanoseconds in an int64 (about
+// 292 years); a longer one overflows into the past, so "200000d" would mean "at once". A century
+// is longer than any real timeout or max_age.
+constexpr Millis kMaxDuration = std::chrono::hours(24 * 36500);
+
 bool Contains(NameList names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -239,6 +244,11 @@ class TomlApplier {
     ASSIGN_OR_RETURN(std::string text, ExpectString(node, path, "\"90s\" or \"24h\""));
     auto duration = ParseDuration(text);
     if (!duration.ok()) return ValueError(node, path, duration.error().message);
+    if (*duration > kMaxDuration) {
+      return ValueError(node, path,
+                        fmt::format("{} is too long (at most {}, 100 years)", QuoteForMessage(text),
+                                    FormatDuration(kMaxDuration)));
+    }
     return *duration;
   }
 

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -346,6 +347,29 @@ TEST(ApplyTomlTest, BadDurationsNameTheKey) {
   EXPECT_TOML_ERROR("[chaos]\nmean_time_between_kills = \"5y\"\n",
                     "phoenix.toml:2:27: chaos.mean_time_between_kills: invalid duration '5y': "
                     "unknown unit 'y'");
+}
+
+// Durations are added to nanosecond clock time points later; beyond ~292 years those overflow.
+TEST(ApplyTomlTest, DurationsAreCappedAtACentury) {
+  EXPECT_TOML_ERROR("[process.web]\nmax_age = \"200000d\"\nmax_age_jitter = \"1h\"\n",
+                    "phoenix.toml:2:11: process.web.max_age: '200000d' is too long (at most "
+                    "36500d, 100 years)");
+  for (const char* key : {"max_age_jitter", "boot_timeout", "drain_timeout", "stop_timeout"}) {
+    EXPECT_TOML_ERROR(fmt::format("[process.worker]\nmax_age = 0\n{} = \"36501d\"\n", key),
+                      fmt::format("phoenix.toml:3:{}: process.worker.{}: '36501d' is too long",
+                                  std::string_view(key).size() + 4, key));
+  }
+  for (const char* key : {"header_timeout", "idle_timeout", "connect_timeout", "response_timeout",
+                          "retry_timeout", "tunnel_timeout"}) {
+    EXPECT_TOML_ERROR(fmt::format("[router]\n{} = \"876001h\"\n", key),
+                      fmt::format("phoenix.toml:2:{}: router.{}: '876001h' is too long",
+                                  std::string_view(key).size() + 4, key));
+  }
+  EXPECT_TOML_ERROR("[chaos]\nmean_time_between_kills = \"9999999d\"\n",
+                    "phoenix.toml:2:27: chaos.mean_time_between_kills: '9999999d' is too long");
+  // The cap itself is fine.
+  Config config = MustApply("[process.web]\nmax_age = \"36500d\"\nboot_timeout = \"36500d\"\n");
+  EXPECT_EQ(config.processes[0].max_age, hours(24 * 36500));
 }
 
 TEST(ApplyTomlTest, BadWindowsNameTheKey) {
