@@ -14,6 +14,11 @@ namespace {
 constexpr std::string_view kProcfileExample =
     "expected 'type: command', e.g. 'web: node server.js'";
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+// A type names the instances ("web.2") and their layer folders, which must fit a file name.
+constexpr size_t kMaxTypeLength = 63;
+// The command reaches `sh -c` as one argument (after a short "exec " phoenix may add); Linux
+// refuses an argument over MAX_ARG_STRLEN (128 KiB with its NUL), and exec fails as "not found".
+constexpr size_t kMaxCommandBytes = 128 * 1024 - 64;
 
 bool IsTypeChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -58,10 +63,21 @@ Result<ProcfileEntry> ParseEntry(std::string_view line, int line_number,
                                "'_' and '-')",
                                QuoteForMessage(line.substr(type_end, 1)), QuoteForMessage(type)));
   }
+  if (type.size() > kMaxTypeLength) {
+    return ErrorAt(file_name, line_number, begin + 1,
+                   fmt::format("process type '{}...' is {} characters long (at most {})",
+                               type.substr(0, 16), type.size(), kMaxTypeLength));
+  }
   std::string_view command = Trim(line.substr(colon + 1));
   if (command.empty()) {
     return ErrorAt(file_name, line_number, colon + 2,
                    fmt::format("empty command for process type '{}' ({})", type, kProcfileExample));
+  }
+  if (command.size() > kMaxCommandBytes) {
+    return ErrorAt(file_name, line_number, static_cast<size_t>(command.data() - line.data()) + 1,
+                   fmt::format("the command of process type '{}' is {} bytes long (at most {}: "
+                               "Linux limits one argument of `sh -c` to 128 KiB)",
+                               type, command.size(), kMaxCommandBytes));
   }
   return ProcfileEntry{std::string(type), std::string(command), line_number};
 }
@@ -83,6 +99,11 @@ Result<std::vector<ProcfileEntry>> ParseProcfile(const std::string& text,
     std::string_view line = rest.substr(0, newline);
     rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // exec would end the command at the NUL, silently running less than what is written.
+    if (size_t nul = line.find('\0'); nul != std::string_view::npos) {
+      return ErrorAt(file_name, line_number, nul + 1,
+                     "NUL byte in the line (a Procfile is text; remove it)");
+    }
 
     std::string_view content = Trim(line);
     if (content.empty() || content.front() == '#') continue;

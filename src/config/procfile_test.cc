@@ -148,6 +148,36 @@ TEST(ParseProcfileTest, ReportsTheFirstError) {
   EXPECT_EQ(message.rfind("Procfile:1:", 0), 0u) << message;
 }
 
+// exec stops at a NUL: "a\0; b" would run only "a".
+TEST(ParseProcfileTest, NulByteIsRefused) {
+  std::string text("web: node s.js\nworker: node w.js\0; echo hi\n", 43);
+  EXPECT_EQ(ErrorOf(ParseProcfile(text, "Procfile")),
+            "Procfile:2:18: NUL byte in the line (a Procfile is text; remove it)");
+  EXPECT_EQ(ErrorOf(ParseProcfile(std::string("# a\0b\nweb: x\n", 13), "Procfile"))
+                .rfind("Procfile:1:4: NUL byte", 0),
+            0u);
+}
+
+// A type names instances and their layer folders; a 300-character one could never be born.
+TEST(ParseProcfileTest, TypeLengthIsLimited) {
+  MustParse(std::string(63, 'w') + ": x\n");
+  std::string message =
+      ErrorOf(ParseProcfile("web: a\n  " + std::string(64, 'w') + ": x\n", "Procfile"));
+  EXPECT_EQ(message,
+            "Procfile:2:3: process type 'wwwwwwwwwwwwwwww...' is 64 characters long (at "
+            "most 63)");
+}
+
+// The command is one argument of `sh -c`: Linux refuses one over 128 KiB at exec.
+TEST(ParseProcfileTest, CommandLengthIsLimited) {
+  MustParse("web: " + std::string(128 * 1024 - 64, 'x') + "\n");
+  std::string message =
+      ErrorOf(ParseProcfile("web:  " + std::string(128 * 1024, 'x') + "\n", "Procfile"));
+  EXPECT_EQ(message,
+            "Procfile:1:7: the command of process type 'web' is 131072 bytes long (at "
+            "most 131008: Linux limits one argument of `sh -c` to 128 KiB)");
+}
+
 // Arbitrary bytes never crash the parser and always yield entries or a positioned error.
 TEST(ParseProcfileTest, SurvivesArbitraryBytes) {
   unsigned state = 12345;
