@@ -10,6 +10,7 @@
 // No variable expansion: dotenv does not expand either (that is dotenv-expand's job).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string_view>
 
 #include "config/config.h"
@@ -18,6 +19,9 @@ namespace phoenix {
 namespace {
 
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+// Linux refuses at exec an environment string ("KEY=value" and its NUL) over MAX_ARG_STRLEN,
+// 128 KiB; the instance would then fail as "command not found" on every birth.
+constexpr size_t kMaxEnvStringBytes = 128 * 1024 - 1;
 
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 bool IsKeyStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
@@ -71,6 +75,7 @@ class DotenvParser {
       : cursor_(text), file_name_(file_name) {}
 
   Result<std::map<std::string, std::string>> Parse() {
+    RETURN_IF_ERROR(RefuseNul());
     std::map<std::string, std::string> env;
     while (!cursor_.AtEnd()) {
       cursor_.SkipBlanks();
@@ -80,7 +85,15 @@ class DotenvParser {
       }
       SkipExport();
       ASSIGN_OR_RETURN(std::string key, ParseKey());
+      int value_line = cursor_.line();
+      size_t value_column = cursor_.column();
       ASSIGN_OR_RETURN(std::string value, ParseValue(key));
+      if (size_t bytes = key.size() + 1 + value.size(); bytes > kMaxEnvStringBytes) {
+        return ErrorAt(value_line, value_column,
+                       fmt::format("'{}=...' is {} bytes long (at most {}: Linux limits one "
+                                   "environment variable to 128 KiB)",
+                                   key, bytes, kMaxEnvStringBytes));
+      }
       env[key] = std::move(value);  // The last definition wins, as in dotenv and docker.
     }
     return env;
@@ -92,6 +105,18 @@ class DotenvParser {
   }
   Error ErrorHere(std::string_view message) const {
     return ErrorAt(cursor_.line(), cursor_.column(), message);
+  }
+
+  // The environment is C strings: a NUL would silently cut the value short ("a\0b" is "a").
+  Status RefuseNul() const {
+    std::string_view text = cursor_.Rest();
+    size_t nul = text.find('\0');
+    if (nul == std::string_view::npos) return OkStatus();
+    std::string_view before = text.substr(0, nul);
+    int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+    size_t line_start = before.rfind('\n');
+    size_t column = line_start == std::string_view::npos ? nul + 1 : nul - line_start;
+    return ErrorAt(line, column, "NUL byte (a .env file is text; remove it)");
   }
 
   // `export KEY=value` lets the same file be sourced by a shell.

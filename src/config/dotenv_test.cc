@@ -210,6 +210,26 @@ TEST(ParseDotenvTest, ErrorsNameTheFileGiven) {
   EXPECT_EQ(result.error().message.rfind("config/prod.env:1:4: ", 0), 0u);
 }
 
+// The environment is C strings: FOO=a\0b would silently become FOO=a.
+TEST(ParseDotenvTest, NulByteIsRefused) {
+  EXPECT_EQ(ErrorOf(std::string("A=1\nFOO=a\0b\n", 12)),
+            ".env:2:6: NUL byte (a .env file is text; remove it)");
+  EXPECT_EQ(ErrorOf(std::string("\xEF\xBB\xBF\0", 4)).rfind(".env:1:1: NUL byte", 0), 0u);
+  EXPECT_EQ(ErrorOf(std::string("A=\"x\r\ny\0\"\n", 9)).rfind(".env:2:2: NUL byte", 0), 0u);
+}
+
+// "KEY=value" over 128 KiB fails at exec as "command not found", for every instance.
+TEST(ParseDotenvTest, EnvironmentStringLengthIsLimited) {
+  // "FOO=" and the value, with the terminating NUL, exactly fill 128 KiB.
+  Env env = MustParse("FOO=" + std::string(128 * 1024 - 5, 'x') + "\n");
+  EXPECT_EQ(env["FOO"].size(), 128u * 1024 - 5);
+  EXPECT_EQ(ErrorOf("A=1\nFOO=\"" + std::string(128 * 1024 - 4, 'x') + "\"\n"),
+            ".env:2:5: 'FOO=...' is 131072 bytes long (at most 131071: Linux limits one "
+            "environment variable to 128 KiB)");
+  EXPECT_EQ(ErrorOf("FOO=" + std::string(200000, 'x')).rfind(".env:1:5: 'FOO=...' is 200004", 0),
+            0u);
+}
+
 // Arbitrary bytes never crash the parser and always yield a map or a positioned error.
 TEST(ParseDotenvTest, SurvivesArbitraryBytes) {
   unsigned state = 54321;
