@@ -24,6 +24,7 @@ using namespace asio::experimental::awaitable_operators;
 constexpr size_t kBodyChunk = 16 * 1024;
 constexpr size_t kCoalesce = 4 * 1024;
 constexpr size_t kMaxResponseHead = 64 * 1024;
+constexpr int kMaxLostSends = 2;
 using RequestParser = http::request_parser<http::buffer_body, Alloc>;
 using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
@@ -397,6 +398,7 @@ class Session {
     Outcome& o = outcome_;  // (a member: the request's frame stays small)
     o = Outcome{};
     int attempts = 0;
+    int lost_sends = 0;  // sent, and its connection failed before any answer
     uint64_t avoid = 0;
     bool body_started = false;
     bool fresh = false;  // a pooled connection failed: no more pooled ones for this request
@@ -501,13 +503,18 @@ class Session {
       // closed as we sent: the app never saw the request).
       bool safe = !body_started && !timed_out && !got_byte &&
                   (IsIdempotent(req.method()) || (reused && !sent));
+      // Sent once more at most: a request that kills the instance serving it (a "request of
+      // death") must not be fed to the next instance, and the next, and their successors; one
+      // retry covers an instance that died under it by chance (nginx tries each server once,
+      // HAProxy retries only failed connects).
+      if (sent && ++lost_sends >= kMaxLostSends) safe = false;
       if (safe && attempts >= 3 && Clock::now() < wait_until) {
         co_await Pause();  // as above: the instances died; wait for their successors
         attempts = 0;
       }
       if (safe && ++attempts < 4) {
         ++w_.counters.retries;
-        avoid = reused ? 0 : backend->info.id;
+        avoid = backend->info.id;
         if (reused) {
           // Either it went stale or its instance died (kill --now): then every pooled
           // connection to it is dead too, and retrying on them would use up the attempts. The

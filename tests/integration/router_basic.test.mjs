@@ -379,6 +379,28 @@ test('router: balance = "least-outstanding" steers around a busy instance', { ti
   assert.equal(seen.size, 2);
 });
 
+test('router: a request that kills its instance is sent once more at most, then 502', { timeout: 30000 }, async (t) => {
+  // A GET is retried when its instance died before answering (it may have died by chance), but
+  // a request that kills every instance it reaches must not take the whole fleet down with it.
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 3\n' } });
+  const px = await up(app);
+  await px.waitReady(3);
+  const id = 'request-of-death-0123456789';
+  const r = await httpGet(px.port, '/crash', { headers: { 'x-request-id': id }, timeout: 10000 });
+  assert.equal(r.status, 502, r.text);
+  await px.waitEvents((ev) => ev.filter((e) => e.event === 'died').length >= 2, { what: 'two deaths' });
+  // The third instance never got it, and serves on.
+  const seen = new Set();
+  for (let i = 0; i < 6; i++) {
+    const g = await httpGet(px.port, `/after-crash-${i}`);
+    assert.equal(g.status, 200, g.text);
+    seen.add(g.json.instance);
+  }
+  assert.equal((px.stdout.match(new RegExp(`crash on ${id}`, 'g')) || []).length, 2, px.stdout);
+  assert.equal(px.events().filter((e) => e.event === 'died').length, 2);
+  assert.match(px.stdout, /code=H13 .*path="\/crash".*status=502/);
+});
+
 test('router: an instance that listens on ::1 only is served there', { timeout: 30000 }, async (t) => {
   // Bound to "localhost" an app may get ::1 alone. It is ready (it accepts on ::1), so the
   // router must reach it there too, not refuse every request with 502.

@@ -8,6 +8,7 @@
 //   /hints            a 103 Early Hints, then the answer
 //   /until-close      a body delimited by the end of the connection (no Content-Length, not chunked)
 //   /ws               a minimal WebSocket echo (text and binary frames, close, ping)
+//   /crash            exits (status 3) without answering
 // LOG_REQUESTS=1 prints "seen METHOD URL" for every request head that arrives (smuggling tests);
 // LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes a connection.
 // KEEP_ALIVE_MS=N: close an idle keep-alive connection after N ms (Node's default here: 5000).
@@ -66,6 +67,11 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
       json(res, 200, { slept: ms });
     }, ms);
     return;
+  }
+  if (url.pathname === '/crash') {
+    // A request that kills the instance serving it, before any answer.
+    console.log(`crash on ${req.headers['x-request-id']}`);
+    process.exit(3);
   }
   if (url.pathname === '/upload') {
     let bytes = 0;
