@@ -572,7 +572,11 @@ class Daemon {
     ::unlink(path.c_str());  // we hold the lock: a socket file here is a dead phoenix's
     boost::system::error_code ec;
     acceptor_.open(stream_protocol(), ec);
-    if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+    try {
+      if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
+    } catch (const boost::system::system_error& error) {  // the path does not fit sun_path
+      ec = error.code();
+    }
     if (!ec) ::chmod(path.c_str(), 0600);  // only its owner may talk to phoenix
     if (!ec) acceptor_.listen(64, ec);
     if (ec) return Error{fmt::format("control socket {}: {}", path, ec.message())};

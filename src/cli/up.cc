@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -73,6 +74,15 @@ int Up(const UpOptions& options) {
   }
 
   d.state_dir = control::AppStateDir(config->app_root);
+  // Checked before the state folder is made: a socket path the kernel cannot bind would
+  // otherwise stop phoenix only after the lock is taken and the router listens.
+  if (std::string socket = control::SocketPath(d.state_dir);
+      socket.size() >= sizeof(sockaddr_un::sun_path)) {
+    return Refuse(fmt::format(
+        "{}: path too long for a unix socket ({} bytes, at most {}); set PHOENIX_STATE_DIR to a "
+        "shorter folder",
+        socket, socket.size(), sizeof(sockaddr_un::sun_path) - 1));
+  }
   if (Status s = os::MakeDirs(control::LayersDir(d.state_dir), 0700); !s.ok()) {
     return Refuse("state folder: " + s.error().message);
   }
