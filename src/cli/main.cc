@@ -1,5 +1,6 @@
 // phoenix: run any $PORT-reading app as disposable instances. main() parses the command line
 // and hands over to one function per subcommand (cli/commands.h).
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,34 @@
 #include "audit/audit.h"
 #include "cli/commands.h"
 #include "sandbox/init.h"
+
+namespace {
+
+// "0.5", ".25", "1": plain decimal in (0, 1]. Not "nan" (which passes every range check),
+// "0x1p-1" or "5e-1", which strtod would take.
+phoenix::Result<double> ParseFraction(const std::string& text) {
+  constexpr std::string_view kExpected = "more than 0 and at most 1";
+  bool well_formed = !text.empty() && text != ".";
+  bool seen_point = false;
+  for (char c : text) {
+    if (c == '.' && !seen_point) {
+      seen_point = true;
+    } else if (c < '0' || c > '9') {
+      well_formed = false;
+    }
+  }
+  if (!well_formed) {
+    return phoenix::Error{fmt::format("{} is not a decimal number (expected {}, e.g. 0.5)",
+                                      phoenix::QuoteForMessage(text), kExpected)};
+  }
+  double value = std::strtod(text.c_str(), nullptr);
+  if (value <= 0.0 || value > 1.0) {
+    return phoenix::Error{fmt::format("{} is out of range (expected {})", text, kExpected)};
+  }
+  return value;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // The sandbox init is this same binary, re-executed inside the new namespaces.
@@ -22,10 +51,12 @@ int main(int argc, char** argv) {
 
   UpOptions up;
   std::vector<std::string> scale_words;
-  int port = 0;
+  // Numbers are read as text and parsed here: CLI11 would take "044267" as octal and "0x48A9"
+  // as hex, so a port would silently differ from the one typed.
+  std::string port_text;
   auto* up_cmd = app.add_subcommand("up", "start the app in DIR (default .) and supervise it");
   up_cmd->add_option("dir", up.load.dir, "app root: a folder with a Procfile");
-  up_cmd->add_option("--port", port, "public port of the web type")->check(CLI::Range(1, 65535));
+  up_cmd->add_option("--port", port_text, "public port of the web type (1..65535)");
   up_cmd->add_option("--scale", scale_words, "instances per type: web=3,worker=1");
   up_cmd->add_option("--config", up.load.config_file, "phoenix.toml to use");
   up_cmd->add_option("--env", up.load.env_file, ".env file to use");
@@ -62,18 +93,18 @@ int main(int argc, char** argv) {
   rotate_cmd->add_option("type", rotate_type, "only this process type");
 
   std::string drill_type;
-  double fraction = 1.0;
+  std::string fraction_text;
   bool drill_all = false;
   auto* drill_cmd =
       app.add_subcommand("drill", "SIGKILL instances at once, report the time to full recovery");
   drill_cmd->add_option("type", drill_type, "only this process type");
   auto* all_flag = drill_cmd->add_flag("--all", drill_all, "every instance (the default)");
-  drill_cmd->add_option("--fraction", fraction, "this fraction of the instances, e.g. 0.5")
-      ->check(CLI::Range(0.0, 1.0))
+  drill_cmd->add_option("--fraction", fraction_text, "this fraction of the instances, e.g. 0.5")
       ->excludes(all_flag);
 
   phoenix::audit::AuditOptions audit;
   std::string scenario_file, har_file, json_file, junit_file, audit_config, audit_env;
+  std::string instances_text;
   auto* audit_cmd = app.add_subcommand(
       "audit", "is the app stateless? replay traffic on a baseline, spread and reborn instances");
   audit_cmd->add_option("dir", audit.dir, "app root: a folder with a Procfile (default .)");
@@ -81,8 +112,8 @@ int main(int argc, char** argv) {
       audit_cmd->add_option("--scenario", scenario_file, "the traffic: a scenario file (JSON)");
   auto* har_opt = audit_cmd->add_option("--har", har_file, "the traffic: a HAR 1.2 recording");
   har_opt->excludes(scenario_opt);
-  audit_cmd->add_option("--instances", audit.instances, "instances in the spread run (default 2)")
-      ->check(CLI::Range(2, 16));
+  audit_cmd->add_option("--instances", instances_text,
+                        "instances in the spread run, 2..16 (default 2)");
   audit_cmd->add_option("--json", json_file, "write the report as JSON to FILE");
   audit_cmd->add_option("--junit", junit_file, "write the report as JUnit XML to FILE");
   audit_cmd->add_flag("--keep", audit.keep, "keep the runs' logs and instances' layers");
@@ -120,12 +151,28 @@ int main(int argc, char** argv) {
     return true;
   };
 
+  // "--flag: 'x' is not a whole number (expected 1..65535)", as $PORT and --scale say it.
+  auto parse_number = [](const std::string& flag, const std::string& text, int min, int max,
+                         auto& out) {
+    auto parsed = phoenix::ParseWholeNumber(text, min, max);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "phoenix: %s: %s\n", flag.c_str(), parsed.error().message.c_str());
+      return false;
+    }
+    out = *parsed;
+    return true;
+  };
+
   if (*up_cmd) {
-    if (port) up.load.port = port;
+    if (up_cmd->count("--port") > 0 && !parse_number("--port", port_text, 1, 65535, up.load.port))
+      return kExitUsage;
     if (!parse_counts(scale_words, up.load.scale)) return kExitUsage;
     return Up(up);
   }
   if (*audit_cmd) {
+    if (audit_cmd->count("--instances") > 0 &&
+        !parse_number("--instances", instances_text, 2, 16, audit.instances))
+      return kExitUsage;
     if (!scenario_file.empty()) audit.scenario_file = scenario_file;
     if (!har_file.empty()) audit.har_file = har_file;
     if (!json_file.empty()) audit.json_file = json_file;
@@ -151,9 +198,14 @@ int main(int argc, char** argv) {
   if (*stop_cmd) return Stop();
   if (*rotate_cmd) return Rotate(rotate_type);
   if (*drill_cmd) {
-    if (fraction <= 0.0) {
-      std::fprintf(stderr, "phoenix: drill: --fraction must be more than 0\n");
-      return kExitUsage;
+    double fraction = 1.0;
+    if (drill_cmd->count("--fraction") > 0) {
+      auto parsed = ParseFraction(fraction_text);
+      if (!parsed.ok()) {
+        std::fprintf(stderr, "phoenix: drill: --fraction: %s\n", parsed.error().message.c_str());
+        return kExitUsage;
+      }
+      fraction = *parsed;
     }
     return Drill(drill_type, drill_all ? 1.0 : fraction);
   }

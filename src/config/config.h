@@ -100,6 +100,10 @@ struct LoadOptions {
   std::map<std::string, int> scale;  // from --scale web=3,worker=1
 };
 
+// A whole number as users type it in flags and $PORT: decimal digits only ("80", "0080"; not
+// "+80", " 80", "0x50" or "1e3"), within min..max. The message says which rule was broken.
+Result<int> ParseWholeNumber(std::string_view text, int min, int max);
+
 // Parses "web=3,worker=1" (also accepts separate "web=3" words joined by the caller).
 Result<std::map<std::string, int>> ParseScale(const std::string& text);
 

@@ -104,23 +104,6 @@ Result<std::string> ResolveAppRoot(const std::string& dir) {
   return root.string();
 }
 
-// Strict decimal: "80", not "+80", " 80" or "0x50"; a number that the caller shows as is.
-Result<int> ParseBoundedInt(std::string_view text, int min, int max) {
-  if (text.empty() || !std::all_of(text.begin(), text.end(), IsDigit)) {
-    return Error{
-        fmt::format("{} is not a whole number (expected {}..{})", QuoteForMessage(text), min, max)};
-  }
-  long long value = 0;
-  for (char c : text) {
-    value = value * 10 + (c - '0');
-    if (value > max) break;  // Stops before a long run of digits can overflow.
-  }
-  if (value < min || value > max) {
-    return Error{fmt::format("{} is out of range ({}..{})", text, min, max)};
-  }
-  return static_cast<int>(value);
-}
-
 std::string UnknownTypeMessage(std::string_view type, const Config& config) {
   std::vector<std::string> types;
   for (const ProcessConfig& process : config.processes) types.push_back(process.type);
@@ -202,6 +185,22 @@ std::string QuoteForMessage(std::string_view text) {
   return out;
 }
 
+Result<int> ParseWholeNumber(std::string_view text, int min, int max) {
+  if (text.empty() || !std::all_of(text.begin(), text.end(), IsDigit)) {
+    return Error{
+        fmt::format("{} is not a whole number (expected {}..{})", QuoteForMessage(text), min, max)};
+  }
+  long long value = 0;
+  for (char c : text) {
+    value = value * 10 + (c - '0');
+    if (value > max) break;  // Stops before a long run of digits can overflow.
+  }
+  if (value < min || value > max) {
+    return Error{fmt::format("{} is out of range ({}..{})", text, min, max)};
+  }
+  return static_cast<int>(value);
+}
+
 const ProcessConfig* Config::Find(const std::string& type) const {
   for (const ProcessConfig& process : processes) {
     if (process.type == type) return &process;
@@ -238,7 +237,7 @@ Result<std::map<std::string, int>> ParseScale(const std::string& text) {
                       "digits, '_' and '-')",
                       QuoteForMessage(entry), QuoteForMessage(std::string_view(&*bad_char, 1)))};
     }
-    auto count = ParseBoundedInt(entry.substr(equals + 1), 0, kMaxInstances);
+    auto count = ParseWholeNumber(entry.substr(equals + 1), 0, kMaxInstances);
     if (!count.ok()) {
       return Error{fmt::format("entry {}: {}", QuoteForMessage(entry), count.error().message)};
     }
@@ -313,7 +312,7 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
   } else if (config.router.port != 0) {
     // [router] port from phoenix.toml: the file is more specific than the environment.
   } else if (environ_port) {
-    auto port = ParseBoundedInt(*environ_port, 1, 65535);
+    auto port = ParseWholeNumber(*environ_port, 1, 65535);
     if (!port.ok()) return Error{"$PORT: " + port.error().message};
     config.router.port = *port;
   } else {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { makeApp, phoenix, freePort, readEvents, waitNothingLeft } from './harness.mjs';
+import { makeApp, phoenix, phoenixBackground, freePort, portAccepts, readEvents, waitFor, waitNothingLeft } from './harness.mjs';
 
 /** Asserts a refusal: exit 2 (not a signal), `pattern` on stderr, no instance started. */
 async function expectUsageError(app, args, pattern, { env = {} } = {}) {
@@ -25,4 +25,33 @@ test('up refuses a state folder whose control socket path is too long for a unix
     /control\.sock: path too long for a unix socket \(\d+ bytes, at most 107\); set PHOENIX_STATE_DIR/,
     { env: { PHOENIX_STATE_DIR: longBase } });
   assert.equal(fs.existsSync(longBase), false, 'the state folder was made anyway');
+});
+
+// CLI11 read numbers as C does: "044267" was octal (port 18615), "0x48A9" hex, "nan" a fraction.
+const numberCases = [
+  { args: (app) => ['up', app.dir, '--port', '0x48A9', '--events', app.eventsFile], pattern: /^phoenix: --port: '0x48A9' is not a whole number \(expected 1\.\.65535\)$/m },
+  { args: (app) => ['up', app.dir, '--port', '70000', '--events', app.eventsFile], pattern: /^phoenix: --port: 70000 is out of range \(1\.\.65535\)$/m },
+  { args: (app) => ['audit', app.dir, '--instances', '0x3', '--scenario', 'x.json'], pattern: /^phoenix: --instances: '0x3' is not a whole number \(expected 2\.\.16\)$/m },
+  { args: () => ['drill', '--fraction', 'nan'], pattern: /^phoenix: drill: --fraction: 'nan' is not a decimal number/m },
+  { args: () => ['drill', '--fraction', '0x1p-1'], pattern: /^phoenix: drill: --fraction: '0x1p-1' is not a decimal number/m },
+];
+
+for (const c of numberCases) {
+  test(`numbers on the command line are plain decimal: ${c.args({ dir: 'DIR', eventsFile: 'EV' }).join(' ')}`, { timeout: 15000 }, async (t) => {
+    const app = makeApp(t, 'echo');
+    await expectUsageError(app, c.args(app), c.pattern);
+  });
+}
+
+test('--port with a leading zero is decimal, as $PORT is', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const port = await freePort();
+  const px = phoenixBackground(app, ['up', app.dir, '--port', `0${port}`, '--events', app.eventsFile]);
+  await px.waitOutput(`router on http://0.0.0.0:${port} `);
+  await waitFor(() => portAccepts(port), { timeout: 10000, what: `port ${port} to accept` });
+  const stop = await phoenix(app, ['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  const r = await px.exitWithin(10000);
+  assert.ok(r, 'phoenix did not exit after stop');
+  assert.equal(r.code, 0, r.stderr);
 });
