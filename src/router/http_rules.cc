@@ -81,8 +81,9 @@ void RemoveHopByHop(Fields& f, bool keep_upgrade) {
   std::vector<std::string> named;
   ForEachToken(f, http::field::connection, [&](std::string_view tok) {
     if (IEquals(tok, "keep-alive") || IEquals(tok, "close") || IEquals(tok, "upgrade") ||
-        IEquals(tok, "content-length") || IEquals(tok, "transfer-encoding")) {
-      return;  // removed below anyway, or framing
+        IEquals(tok, "content-length") || IEquals(tok, "transfer-encoding") ||
+        IEquals(tok, "host")) {
+      return;  // removed below anyway, or framing, or Host (checked, and required in 1.1)
     }
     named.emplace_back(tok);
   });
@@ -205,6 +206,12 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
     std::string first;
     for (const auto& tok : Tokens(req, http::field::content_length)) {
       if (!std::all_of(tok.begin(), tok.end(), ::isdigit)) return Refusal{400, "content-length"};
+      // Over 2^63-1, as nginx: an app's parser may hold it in a signed 64-bit number.
+      const std::string_view digits =
+          std::string_view(tok).substr(std::min(tok.find_first_not_of('0'), tok.size()));
+      if (digits.size() > 19 || (digits.size() == 19 && digits > "9223372036854775807")) {
+        return Refusal{400, "content-length too large"};
+      }
       if (first.empty()) first = tok;
       if (tok != first) return Refusal{400, "content-length differs"};
     }

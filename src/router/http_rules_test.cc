@@ -31,6 +31,7 @@ struct Parsed {
 Parsed Parse(const std::string& raw, uint32_t header_limit = 32 * 1024) {
   Parsed p;
   p.parser->header_limit(header_limit);
+  p.parser->body_limit(std::numeric_limits<uint64_t>::max());  // as the router's
   size_t n = p.parser->put(boost::asio::buffer(raw), p.ec);
   if (!p.ec && !p.parser->is_header_done()) p.ec = http::error::need_more;
   p.head = raw.substr(0, n);
@@ -174,6 +175,17 @@ TEST(CheckRequestTest, DifferingDuplicateContentLengthIsRefused) {
   EXPECT_EQ(
       Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 10\r\n\r\n"),
       400);
+}
+
+TEST(CheckRequestTest, ContentLengthOver63BitsIsRefused) {
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775807\r\n\r\n"),
+            0);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0000000000000000009\r\n\r\n"),
+            0);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n"),
+            400);
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n"),
+            400);
 }
 
 TEST(CheckRequestTest, NonNumericContentLengthIsRefused) {
@@ -321,6 +333,16 @@ TEST(RewriteRequestTest, RemovesHopByHopFields) {
   }
   EXPECT_EQ(Field(p.req(), "X-Kept"), "k");
   EXPECT_EQ(Field(p.req(), "Host"), "x");
+}
+
+TEST(RewriteRequestTest, ConnectionNamingHostDoesNotRemoveIt) {
+  // Host was checked and is required in HTTP/1.1 (RFC 9112 3.2): "Connection: Host" must not
+  // send the request on without it.
+  Parsed p = Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: Host, X-A\r\nX-A: a\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(p.req(), "Host"), "x");
+  EXPECT_EQ(CountOf(p.req(), "X-A"), 0u);
 }
 
 TEST(RewriteRequestTest, ConnectionNamingFramingFieldsDoesNotRemoveThem) {

@@ -155,6 +155,10 @@ class Session {
     size_t stalled = 0;  // parse again only once buf_ holds more than this
     const auto limit = static_cast<size_t>(cfg.max_header_bytes);
     for (;;) {
+      if (parsed == 0 && SkipEmptyLines() && buf_.size() == 0 && !first) {
+        idle = true;  // the CRLF a client sent after a body: waiting for the next request
+        ClientDeadline(cfg.idle_timeout);
+      }
       if (buf_.size() > parsed && buf_.size() > stalled) {
         error_code ec;
         auto data = buf_.data();
@@ -212,6 +216,20 @@ class Session {
         ClientDeadline(cfg.header_timeout);
       }
     }
+  }
+
+  // Empty lines before a request line are ignored (RFC 9112 2.2; some clients send a CRLF
+  // after a POST body), as nginx and HAProxy do. Whether any went.
+  bool SkipEmptyLines() {
+    const auto* p = static_cast<const char*>(buf_.data().data());
+    const size_t n = buf_.size();
+    size_t skip = 0;
+    while (skip < n &&
+           (p[skip] == '\n' || (p[skip] == '\r' && skip + 1 < n && p[skip + 1] == '\n'))) {
+      skip += p[skip] == '\r' ? 2 : 1;
+    }
+    buf_.consume(skip);
+    return skip > 0;
   }
 
   Task<void> SendError(int status, const std::string& request_id, bool close,
@@ -487,7 +505,9 @@ class Session {
           if (ec) break;
           int code = static_cast<int>(rp_slot->get().result_int());
           if (code >= 200 || code == 101) break;
-          if (code != 100 && !co_await Informational(version)) co_return false;
+          // An HTTP/1.0 client would take a 1xx for the answer (RFC 9110 15.2: none is sent to
+          // it); the instance sent one because the request went on as HTTP/1.1.
+          if (code != 100 && version != 10 && !co_await Informational(version)) co_return false;
         }
       }
       if (sent && !ec) break;  // a response head is here

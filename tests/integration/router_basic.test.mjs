@@ -305,6 +305,31 @@ test('router: 504 when the instance does not answer within response_timeout', { 
   assert.equal(ok.status, 200);
 });
 
+test('router: empty lines before a request are ignored; no 1xx reaches an HTTP/1.0 client', { timeout: 30000 }, async (t) => {
+  const { px } = await startEcho(t);
+  // RFC 9112 2.2: a CRLF before the request line (some clients send one after a POST body).
+  const c = await rawConnect(px.port, { t });
+  c.write('\r\n\r\nGET /first HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData('"url":"/first"', { what: 'the answer behind empty lines' });
+  c.write('POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData('"url":"/next"', { what: 'the request behind a POST body and a CRLF' });
+  assert.deepEqual(parseResponses(c.data, ['GET', 'POST', 'GET']).map((r) => r.status), [200, 200, 200], c.text);
+  // The CRLF alone after a body: the connection waits for the next request, as any idle one.
+  c.write('POST /post2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx\r\n');
+  await c.waitData('"url":"/post2"', { what: 'the second POST' });
+  c.write('GET /last HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData('"url":"/last"', { what: 'the request after the lone CRLF' });
+  assert.equal(c.closed, false);
+
+  // The request goes on as HTTP/1.1, so the app may send 103 Early Hints: an HTTP/1.0 client
+  // would take it for the answer (RFC 9110 15.2: no 1xx to a 1.0 client).
+  const old = await rawConnect(px.port, { t });
+  old.write('GET /hints HTTP/1.0\r\n\r\n');
+  await old.waitClosed();
+  assert.match(old.text, /^HTTP\/1\.0 200 /, old.text);
+  assert.doesNotMatch(old.text, / 103 /);
+});
+
 test('router: 1xx informational answers pass; a body ended by close; HTTP/1.0 keep-alive', { timeout: 30000 }, async (t) => {
   const { px } = await startEcho(t);
   // 103 Early Hints, then the 200, on one connection that stays usable.
