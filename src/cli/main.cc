@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
   auto* up_cmd = app.add_subcommand("up", "start the app in DIR (default .) and supervise it");
   up_cmd->add_option("dir", up.load.dir, "app root: a folder with a Procfile");
   up_cmd->add_option("--port", port_text, "public port of the web type (1..65535)");
-  up_cmd->add_option("--scale", scale_words, "instances per type: web=3,worker=1");
+  // One word an occurrence (repeatable), so that `up --scale web=1 DIR` leaves DIR positional.
+  up_cmd->add_option("--scale", scale_words, "instances per type: web=3,worker=1")
+      ->allow_extra_args(false);
   up_cmd->add_option("--config", up.load.config_file, "phoenix.toml to use");
   up_cmd->add_option("--env", up.load.env_file, ".env file to use");
   up_cmd->add_option("--events", up.events_file, "append events as JSON lines to FILE");
@@ -138,13 +140,14 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
 
-  auto parse_counts = [](const std::vector<std::string>& words, std::map<std::string, int>& out) {
+  auto parse_counts = [](const std::string& what, const std::vector<std::string>& words,
+                         std::map<std::string, int>& out) {
     std::string joined;
     for (const auto& w : words) joined += (joined.empty() ? "" : ",") + w;
     if (joined.empty()) return true;
     auto parsed = phoenix::ParseScale(joined);
     if (!parsed.ok()) {
-      std::fprintf(stderr, "phoenix: %s\n", parsed.error().message.c_str());
+      std::fprintf(stderr, "phoenix: %s: %s\n", what.c_str(), parsed.error().message.c_str());
       return false;
     }
     out = parsed.value();
@@ -166,7 +169,7 @@ int main(int argc, char** argv) {
   if (*up_cmd) {
     if (up_cmd->count("--port") > 0 && !parse_number("--port", port_text, 1, 65535, up.load.port))
       return kExitUsage;
-    if (!parse_counts(scale_words, up.load.scale)) return kExitUsage;
+    if (!parse_counts("--scale", scale_words, up.load.scale)) return kExitUsage;
     return Up(up);
   }
   if (*audit_cmd) {
@@ -190,7 +193,7 @@ int main(int argc, char** argv) {
   if (*ps_cmd) return Ps(json_out);
   if (*scale_cmd) {
     std::map<std::string, int> c;
-    if (!parse_counts(counts, c)) return kExitUsage;
+    if (!parse_counts("scale", counts, c)) return kExitUsage;
     return Scale(c);
   }
   if (*kill_cmd) return Kill(instance, now);

@@ -55,3 +55,29 @@ test('--port with a leading zero is decimal, as $PORT is', { timeout: 20000 }, a
   assert.ok(r, 'phoenix did not exit after stop');
   assert.equal(r.code, 0, r.stderr);
 });
+
+// --scale took every following word, so `up --scale web=1 DIR` read DIR as a scale entry.
+test('--scale takes one word per occurrence: up --scale web=1 --scale worker=2 DIR', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'echo', { files: { Procfile: 'web: node server.js\nworker: node worker.js\n' } });
+  const port = await freePort();
+  const px = phoenixBackground(app, ['up', '--scale', 'web=1', '--scale', 'worker=2', app.dir, '--port', String(port), '--events', app.eventsFile]);
+  let last = '';
+  await waitFor(async () => {
+    if (px.child.exitCode !== null) throw new Error(`phoenix exited ${px.child.exitCode}: ${px.out.stderr}`);
+    const r = await phoenix(app, ['ps', '--json']);
+    if (r.code !== 0) return false;
+    last = r.stdout;
+    const list = JSON.parse(r.stdout);
+    const count = (type) => list.filter((i) => i.type === type && i.state === 'ready').length;
+    return list.length === 3 && count('web') === 1 && count('worker') === 2;
+  }, { timeout: 10000, what: '1 web and 2 workers ready', describe: () => `last ps: ${last}\nstderr: ${px.out.stderr}` });
+  const stop = await phoenix(app, ['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.ok(await px.exitWithin(10000), 'phoenix did not exit after stop');
+});
+
+test('--scale entries are still checked: a repeated type names the flag', { timeout: 15000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  await expectUsageError(app, ['up', '--scale', 'web=1', '--scale', 'web=2', app.dir, '--events', app.eventsFile],
+    /^phoenix: --scale: entry 'web=2': process type 'web' is given twice$/m);
+});
