@@ -154,6 +154,16 @@ std::optional<Refusal> FixRequestVersion(std::span<char> head) {
   return std::nullopt;
 }
 
+size_t MissingReasonSpace(std::string_view b) {
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  // "HTTP/1.d DDD" then CR: the space goes at 12.
+  if (b.size() < 13 || b.substr(0, 7) != "HTTP/1." || !digit(b[7]) || b[8] != ' ' || !digit(b[9]) ||
+      !digit(b[10]) || !digit(b[11]) || b[12] != '\r') {
+    return 0;
+  }
+  return 12;
+}
+
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head) {
   // obs-fold (a field line continued on the next line) is refused: RFC 9112 5.2.
   for (size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size();

@@ -43,6 +43,11 @@ Refusal HeadTooLarge(std::string_view head, size_t limit);
 // anything else 400.
 std::optional<Refusal> FixRequestVersion(std::span<char> head);
 
+// Where a space goes in a response's buffered status line that has none after its status code
+// ("HTTP/1.1 200\r\n": the reason phrase is optional, the space before it is not, but servers
+// omit it and nginx and HAProxy accept that); 0 when the line is not so.
+size_t MissingReasonSpace(std::string_view buffered);
+
 // Views of strings that outlive the rewrite (no copies a request).
 struct Forwarding {
   std::string_view client_ip;

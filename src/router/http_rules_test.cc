@@ -665,6 +665,26 @@ TEST(FixRequestVersionTest, MalformedVersionsAre400AndUntouched) {
   }
 }
 
+TEST(MissingReasonSpaceTest, OnlyAStatusLineEndingAtItsCode) {
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"), 12u);
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.0 404\r"), 12u);
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 200 \r\n"), 0u);  // Beast reads that already
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 200 OK\r\n"), 0u);
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 2000\r\n"), 0u);
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 20\r\n"), 0u);
+  EXPECT_EQ(MissingReasonSpace("HTTP/2.0 200\r\n"), 0u);
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 200\n"), 0u);  // a bare LF stays refused
+  EXPECT_EQ(MissingReasonSpace("HTTP/1.1 200"), 0u);
+  // And with the space in, Beast reads it.
+  std::string line = "HTTP/1.1 204\r\nX-A: b\r\n\r\n";
+  line.insert(MissingReasonSpace(line), " ");
+  http::response_parser<http::empty_body, Alloc> parser;
+  error_code ec;
+  parser.put(boost::asio::buffer(line), ec);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(parser.get().result_int(), 204u);
+}
+
 TEST(HeadTooLargeTest, RequestLineOverTheLimitIs414) {
   EXPECT_EQ(HeadTooLarge("GET /aaaaaaaaaaaa", 10).status, 414);
   EXPECT_EQ(HeadTooLarge("GET /aaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\n", 10).status, 414);

@@ -8,6 +8,7 @@
 #include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/http.hpp>
+#include <cstring>
 #include <optional>
 #include <span>
 
@@ -216,6 +217,21 @@ class Session {
         ClientDeadline(cfg.header_timeout);
       }
     }
+  }
+
+  // "HTTP/1.1 200\r\n": a status line without the space before its (empty) reason phrase,
+  // which Beast refuses and nginx and HAProxy accept. The space goes in, and the head is parsed
+  // again. False when the buffer does not start so (or has no room).
+  static bool AddReasonSpace(beast::flat_buffer& buf) {
+    const size_t n = buf.size();
+    const std::string_view text(static_cast<const char*>(buf.data().data()), n);
+    const size_t at = MissingReasonSpace(text);
+    if (at == 0 || n >= buf.max_size()) return false;
+    buf.commit(asio::buffer_copy(buf.prepare(1), asio::buffer(" ", 1)));
+    char* d = static_cast<char*>(buf.data().data());
+    std::memmove(d + at + 1, d + at, n - at);
+    d[at] = ' ';
+    return true;
   }
 
   // Empty lines before a request line are ignored (RFC 9112 2.2; some clients send a CRLF
@@ -502,6 +518,7 @@ class Session {
           std::tie(ec, std::ignore) =
               co_await http::async_read_header(up->sock, up->buf, *rp_slot, kTuple);
           got_byte = got_byte || up->buf.size() != before || rp_slot->is_header_done();
+          if (ec == http::error::bad_status && AddReasonSpace(up->buf)) continue;
           if (ec) break;
           int code = static_cast<int>(rp_slot->get().result_int());
           if (code >= 200 || code == 101) break;

@@ -67,6 +67,10 @@ test('router: a response\'s framing goes on as the router read it, in one form',
   const head = c.text.slice(0, c.text.indexOf('\r\n\r\n'));
   assert.deepEqual(head.match(/^transfer-encoding:.*$/gim), ['Transfer-Encoding: chunked'], head);
   assert.match(c.text, /\r\n\r\n16\r\n\/te-empty-then-chunked\r\n0\r\n\r\n$/);
+  // A status line without a reason phrase (and without the space before it).
+  const noReason = await httpRequest(px.port, '/no-reason');
+  assert.equal(noReason.status, 200, noReason.body);
+  assert.equal(noReason.body, '/no-reason');
   // Two equal Content-Length lines: one goes on.
   const before = c.text.length;
   c.write('GET /cl-twice HTTP/1.1\r\nHost: x\r\n\r\n');

@@ -14,6 +14,8 @@ const RAW = {
   '/nul': 'HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok',
   '/bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
   '/huge-head': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70000)}\r\nContent-Length: 2\r\n\r\nok`,
+  // No reason phrase, nor the space before it: accepted, as nginx and HAProxy do.
+  '/no-reason': 'HTTP/1.1 200\r\nContent-Length: 10\r\n\r\n/no-reason',
   // Framing fields that readers may take differently: sent on in one form only.
   '/te-empty-then-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n16\r\n/te-empty-then-chunked\r\n0\r\n\r\n',
   '/cl-twice': 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n/cl-twice',
