@@ -4,7 +4,6 @@
 
 #include <boost/json.hpp>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -14,6 +13,10 @@ namespace phoenix::audit {
 namespace json = boost::json;
 
 namespace {
+
+// Browsers' recordings of a long session with bodies run to tens of MB; this leaves room.
+constexpr size_t kMaxHarBytes = 256 << 20;
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 
 struct Url {
   std::string scheme, host, target;  // host with its port; target: path and query
@@ -71,6 +74,7 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
 // Boost.JSON's accessors throw on a wrong type; every one above is guarded, and this catches
 // what a guard might miss, so that a recording is never a crash (library exceptions stop here).
 Result<Scenario> ParseHar(std::string_view text, const std::string& file) {
+  if (text.starts_with(kUtf8Bom)) text.remove_prefix(kUtf8Bom.size());
   try {
     return ParseHarUnchecked(text, file);
   } catch (const std::exception& e) {
@@ -202,12 +206,8 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
 }  // namespace
 
 Result<Scenario> LoadHar(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    return Error{fmt::format("{}: cannot read the recording: {}", file, std::strerror(errno))};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseHar(ss.str(), file);
+  ASSIGN_OR_RETURN(std::string text, ReadTrafficFile(file, kMaxHarBytes, "recording"));
+  return ParseHar(text, file);
 }
 
 }  // namespace phoenix::audit

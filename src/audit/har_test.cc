@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 namespace phoenix::audit {
 namespace {
 
@@ -53,6 +55,22 @@ TEST(HarTest, BadRecordingsAreErrorsNotCrashes) {
       EXPECT_EQ(r.error().message.rfind("t.har", 0), 0u) << r.error().message;
     }
   }
+}
+
+TEST(HarTest, AcceptsAUtf8ByteOrderMark) {
+  auto r = ParseHar(
+      "\xEF\xBB\xBF{\"log\": {\"entries\": [{\"request\": {\"method\": \"GET\", \"url\": "
+      "\"http://a/x\"}, \"response\": {\"status\": 200}}]}}",
+      "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->steps.size(), 1u);
+}
+
+TEST(HarTest, LoadRefusesAFolder) {
+  std::string dir = std::filesystem::temp_directory_path().string();
+  auto r = LoadHar(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, dir + ": is a directory, expected a recording file");
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 #include "audit/scenario.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -13,6 +16,11 @@
 
 namespace phoenix::audit {
 namespace json = boost::json;
+
+namespace {
+constexpr size_t kMaxScenarioBytes = 16 << 20;
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+}  // namespace
 
 std::string Step::Label() const {
   if (name.empty()) return fmt::format("step {}", number);
@@ -484,6 +492,8 @@ Result<Scenario> ParseScenarioUnchecked(std::string_view text, const std::string
 // so that a scenario is never a crash (library exceptions stop here).
 Result<Scenario> ParseScenario(std::string_view text, const std::string& file,
                                const std::string& dir) {
+  // Editors on Windows start a UTF-8 file with a byte-order mark; JSON parsers reject it.
+  if (text.starts_with(kUtf8Bom)) text.remove_prefix(kUtf8Bom.size());
   try {
     return ParseScenarioUnchecked(text, file, dir);
   } catch (const std::exception& e) {
@@ -554,16 +564,50 @@ Result<Scenario> ParseScenarioUnchecked(std::string_view text, const std::string
 
 }  // namespace
 
+Result<std::string> ReadTrafficFile(const std::string& file, size_t max_bytes,
+                                    std::string_view what) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Error{fmt::format("{}: cannot read the {}: {}", file, what, std::strerror(errno))};
+  }
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return Error{fmt::format("{}: is a directory, expected a {} file", file, what)};
+  }
+  std::string text;
+  if (S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) <= max_bytes) {
+    text.reserve(static_cast<size_t>(st.st_size));
+  }
+  char chunk[65536];
+  while (true) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      ::close(fd);
+      return Error{fmt::format("{}: cannot read the {}: {}", file, what, std::strerror(saved))};
+    }
+    if (n == 0) break;
+    if (text.size() + static_cast<size_t>(n) > max_bytes) {
+      ::close(fd);
+      return Error{
+          fmt::format("{}: larger than {} MiB, the most phoenix reads as a {}; is this "
+                      "the right file?",
+                      file, max_bytes >> 20, what)};
+    }
+    text.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 Result<Scenario> LoadScenario(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    return Error{fmt::format("{}: cannot read the scenario: {}", file, std::strerror(errno))};
-  std::stringstream ss;
-  ss << in.rdbuf();
+  ASSIGN_OR_RETURN(std::string text, ReadTrafficFile(file, kMaxScenarioBytes, "scenario"));
   std::string dir =
       file.find('/') == std::string::npos ? "." : file.substr(0, file.find_last_of('/'));
   if (dir.empty()) dir = "/";
-  return ParseScenario(ss.str(), file, dir);
+  return ParseScenario(text, file, dir);
 }
 
 }  // namespace phoenix::audit

@@ -79,7 +79,13 @@ struct Scenario {
 // `file` names the text in messages; `dir` resolves "@PATH" file parts.
 Result<Scenario> ParseScenario(std::string_view text, const std::string& file,
                                const std::string& dir);
+// Refuses a file over 16 MiB: a scenario is written by hand, so a bigger one is a wrong path.
 Result<Scenario> LoadScenario(const std::string& file);
+
+// Reads a traffic file named on the command line (`what`: "scenario", "recording"): a regular
+// file or a pipe, not a folder, at most `max_bytes` (so that /dev/zero is an error, not a hang).
+Result<std::string> ReadTrafficFile(const std::string& file, size_t max_bytes,
+                                    std::string_view what);
 
 // The JSON path of an `extract`: ".a.b[0].c" (a leading "." optional; "." alone is the root).
 struct PathItem {

@@ -151,6 +151,45 @@ TEST_F(ScenarioTest, ExtractsAreChecked) {
             std::string::npos);
 }
 
+// A scenario saved by an editor on Windows starts with a byte-order mark.
+TEST_F(ScenarioTest, AcceptsAUtf8ByteOrderMark) {
+  auto r = Parse("\xEF\xBB\xBF{\"steps\":[{\"path\":\"/\"}]}");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->steps.size(), 1u);
+}
+
+TEST_F(ScenarioTest, LoadRefusesAFolderAndEndlessInput) {
+  auto folder = LoadScenario(dir_.string());
+  ASSERT_FALSE(folder.ok());
+  EXPECT_EQ(folder.error().message, dir_.string() + ": is a directory, expected a scenario file");
+  // /dev/zero never ends: reading stops at the cap rather than eating memory.
+  auto endless = LoadScenario("/dev/zero");
+  ASSERT_FALSE(endless.ok());
+  EXPECT_EQ(endless.error().message,
+            "/dev/zero: larger than 16 MiB, the most phoenix reads as a scenario; is this the "
+            "right file?");
+  auto missing = LoadScenario((dir_ / "nope.json").string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("cannot read the scenario: No such file"),
+            std::string::npos);
+}
+
+TEST_F(ScenarioTest, LoadReadsAFile) {
+  std::ofstream(dir_ / "s.json") << "\xEF\xBB\xBF{\"steps\":[{\"path\":\"/a\"}]}\n";
+  auto r = LoadScenario((dir_ / "s.json").string());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->dir, dir_.string());
+}
+
+TEST(ReadTrafficFileTest, StopsAtTheCap) {
+  EXPECT_TRUE(ReadTrafficFile("/dev/null", 10, "recording").ok());
+  auto r = ReadTrafficFile("/dev/zero", 3 << 20, "recording");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message,
+            "/dev/zero: larger than 3 MiB, the most phoenix reads as a recording; is this the "
+            "right file?");
+}
+
 TEST(JsonPathTest, Forms) {
   auto p = ParseJsonPath(".a.b[0].c");
   ASSERT_TRUE(p.ok());

@@ -81,3 +81,12 @@ test('--scale entries are still checked: a repeated type names the flag', { time
   await expectUsageError(app, ['up', '--scale', 'web=1', '--scale', 'web=2', app.dir, '--events', app.eventsFile],
     /^phoenix: --scale: entry 'web=2': process type 'web' is given twice$/m);
 });
+
+// `audit --scenario /dev/zero` read without end (2 GB before the probe stopped it).
+test('audit refuses traffic files that are endless or folders, before starting anything', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  await expectUsageError(app, ['audit', app.dir, '--scenario', '/dev/zero'],
+    /^phoenix audit: \/dev\/zero: larger than 16 MiB, the most phoenix reads as a scenario; is this the right file\?$/m);
+  await expectUsageError(app, ['audit', app.dir, '--har', app.root],
+    new RegExp(`: is a directory, expected a recording file$`, 'm'));
+});
