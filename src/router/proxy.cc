@@ -575,6 +575,17 @@ class Session {
       Log(req.base(), request_id, start, o);
       co_return false;
     }
+    if (o.status == 101) {
+      // A switch nobody asked for (RFC 9110 15.2.2: only in answer to an Upgrade): what follows
+      // on that connection is no HTTP the router can frame, and the client would think its own
+      // connection switched.
+      error_code ignored;
+      up->sock.close(ignored);
+      const bool close = !client_keep_alive || !parser.is_done();
+      co_await Fail(req.base(), request_id, start, 502, "H13", "Unrequested protocol switch",
+                    close);
+      co_return !close;
+    }
     // Connection is hop-by-hop (RFC 9110 7.6.1): an instance that closes its connection does not
     // close the client's, unless the body ends with that close.
     bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();

@@ -13,7 +13,7 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   await px.waitReady(1);
 
   for (const path of ['/cl-and-te', '/two-lengths', '/bare-lf', '/bad-status', '/not-http', '/nul',
-    '/bad-chunk', '/huge-head', '/endless-chunk-ext']) {
+    '/bad-chunk', '/huge-head', '/endless-chunk-ext', '/unasked-101']) {
     const r = await httpRequest(px.port, path).catch((e) => { throw new Error(`${path}: ${e.message}`); });
     assert.equal(r.status, 502, `${path}: ${r.status} ${r.body}`);
     assert.equal(r.body, '502 Bad Gateway\n', path);

@@ -13,6 +13,7 @@ const RAW = {
   '/not-http': 'hello there\r\n\r\n',
   '/nul': 'HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok',
   '/bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n',
+  '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n',
   '/huge-head': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(70000)}\r\nContent-Length: 2\r\n\r\nok`,
   // No reason phrase, nor the space before it: accepted, as nginx and HAProxy do.
   '/no-reason': 'HTTP/1.1 200\r\nContent-Length: 10\r\n\r\n/no-reason',
