@@ -209,13 +209,33 @@ class Daemon {
     }
     std::string text = metrics::EventText(e);
     std::string line = metrics::EventJson(e);
-    if (events_fd_.valid()) {
-      std::string l = line + "\n";
-      (void)!::write(events_fd_.get(), l.data(), l.size());
-    }
+    if (events_fd_.valid()) WriteEvent(line + "\n");
     if (!text.empty()) {
       term_.System(text);
       Log("phoenix", text);
+    }
+  }
+
+  // A full disk or a vanished mount must not stop the supervisor, nor lose events unseen: the
+  // first failure of a run of them is said on the terminal.
+  void WriteEvent(const std::string& line) {
+    size_t done = 0;
+    int error = 0;
+    while (done < line.size()) {
+      ssize_t n = ::write(events_fd_.get(), line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error = n < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (error == 0) {
+      events_failing_ = false;
+    } else if (!events_failing_) {
+      events_failing_ = true;
+      term_.System(fmt::format("warning: --events {}: {}; events are being lost", *opt_.events_file,
+                               strerror(error)));
     }
   }
 
@@ -769,6 +789,7 @@ class Daemon {
   stream_protocol::acceptor acceptor_;
   Terminal term_;
   os::Fd exe_, events_fd_;
+  bool events_failing_ = false;  // the last write to --events failed (said once)
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
   std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up

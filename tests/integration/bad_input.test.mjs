@@ -90,3 +90,20 @@ test('audit refuses traffic files that are endless or folders, before starting a
   await expectUsageError(app, ['audit', app.dir, '--har', app.root],
     new RegExp(`: is a directory, expected a recording file$`, 'm'));
 });
+
+// Writes to --events were ignored: with a full disk every event was lost without a word.
+test('events that cannot be written are reported once on the terminal', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  const port = await freePort();
+  const px = phoenixBackground(app, ['up', app.dir, '--port', String(port), '--events', '/dev/full']);
+  await px.waitOutput('warning: --events /dev/full: No space left on device; events are being lost');
+  // Two births and two readies later, still one warning.
+  await waitFor(async () => {
+    const r = await phoenix(app, ['ps', '--json']);
+    return r.code === 0 && JSON.parse(r.stdout).filter((i) => i.state === 'ready').length === 2;
+  }, { timeout: 10000, what: 'two ready instances' });
+  assert.equal(px.out.stdout.split('events are being lost').length - 1, 1, px.out.stdout);
+  const stop = await phoenix(app, ['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.ok(await px.exitWithin(10000), 'phoenix did not exit after stop');
+});
