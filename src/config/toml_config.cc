@@ -180,8 +180,10 @@ class TomlApplier {
   }
   Error UnknownKey(const Entry& entry, std::string_view table_path, NameList known) const {
     std::string_view name = entry.key->str();
-    return ErrorAt(entry.key->source(), fmt::format("unknown key '{}.{}' {}", table_path, name,
-                                                    Hint(name, ToStrings(known), "keys")));
+    return ErrorAt(
+        entry.key->source(),
+        fmt::format("unknown key {} {}", QuoteForMessage(fmt::format("{}.{}", table_path, name)),
+                    Hint(name, ToStrings(known), "keys")));
   }
 
   // A key at the top level: a mistyped table, or a key that belongs inside one.
@@ -201,7 +203,7 @@ class TomlApplier {
     }
     std::string_view what = entry.node->is_table() ? "table" : "key";
     return ErrorAt(entry.key->source(),
-                   fmt::format("unknown {} '{}' {}", what, name,
+                   fmt::format("unknown {} {} {}", what, QuoteForMessage(name),
                                Hint(name, ToStrings(kTopLevelTables), "tables")));
   }
 
@@ -338,10 +340,12 @@ class TomlApplier {
         if (auto closest = ClosestName(type, types)) {
           suggestion = fmt::format(" (did you mean '{}'?)", *closest);
         }
-        return ErrorAt(entry.key->source(),
-                       fmt::format("unknown process type {} in [process.{}]{}; the Procfile "
-                                   "defines: {}",
-                                   QuoteForMessage(type), type, suggestion, JoinNames(types)));
+        std::string quoted = QuoteForMessage(type);
+        return ErrorAt(
+            entry.key->source(),
+            fmt::format("unknown process type {} in [process.{}]{}; the Procfile "
+                        "defines: {}",
+                        quoted, quoted.substr(1, quoted.size() - 2), suggestion, JoinNames(types)));
       }
       std::string path = "process." + type;
       ASSIGN_OR_RETURN(const toml::table* process_table, ExpectTable(entry, path));

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "config/config.h"
@@ -430,6 +431,22 @@ TEST(ApplyTomlTest, WritablePathsStayInsideTheAppRoot) {
 TEST(ApplyTomlTest, MessagesEscapeControlCharacters) {
   std::string message = ErrorOf("[process.web]\nmax_age = \"1\\nh\"\n");
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+// Quoted TOML keys may hold any character; a key is printed escaped, as values are.
+TEST(ApplyTomlTest, KeyNamesInMessagesAreEscaped) {
+  EXPECT_TOML_ERROR("[router]\n\"po\\u001b[2Jrt\" = 1\n",
+                    "phoenix.toml:2:1: unknown key 'router.po\\x1b[2Jrt' ");
+  EXPECT_TOML_ERROR("\"a\\nb\" = 1\n", "phoenix.toml:1:1: unknown key 'a\\nb' ");
+  EXPECT_TOML_ERROR("[process.\"w\\teb\"]\ninstances = 1\n",
+                    "phoenix.toml:1:10: unknown process type 'w\\teb' in [process.w\\teb]");
+  for (const char* text : {"[router]\n\"a\\u0007\" = 1\n", "\"\\u0001\" = 1\n", "[\"\\u0001\"]\n",
+                           "[process.\"\\r\"]\n"}) {
+    std::string message = ErrorOf(text);
+    EXPECT_TRUE(std::none_of(message.begin(), message.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20;
+    })) << message;
+  }
 }
 
 // Arbitrary TOML-ish bytes never crash or throw; failures always say where.
