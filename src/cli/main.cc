@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -130,6 +131,23 @@ int main(int argc, char** argv) {
         argc = i;
         break;
       }
+    }
+  }
+
+  // CLI11 would only say "A subcommand is required" for `phoenix bogus`; name the word instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::string hint;
+      if (auto closest = phoenix::ClosestName(argv[1], names)) {
+        hint = fmt::format(" (did you mean '{}'?)", *closest);
+      }
+      std::string known;
+      for (const std::string& name : names) known += (known.empty() ? "" : ", ") + name;
+      std::fprintf(stderr, "phoenix: unknown command %s%s; commands: %s\n",
+                   phoenix::QuoteForMessage(argv[1]).c_str(), hint.c_str(), known.c_str());
+      return kExitUsage;
     }
   }
 

@@ -107,3 +107,10 @@ test('events that cannot be written are reported once on the terminal', { timeou
   assert.equal(stop.code, 0, stop.stderr);
   assert.ok(await px.exitWithin(10000), 'phoenix did not exit after stop');
 });
+
+test('an unknown command is named, with the known ones', { timeout: 15000 }, async (t) => {
+  const app = makeApp(t, 'echo');
+  await expectUsageError(app, ['stpo'],
+    /^phoenix: unknown command 'stpo' \(did you mean 'stop'\?\); commands: up, ps, scale, kill, logs, stop, rotate, drill, audit$/m);
+  await expectUsageError(app, ['frobnicate', '--now'], /^phoenix: unknown command 'frobnicate'; commands: up, /m);
+});
