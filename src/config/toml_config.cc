@@ -34,6 +34,9 @@ constexpr std::string_view kFilesystemModes[] = {"ephemeral", "strict", "none"};
 // 292 years); a longer one overflows into the past, so "200000d" would mean "at once". A century
 // is longer than any real timeout or max_age.
 constexpr Millis kMaxDuration = std::chrono::hours(24 * 36500);
+// Chaos draws its gaps from an exponential distribution, which can reach ~40 times the mean; a
+// year keeps the longest draw far inside the clock's range. Rarer kills than that: "0" (off).
+constexpr Millis kMaxChaosMean = std::chrono::hours(24 * 365);
 
 bool Contains(NameList names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -238,7 +241,9 @@ class TomlApplier {
         node, path, fmt::format("expected a string like {}, got {}", example, DescribeValue(node)));
   }
 
-  Result<Millis> ExpectDuration(const toml::node& node, std::string_view path) const {
+  Result<Millis> ExpectDuration(const toml::node& node, std::string_view path,
+                                std::string_view max_text = "100 years",
+                                Millis max = kMaxDuration) const {
     // A bare 0 can only mean "none"; any other bare number lacks the unit users must choose.
     if (const auto* number = node.as_integer(); number != nullptr && number->get() == 0) {
       return Millis{0};
@@ -246,10 +251,10 @@ class TomlApplier {
     ASSIGN_OR_RETURN(std::string text, ExpectString(node, path, "\"90s\" or \"24h\""));
     auto duration = ParseDuration(text);
     if (!duration.ok()) return ValueError(node, path, duration.error().message);
-    if (*duration > kMaxDuration) {
+    if (*duration > max) {
       return ValueError(node, path,
-                        fmt::format("{} is too long (at most {}, 100 years)", QuoteForMessage(text),
-                                    FormatDuration(kMaxDuration)));
+                        fmt::format("{} is too long (at most {}, {})", QuoteForMessage(text),
+                                    FormatDuration(max), max_text));
     }
     return *duration;
   }
@@ -462,7 +467,9 @@ class TomlApplier {
       std::string_view name = entry.key->str();
       std::string path = fmt::format("chaos.{}", name);
       if (name == "mean_time_between_kills") {
-        ASSIGN_OR_RETURN(config_.chaos.mean_time_between_kills, ExpectDuration(*entry.node, path));
+        ASSIGN_OR_RETURN(
+            config_.chaos.mean_time_between_kills,
+            ExpectDuration(*entry.node, path, "a year; \"0\" turns chaos off", kMaxChaosMean));
       } else if (name == "hours") {
         ASSIGN_OR_RETURN(config_.chaos.hours, ExpectWindow(*entry.node, path));
       } else {

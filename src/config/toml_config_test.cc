@@ -366,8 +366,13 @@ TEST(ApplyTomlTest, DurationsAreCappedAtACentury) {
                       fmt::format("phoenix.toml:2:{}: router.{}: '876001h' is too long",
                                   std::string_view(key).size() + 4, key));
   }
-  EXPECT_TOML_ERROR("[chaos]\nmean_time_between_kills = \"9999999d\"\n",
-                    "phoenix.toml:2:27: chaos.mean_time_between_kills: '9999999d' is too long");
+  // Chaos gaps are random draws up to ~40 times the mean: a year at most.
+  EXPECT_TOML_ERROR("[chaos]\nmean_time_between_kills = \"366d\"\n",
+                    "phoenix.toml:2:27: chaos.mean_time_between_kills: '366d' is too long (at "
+                    "most 365d, a year; \"0\" turns chaos off)");
+  EXPECT_EQ(
+      MustApply("[chaos]\nmean_time_between_kills = \"365d\"\n").chaos.mean_time_between_kills,
+      hours(24 * 365));
   // The cap itself is fine.
   Config config = MustApply("[process.web]\nmax_age = \"36500d\"\nboot_timeout = \"36500d\"\n");
   EXPECT_EQ(config.processes[0].max_age, hours(24 * 36500));
