@@ -502,7 +502,10 @@ class Session {
         BodySent r = co_await SendBody(*up, ud, request_id, expect_continue && version == 11, start,
                                        o, body_started);
         if (r == BodySent::kAnswered) co_return false;
-        sent = r == BodySent::kSent;
+        // The instance may have stopped taking the body because it answered already (413 from
+        // an upload limit, then closed): what it sent before it closed is still read, and an
+        // answer there is passed on (the client's connection then closes, its body unread).
+        sent = r == BodySent::kSent || body_started;
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
       bool got_byte = false;
@@ -589,6 +592,8 @@ class Session {
     // Connection is hop-by-hop (RFC 9110 7.6.1): an instance that closes its connection does not
     // close the client's, unless the body ends with that close.
     bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();
+    // Answered before its body was all read (an early 413): the client may still be sending it.
+    if (!parser.is_done()) linger_ = true;
     const auto length = rp_slot->content_length();  // (a boost::optional)
     NormalizeFraming(res.base(), rp_slot->chunked(),
                      length ? std::optional<uint64_t>(*length) : std::nullopt);

@@ -150,3 +150,43 @@ test('router: a slow reader of a big download holds the app back, not phoenix me
   assert.equal(bytes, 100 * MB);
   assert.ok(peak < RSS_LIMIT_KB, `phoenix peak RSS ${peak} kB`);
 });
+
+/** POSTs `body` and resolves the answer, even when it comes before the body was all taken. */
+function postEarly(port, path, body, { chunked = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = chunked ? {} : { 'content-length': String(body.length) };
+    let answered = false;
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', headers, timeout: 15000 }, (res) => {
+      answered = true;
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    // Writing the rest may fail once the answer came and the connection closed: not an error.
+    req.on('error', (e) => { if (!answered) reject(e); });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(body);
+  });
+}
+
+test('router: an answer given before the body was taken (an upload limit) reaches the client', { timeout: 60000 }, async (t) => {
+  // Node answers 413 and closes with the body unread (or the app drops the connection itself):
+  // the router's writes of the body then fail, but the answer is there to be read and passed on,
+  // not replaced by a 502.
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  const body = Buffer.alloc(8 * MB, 'x');
+  for (const path of ['/too-large', '/too-large?reset=1']) {
+    for (const chunked of [false, true]) {
+      for (let i = 0; i < 3; i++) {
+        const r = await postEarly(px.port, path, body, { chunked });
+        assert.equal(r.status, 413, `${path} chunked=${chunked}: ${r.status} ${r.text}`);
+        assert.equal(r.text, 'too large\n');
+        assert.equal(r.headers.connection, 'close');
+      }
+    }
+  }
+  assert.doesNotMatch(px.stdout, /status=502/);
+});

@@ -9,6 +9,7 @@
 //   /until-close      a body delimited by the end of the connection (no Content-Length, not chunked)
 //   /ws               a minimal WebSocket echo (text and binary frames, close, ping)
 //   /crash            exits (status 3) without answering
+//   /too-large        413 at once, the body unread (?reset=1: then the connection is dropped)
 // LOG_REQUESTS=1 prints "seen METHOD URL" for every request head that arrives (smuggling tests);
 // LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes a connection.
 // KEEP_ALIVE_MS=N: close an idle keep-alive connection after N ms (Node's default here: 5000).
@@ -66,6 +67,13 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
       console.log(`slow done ${req.headers['x-request-id']}`);
       json(res, 200, { slept: ms });
     }, ms);
+    return;
+  }
+  if (url.pathname === '/too-large') {
+    // Refuses the body at once, unread (an upload limit); with ?reset=1 it then drops the
+    // connection with the body still coming, so the kernel resets it.
+    res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('too large\n', () => { if (url.searchParams.get('reset') === '1') req.socket.destroy(); });
     return;
   }
   if (url.pathname === '/crash') {
