@@ -154,6 +154,23 @@ std::optional<Refusal> FixRequestVersion(std::span<char> head) {
   return std::nullopt;
 }
 
+std::optional<AbsoluteForm> SplitAbsoluteForm(std::string_view target) {
+  if (target.empty() || target[0] == '/') return std::nullopt;  // origin-form: nearly all
+  size_t scheme = 0;
+  if (target.size() >= 7 && IEquals(target.substr(0, 7), "http://")) {
+    scheme = 7;
+  } else if (target.size() >= 8 && IEquals(target.substr(0, 8), "https://")) {
+    scheme = 8;
+  } else {
+    return std::nullopt;
+  }
+  const std::string_view rest = target.substr(scheme);
+  const size_t end = std::min(rest.find_first_of("/?#"), rest.size());
+  AbsoluteForm form{rest.substr(0, end), std::string(rest.substr(end))};
+  if (form.origin_form.empty() || form.origin_form[0] != '/') form.origin_form.insert(0, "/");
+  return form;
+}
+
 size_t MissingReasonSpace(std::string_view b) {
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
   // "HTTP/1.d DDD" then CR: the space goes at 12.
@@ -194,6 +211,12 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
       default:
         break;
     }
+  }
+  // An absolute-form target's authority is the host the request is for (RFC 9112 3.2.2): it is
+  // judged as Host is, and replaces it on the way (PrepareRequest).
+  if (auto abs = SplitAbsoluteForm(req.target());
+      abs && (abs->authority.empty() || !ValidHost(abs->authority))) {
+    return Refusal{400, "bad host"};
   }
   if (hosts > 1 || (req.version() == 11 && hosts == 0)) return Refusal{400, "host"};
   if (hosts == 1 && host_empty && req.version() == 11) return Refusal{400, "empty host"};
@@ -397,6 +420,13 @@ std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade
   }
   xff += fwd.client_ip;
   req.version(11);
+  if (auto abs = SplitAbsoluteForm(req.target())) {
+    // Origin-form to the app, with the target's authority as Host (RFC 9112 3.2.2), as nginx
+    // sends it: the app's Host is the one that was checked.
+    const std::string authority(abs->authority);
+    req.target(abs->origin_form);
+    req.set(http::field::host, authority);
+  }
   if (req.find(http::field::host) == req.end() && !fwd.local_host.empty()) {
     req.set(http::field::host, fwd.local_host);
   }

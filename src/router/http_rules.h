@@ -48,6 +48,15 @@ std::optional<Refusal> FixRequestVersion(std::span<char> head);
 // omit it and nginx and HAProxy accept that); 0 when the line is not so.
 size_t MissingReasonSpace(std::string_view buffered);
 
+// A request target in absolute-form ("http://example.com:8080/a?b", RFC 9112 3.2.2): its
+// authority, and the origin-form the request goes on with ("/a?b"; "/" when empty). nullopt for
+// any other form.
+struct AbsoluteForm {
+  std::string_view authority;
+  std::string origin_form;
+};
+std::optional<AbsoluteForm> SplitAbsoluteForm(std::string_view target);
+
 // Views of strings that outlive the rewrite (no copies a request).
 struct Forwarding {
   std::string_view client_ip;

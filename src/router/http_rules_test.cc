@@ -335,6 +335,33 @@ TEST(RewriteRequestTest, RemovesHopByHopFields) {
   EXPECT_EQ(Field(p.req(), "Host"), "x");
 }
 
+TEST(RewriteRequestTest, AbsoluteFormGoesOnAsOriginFormWithItsAuthorityAsHost) {
+  Parsed p = Parse("GET http://Example.com:8080/a/b?c=d HTTP/1.1\r\nHost: other\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  ASSERT_FALSE(CheckRequest(p.req(), p.head));
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(p.req().target(), "/a/b?c=d");
+  EXPECT_EQ(Field(p.req(), "Host"), "Example.com:8080");
+  EXPECT_EQ(CountOf(p.req(), "Host"), 1u);
+  Parsed q = Parse("GET HTTPS://x.example?q HTTP/1.1\r\nHost: x.example\r\n\r\n");
+  ASSERT_FALSE(q.ec);
+  RewriteRequest(q.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(q.req().target(), "/?q");
+  Parsed r = Parse("GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+  RewriteRequest(r.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(r.req().target(), "/plain");
+  EXPECT_EQ(Field(r.req(), "Host"), "x");
+}
+
+TEST(CheckRequestTest, AbsoluteFormAuthorityIsJudgedAsHost) {
+  EXPECT_EQ(Verdict("GET http://a b/ HTTP/1.1\r\nHost: x\r\n\r\n"), 400);  // Beast: space
+  EXPECT_EQ(Verdict("GET http://user@evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET http:///nohost HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+  EXPECT_EQ(Verdict("GET http://ok.example:81/p HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("GET httpx://ok.example/ HTTP/1.1\r\nHost: x\r\n\r\n"),
+            0);  // not a URI we read
+}
+
 TEST(RewriteRequestTest, ConnectionNamingHostDoesNotRemoveIt) {
   // Host was checked and is required in HTTP/1.1 (RFC 9112 3.2): "Connection: Host" must not
   // send the request on without it.

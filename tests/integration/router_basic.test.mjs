@@ -305,6 +305,18 @@ test('router: 504 when the instance does not answer within response_timeout', { 
   assert.equal(ok.status, 200);
 });
 
+test('router: an absolute-form target goes on in origin-form, its authority as Host', { timeout: 30000 }, async (t) => {
+  // RFC 9112 3.2.2: the target's authority is the request's host, whatever Host says; the app
+  // gets the host that was checked, and a path it routes as usual.
+  const { px } = await startEcho(t);
+  const c = await rawConnect(px.port, { t });
+  c.write('GET http://Shop.example:8080/cart?id=3 HTTP/1.1\r\nHost: other.example\r\n\r\n');
+  await c.waitData((text) => /\r\n\r\n\{.*\}$/s.test(text), { what: 'the echo' });
+  const echo = JSON.parse(c.text.slice(c.text.indexOf('\r\n\r\n') + 4));
+  assert.equal(echo.url, '/cart?id=3');
+  assert.equal(echo.headers.host, 'Shop.example:8080');
+});
+
 test('router: empty lines before a request are ignored; no 1xx reaches an HTTP/1.0 client', { timeout: 30000 }, async (t) => {
   const { px } = await startEcho(t);
   // RFC 9112 2.2: a CRLF before the request line (some clients send one after a POST body).

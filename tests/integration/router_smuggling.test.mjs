@@ -43,6 +43,7 @@ const VECTORS = [
   ['chunk data longer than its size', `POST /v HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n${hidden(29)}`, [400], true],
   ['invalid Host', `GET /v HTTP/1.1\r\nHost: a b\r\n\r\n${hidden(35)}`],
   ['Host with userinfo', `GET /v HTTP/1.1\r\nHost: user@evil.example\r\n\r\n${hidden(36)}`],
+  ['absolute-form target with userinfo', `GET http://user@evil.example/v HTTP/1.1\r\nHost: x\r\n\r\n${hidden(37)}`],
   ['HTTP/2.0 request line', `GET /v HTTP/2.0\r\nHost: x\r\n\r\n${hidden(31)}`, [505]],
   ['HTTP/2 preface', `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n${hidden(32)}`, [505]],
   ['HTTP/0.9 request line', `GET /v HTTP/0.9\r\nHost: x\r\n\r\n${hidden(33)}`, [505]],
