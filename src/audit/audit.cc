@@ -15,6 +15,7 @@
 #include "audit/compare.h"
 #include "audit/har.h"
 #include "audit/runner.h"
+#include "audit/utf8.h"
 #include "config/config.h"
 
 namespace phoenix::audit {
@@ -184,12 +185,60 @@ std::string Classify(const Scenario& sc, size_t i, const RunResult& run, const O
   return "global-cache";
 }
 
+// A recording the baseline could not replay as the browser lived it (the recording starts
+// logged in, its CSRF token belongs to the recorded session, the app changed): the runs would
+// compare logged-out answers with logged-out answers and find nothing. Empty when it fits.
+std::string ReplayDiverges(const Scenario& sc, const RunResult& base) {
+  auto kind = [](int status) { return status == 304 ? 2 : status / 100; };  // 304: its cache
+  int compared = 0, differ = 0;
+  std::string refused, first_differ;
+  for (size_t i = 0; i < sc.steps.size() && i < base.steps.size(); ++i) {
+    const Outcome& o = base.steps[i];
+    if (!sc.steps[i].recorded_status || !o.ran || !o.error.empty()) continue;
+    int recorded = *sc.steps[i].recorded_status;
+    ++compared;
+    std::string what = fmt::format("{} got {} where the browser got {}", sc.steps[i].Label(),
+                                   Describe(o), recorded);
+    if (kind(recorded) != kind(o.status)) {
+      ++differ;
+      if (first_differ.empty()) first_differ = what;
+    }
+    bool denied = (o.status == 401 || o.status == 403) && recorded < 400;
+    bool sent_to_login = o.status >= 300 && o.status < 400 && recorded >= 200 && recorded < 300 &&
+                         LooksLikeLogin(o.location);
+    if ((denied || sent_to_login) && refused.empty()) refused = what;
+  }
+  if (!refused.empty()) {
+    return fmt::format(
+        "the recording cannot be replayed as the browser lived it: {}. Its session (a login "
+        "before the recording started, a CSRF token or cookie of the recorded session) is not "
+        "rebuilt by the replay, so every later step would run logged out in every run; record "
+        "from the login on, or write a scenario that extracts the token",
+        refused);
+  }
+  if (differ * 2 > compared) {
+    return fmt::format(
+        "the recording cannot be replayed as the browser lived it: {} of its {} requests got "
+        "another kind of answer than the browser recorded (first: {}); is it a recording of "
+        "this app?",
+        differ, compared, first_differ);
+  }
+  return "";
+}
+
 }  // namespace
 
 Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
   Report r;
   r.app = sc.app;
   for (const auto& s : sc.steps) r.step_names.push_back(s.Label());
+  if (!sc.host_guess.empty()) {
+    r.warnings.push_back(fmt::format(
+        "replayed the requests to {}, taken for the app's host; name another with --host HOST",
+        sc.host_guess));
+  }
+  for (const auto& s : sc.skipped)
+    r.warnings.push_back(fmt::format("not replayed ({}): {}", s.why, s.request));
   r.runs = std::move(runs);
   for (const auto& run : r.runs) {
     if (!run.error.empty()) {
@@ -225,6 +274,11 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
                             sc.steps[i].Label(), why);
       return r;
     }
+  }
+  if (std::string why = ReplayDiverges(sc, a); !why.empty()) {
+    r.verdict = "baseline-broken";
+    r.error = why;
+    return r;
   }
   for (size_t i = 0; i < sc.steps.size(); ++i) {
     const auto& recorded = sc.steps[i].recorded_status;
@@ -390,6 +444,17 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
     r.findings.push_back(std::move(f));
   }
   r.verdict = r.findings.empty() ? "stateless" : "stateful";
+  // A guessed host that most of the recording did not go to: "stateless" would speak of
+  // requests that were never sent (the app's may be among them, under another host).
+  size_t unreplayed = static_cast<size_t>(std::count_if(
+      sc.skipped.begin(), sc.skipped.end(), [](const Scenario::Skipped& s) { return s.counts; }));
+  if (r.verdict == "stateless" && !sc.host_guess.empty() && unreplayed > sc.steps.size()) {
+    r.verdict = "error";
+    r.error = fmt::format(
+        "inconclusive: {} of the recording's requests were not replayed, more than the {} "
+        "replayed to {}; if that is not the app's host, name it with --host HOST",
+        unreplayed, sc.steps.size(), sc.host_guess);
+  }
   return r;
 }
 
@@ -411,7 +476,25 @@ json::array FilesJson(const std::vector<FileWrite>& files) {
   return a;
 }
 
-std::string XmlEscape(std::string_view s) {
+// Strings from recordings and answers may hold any bytes; JSON text must be UTF-8 (RFC 8259).
+void MakeValidUtf8(json::value& v) {
+  if (v.is_string()) {
+    std::string fixed = ValidUtf8(v.as_string());
+    if (fixed != std::string_view(v.as_string())) v.as_string() = fixed;
+  } else if (v.is_array()) {
+    for (auto& x : v.as_array()) MakeValidUtf8(x);
+  } else if (v.is_object()) {
+    for (auto& kv : v.as_object()) MakeValidUtf8(kv.value());
+  }
+}
+
+std::string XmlEscape(std::string_view text) {
+  std::string s = ValidUtf8(text);
+  // U+FFFE and U+FFFF are not XML characters either.
+  for (std::string_view bad : {"\xEF\xBF\xBE", "\xEF\xBF\xBF"}) {
+    for (size_t pos = 0; (pos = s.find(bad, pos)) != std::string::npos;)
+      s.replace(pos, 3, "\xEF\xBF\xBD");
+  }
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -579,7 +662,9 @@ std::string ReportJson(const Report& r) {
   json::array warnings;
   for (const auto& w : r.warnings) warnings.push_back(json::string(w));
   root["warnings"] = std::move(warnings);
-  return json::serialize(root) + "\n";
+  json::value value = std::move(root);
+  MakeValidUtf8(value);
+  return json::serialize(value) + "\n";
 }
 
 std::string ReportJunit(const Report& r) {
@@ -665,7 +750,7 @@ int RunAudit(const AuditOptions& opt) {
     sc = LoadScenario(*opt.scenario_file);
     source = "scenario " + *opt.scenario_file;
   } else if (opt.har_file) {
-    sc = LoadHar(*opt.har_file);
+    sc = LoadHar(*opt.har_file, opt.host.value_or(""));
     source = "har " + *opt.har_file;
   } else if (!opt.command.empty()) {
     Scenario placeholder;  // the steps are the requests the baseline run makes
@@ -678,6 +763,7 @@ int RunAudit(const AuditOptions& opt) {
   if ((opt.scenario_file || opt.har_file) && !opt.command.empty()) {
     return usage("give one source of traffic: a scenario, a HAR recording or a test command");
   }
+  if (opt.host && !opt.har_file) return usage("--host names the app's host in a HAR recording");
   if (!sc.ok()) return usage(sc.error().message);
   if (opt.instances < 2) return usage("--instances must be at least 2");
   // The app itself: a bad Procfile or phoenix.toml is a usage error before any run.
@@ -740,7 +826,6 @@ int RunAudit(const AuditOptions& opt) {
   if (opt.progress_tty) std::fprintf(stderr, "\r\x1b[K");
   Report report = Analyze(*sc, std::move(runs));
   report.source = source;
-  for (const auto& s : sc->skipped) report.warnings.push_back("not replayed (another host): " + s);
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::fputs(ReportText(report).c_str(), stdout);

@@ -25,6 +25,7 @@ namespace phoenix::audit {
 struct AuditOptions {
   std::string dir = ".";  // the app root
   std::optional<std::string> scenario_file, har_file;
+  std::optional<std::string> host;   // --host: the app's host in the HAR recording
   std::vector<std::string> command;  // after --
   std::string command_dir = ".";     // where the command runs (the caller's folder)
   std::chrono::seconds command_timeout{900};

@@ -211,5 +211,86 @@ TEST(AnalyzeTest, ALoginFormInsteadOfThePageIsALostSession) {
   EXPECT_EQ(Kinds(r), std::vector<std::string>{"session-memory"});
 }
 
+// A recording whose app host was guessed and which mostly went elsewhere: "stateless" would
+// speak of requests never sent.
+TEST(AnalyzeTest, AGuessedHostThatMostRequestsDidNotGoToIsInconclusive) {
+  Fixture f;
+  f.sc.host_guess = "login.idp.example (1 of the 1 page loads went there)";
+  for (int i = 0; i < 3; ++i)
+    f.sc.skipped.push_back({"GET https://shop.example/x", "another host", true});
+  f.sc.skipped.push_back({"GET data:image/png;base64,AA", "a data: URL", false});
+  auto base = MakeRun("baseline", {Got(200), Got(200)});
+  auto runs =
+      std::vector<RunResult>{base, MakeRun("baseline-2", base.steps),
+                             MakeRun("spread", base.steps, 2), MakeRun("reborn", base.steps)};
+  Report r = Analyze(f.sc, runs);
+  EXPECT_EQ(r.verdict, "error");
+  EXPECT_NE(r.error.find("inconclusive: 3 of the recording's requests were not replayed"),
+            std::string::npos)
+      << r.error;
+  EXPECT_NE(r.error.find("--host"), std::string::npos);
+  // Named with --host, or fewer left out than replayed: the verdict stands.
+  f.sc.host_guess.clear();
+  EXPECT_EQ(Analyze(f.sc, runs).verdict, "stateless");
+  f.sc.host_guess = "shop.example (...)";
+  f.sc.skipped.resize(2);
+  EXPECT_EQ(Analyze(f.sc, runs).verdict, "stateless");
+}
+
+// The browser was logged in, the replay is not: every run would compare logged-out answers.
+TEST(AnalyzeTest, ARecordingTheBaselineCannotReplayIsABrokenBaseline) {
+  auto check = [](std::vector<int> recorded, std::vector<Outcome> got) {
+    Scenario sc;
+    for (size_t i = 0; i < recorded.size(); ++i) {
+      sc.steps.push_back(MakeStep(static_cast<int>(i + 1), "GET", "/p" + std::to_string(i)));
+      sc.steps.back().recorded_status = recorded[i];
+    }
+    auto base = MakeRun("baseline", got);
+    return Analyze(
+        sc, {base, MakeRun("baseline-2", got), MakeRun("spread", got, 2), MakeRun("reborn", got)});
+  };
+  Outcome to_login = Got(302);
+  to_login.location = "/login?next=%2Fdashboard";
+  Report r = check({200, 200, 200, 200}, {to_login, Got(200), Got(200), Got(200)});
+  EXPECT_EQ(r.verdict, "baseline-broken");
+  EXPECT_NE(r.error.find("step 1 ('GET /p0') got 302 -> /login?next=%2Fdashboard where the "
+                         "browser got 200"),
+            std::string::npos)
+      << r.error;
+  EXPECT_NE(ReportText(r).find("the baseline is broken"), std::string::npos);
+  // A CSRF token of the recorded session: the login's redirect became a 403.
+  r = check({200, 302, 200, 200}, {Got(200), Got(403), Got(200), Got(200)});
+  EXPECT_EQ(r.verdict, "baseline-broken");
+  // Most answers of another kind than recorded.
+  r = check({200, 200, 200}, {Got(404), Got(404), Got(200)});
+  EXPECT_EQ(r.verdict, "baseline-broken");
+  EXPECT_NE(r.error.find("2 of its 3 requests"), std::string::npos) << r.error;
+  // The browser's cache (304) and one odd answer are not.
+  EXPECT_EQ(check({304, 200, 200}, {Got(200), Got(404), Got(200)}).verdict, "stateless");
+}
+
+TEST(ReportTest, ReportsAreValidUtf8AndXmlWhateverTheNames) {
+  Fixture f;
+  f.sc.steps[1].name = "GET /caf\xC3 \x01\x1b[31m\xFF";  // a cut "é", controls, never UTF-8
+  auto base = MakeRun("baseline", {Got(200), Got(200)});
+  auto lost = base.steps;
+  lost[1] = Got(500, "", "web.2#1");
+  Report r = Analyze(f.sc, {base, MakeRun("baseline-2", base.steps), MakeRun("spread", lost, 2),
+                            MakeRun("reborn", base.steps)});
+  r.warnings.push_back("not replayed: GET https://x/\xE4\xB8");
+  std::string json = ReportJson(r);
+  EXPECT_EQ(json.find('\xFF'), std::string::npos);
+  EXPECT_EQ(json.find("caf\xC3\""), std::string::npos);
+  EXPECT_NE(json.find("caf\xEF\xBF\xBD"), std::string::npos);
+  boost::system::error_code ec;
+  boost::json::parse(json, ec);  // strict: refuses invalid UTF-8
+  EXPECT_FALSE(ec) << ec.message();
+  std::string xml = ReportJunit(r);
+  EXPECT_EQ(xml.find('\xFF'), std::string::npos);
+  EXPECT_EQ(xml.find('\x01'), std::string::npos);
+  EXPECT_EQ(xml.find('\x1b'), std::string::npos);
+  EXPECT_NE(xml.find("caf\xEF\xBF\xBD"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace phoenix::audit

@@ -1,4 +1,4 @@
-// A browser's HAR 1.2 recording as audit traffic: its requests to the main host, in order, with
+// A browser's HAR 1.2 recording as audit traffic: its requests to the app's host, in order, with
 // the recorded status codes as the expectation. Cookies come from the audit's own jar, not from
 // the recorded headers (those belong to another session).
 #pragma once
@@ -11,8 +11,11 @@
 
 namespace phoenix::audit {
 
-// `file` names the recording in messages.
-Result<Scenario> ParseHar(std::string_view text, const std::string& file);
-Result<Scenario> LoadHar(const std::string& file);
+// `file` names the recording in messages. `host` (--host: "app.example", "app.example:8443" or
+// a URL) names the app's host; empty: the host most page loads, else most requests, went to.
+// Entries are replayed in startedDateTime order; path, headers and bodies are sent verbatim.
+Result<Scenario> ParseHar(std::string_view text, const std::string& file,
+                          const std::string& host = "");
+Result<Scenario> LoadHar(const std::string& file, const std::string& host = "");
 
 }  // namespace phoenix::audit

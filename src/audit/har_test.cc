@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
 #include <filesystem>
+
+#include "audit/runner.h"
 
 namespace phoenix::audit {
 namespace {
@@ -31,7 +34,8 @@ TEST(HarTest, MainHostOnlyRecordedStatusesNoSessionHeaders) {
   ASSERT_EQ(r->steps[0].headers.size(), 1u);  // Accept only
   EXPECT_EQ(r->steps[0].headers[0].first, "Accept");
   ASSERT_EQ(r->skipped.size(), 1u);
-  EXPECT_EQ(r->skipped[0], "GET https://cdn.example/app.js");
+  EXPECT_EQ(r->skipped[0].request, "GET https://cdn.example/app.js");
+  EXPECT_EQ(r->skipped[0].why, "another host");
   EXPECT_EQ(r->steps[1].body_kind, BodyKind::kRaw);
   EXPECT_EQ(r->steps[1].content_type, "application/json");
   EXPECT_TRUE(r->steps[1].headers.empty());   // the recorded Content-Type gives way to postData's
@@ -71,6 +75,168 @@ TEST(HarTest, LoadRefusesAFolder) {
   auto r = LoadHar(dir);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, dir + ": is a directory, expected a recording file");
+}
+
+// Entries of a Chrome recording: `resource` is its _resourceType.
+std::string Entry(const std::string& method, const std::string& url, const std::string& resource,
+                  const std::string& time = "2024-05-01T10:00:00.000Z", int status = 200) {
+  return R"({"startedDateTime": ")" + time + R"(", "_resourceType": ")" + resource +
+         R"(", "request": {"method": ")" + method + R"(", "url": ")" + url +
+         R"(", "headers": []}, "response": {"status": )" + std::to_string(status) + "}}";
+}
+
+std::string Har(const std::string& title, const std::vector<std::string>& entries) {
+  std::string list;
+  for (const auto& e : entries) list += (list.empty() ? "" : ",\n") + e;
+  return R"({"log": {"pages": [{"title": ")" + title + R"("}], "entries": [)" + list + "]}}";
+}
+
+// An identity provider's login page first, a tag manager's script first, a document title for
+// a page title: the app is where the page loads (then the requests) went.
+TEST(HarTest, TheAppsHostIsWhereThePageLoadsWentNotTheFirstEntry) {
+  const std::vector<std::string> app = {
+      Entry("GET", "https://myapp.example.com/", "document"),
+      Entry("GET", "https://myapp.example.com:443/api/me", "fetch"),
+      Entry("GET", "http://MyApp.Example.com:80/dashboard", "document"),
+      Entry("GET", "https://myapp.example.com./static/app.js", "script")};
+  for (const auto& [title, first] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"https://login.idp.example/authorize",
+            {Entry("GET", "https://login.idp.example/authorize?client_id=shop", "document"),
+             Entry("POST", "https://login.idp.example/u/login", "document")}},
+           {"Shop \u2013 Dashboard",
+            {Entry("GET", "https://www.googletagmanager.com/gtm.js?id=GTM-X", "script")}}}) {
+    auto entries = first;
+    entries.insert(entries.end(), app.begin(), app.end());
+    auto r = ParseHar(Har(title, entries), "t.har");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->app, "myapp.example.com") << title;
+    ASSERT_EQ(r->steps.size(), 4u) << title;  // the default ports and the case are one host
+    EXPECT_EQ(r->steps[1].path, "/api/me");
+    EXPECT_EQ(r->skipped.size(), first.size());
+    EXPECT_NE(r->host_guess.find("myapp.example.com (2 of the"), std::string::npos)
+        << r->host_guess;
+  }
+  // Firefox marks no resource type: its page loads ask for HTML.
+  auto ff = ParseHar(R"({"log": {"entries": [
+    {"request": {"method": "GET", "url": "https://cdn.example/a.js", "headers": []}},
+    {"request": {"method": "GET", "url": "https://cdn.example/b.js", "headers": []}},
+    {"request": {"method": "GET", "url": "https://shop.example/",
+                 "headers": [{"name": "Accept", "value": "text/html,application/xhtml+xml"}]}}]}})",
+                     "ff.har");
+  ASSERT_TRUE(ff.ok()) << ff.error().message;
+  EXPECT_EQ(ff->app, "shop.example");
+  // --host names it; the guess is then not reported.
+  auto named = ParseHar(Har("x", app), "t.har", "https://login.idp.example/");
+  EXPECT_FALSE(named.ok());
+  EXPECT_NE(named.error().message.find("no request to login.idp.example"), std::string::npos);
+  named = ParseHar(Har("x", app), "t.har", "myapp.example.com:443");
+  ASSERT_TRUE(named.ok()) << named.error().message;
+  EXPECT_EQ(named->steps.size(), 4u);
+  EXPECT_TRUE(named->host_guess.empty());
+}
+
+// HAR 1.2: sorted by startedDateTime; the login written last but sent first comes first.
+TEST(HarTest, EntriesAreReplayedInTheOrderTheyStarted) {
+  auto r = ParseHar(
+      Har("x", {Entry("GET", "https://a.example/dashboard", "document", "2024-05-01T10:00:05Z"),
+                Entry("GET", "https://a.example/api/me", "fetch", "2024-05-01T12:00:06.5+02:00"),
+                Entry("POST", "https://a.example/login", "document", "2024-05-01T10:00:01.250Z")}),
+      "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->steps.size(), 3u);
+  EXPECT_EQ(r->steps[0].path, "/login");
+  EXPECT_EQ(r->steps[1].path, "/dashboard");
+  EXPECT_EQ(r->steps[2].path, "/api/me");
+  EXPECT_EQ(r->steps[0].number, 1);
+}
+
+// Templates belong to scenarios: a recorded "{{name}}" is sent as recorded.
+TEST(HarTest, BodiesAndHeadersAreVerbatim) {
+  auto r = ParseHar(R"({"log": {"entries": [{"request": {"method": "POST",
+    "url": "https://a.example/echo", "headers": [{"name": "X-Note", "value": "{{who}}"}],
+    "postData": {"mimeType": "application/json", "text": "{\"msg\": \"Hello {{name}}\"}"}}}]}})",
+                    "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r->steps[0].templates);
+  EXPECT_EQ(r->steps[0].raw, R"({"msg": "Hello {{name}}"})");
+}
+
+// Browsers send a path's non-ASCII bytes percent-encoded; a HAR may hold them decoded. A step
+// name is cut at a character, never inside one.
+TEST(HarTest, NonAsciiPathsAreEncodedAsBrowsersSendThem) {
+  std::string long_path = "/echo/x" + std::string(100, 'a');
+  auto r = ParseHar(
+      Har("x",
+          {Entry("GET", "https://a.example/caf\xC3\xA9/\xE4\xB8\xAD?q=\xC3\xBC x#frag", "fetch"),
+           Entry("GET", "https://a.example/\xC3\xA9" + std::string(80, 'e'), "fetch")}),
+      "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->steps[0].path, "/caf%C3%A9/%E4%B8%AD?q=%C3%BC%20x");
+  for (const auto& step : r->steps) {
+    for (char c : step.name) EXPECT_LT(static_cast<unsigned char>(c), 0x80) << step.name;
+  }
+}
+
+// Chrome's multipart entries may carry only the fields' names: not to be sent as a form.
+TEST(HarTest, AMultipartUploadWithoutItsBytesIsSkippedWithTheReason) {
+  std::string text =
+      "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nnotes\r\n"
+      "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.txt\""
+      "\r\nContent-Type: text/plain\r\n\r\nhello file\r\n--XyZ--\r\n";
+  boost::json::object with_text{{"mimeType", "multipart/form-data; boundary=XyZ"}, {"text", text}};
+  std::string har = R"({"log": {"entries": [{"request": {"method": "POST",
+    "url": "https://a.example/upload", "postData": )" +
+                    boost::json::serialize(with_text) + R"(}},
+    {"request": {"method": "POST", "url": "https://a.example/upload", "postData": {
+      "mimeType": "multipart/form-data; boundary=XyZ",
+      "params": [{"name": "title", "value": "notes"},
+                 {"name": "file", "fileName": "n.txt", "contentType": "text/plain"}]}}}]}})";
+  auto r = ParseHar(har, "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->steps.size(), 1u);
+  EXPECT_EQ(r->steps[0].body_kind, BodyKind::kRaw);
+  // The file part is found in the recorded body, for the evidence on disk.
+  auto parts = FileParts(r->steps[0].content_type, r->steps[0].raw);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].bytes, "hello file");
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_NE(r->skipped[0].why.find("multipart upload whose body the recording lacks"),
+            std::string::npos);
+}
+
+// What the audit never reads (response bodies) does not stop it: invalid UTF-8 and lone
+// surrogate escapes, as browsers write for a body cut in the middle of a character.
+TEST(HarTest, BadTextInResponseBodiesIsTolerated) {
+  for (std::string body :
+       {std::string("caf\xE9 latin-1"), std::string(R"(cut \ud83d)"),
+        std::string(R"(\udc00 low alone)"), std::string(R"(pair \ud83d\ude00)")}) {
+    std::string har = R"({"log": {"entries": [{"request": {"method": "GET",
+      "url": "https://a.example/"}, "response": {"status": 200, "content": {"text": ")" +
+                      body + R"("}}}]}})";
+    auto r = ParseHar(har, "t.har");
+    EXPECT_TRUE(r.ok()) << body << ": " << r.error().message;
+  }
+  // An escaped backslash before "u" is not an escape.
+  auto r = ParseHar(R"({"log": {"entries": [{"request": {"method": "GET",
+    "url": "https://a.example/\\ud800"}}]}})",
+                    "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->steps[0].path, "/\\ud800");
+}
+
+// Entries that are no request to the app say what they are.
+TEST(HarTest, DataBlobAndWebSocketEntriesAreNamed) {
+  auto r = ParseHar(Har("x", {Entry("GET", "https://a.example/", "document"),
+                              Entry("GET", "data:image/png;base64,AAAA", "image"),
+                              Entry("GET", "blob:https://a.example/6f1c", "other"),
+                              Entry("GET", "wss://a.example/ws", "websocket")}),
+                    "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->skipped.size(), 3u);
+  EXPECT_NE(r->skipped[0].why.find("data: URL"), std::string::npos);
+  EXPECT_FALSE(r->skipped[0].counts);
+  EXPECT_NE(r->skipped[1].why.find("blob: URL"), std::string::npos);
+  EXPECT_NE(r->skipped[2].why.find("WebSocket"), std::string::npos);
 }
 
 }  // namespace

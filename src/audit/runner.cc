@@ -316,6 +316,10 @@ Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) 
   Built b;
   std::string missing;
   auto expand = [&](std::string_view text, std::string& out, bool json_context = false) {
+    if (!step.templates) {
+      out = text;  // a recording: verbatim
+      return true;
+    }
     if (!json_context) return ExpandTemplate(text, values, out, &missing);
     Pairs escaped;
     for (const auto& [k, v] : values) escaped.emplace_back(k, JsonEscape(v));
@@ -351,6 +355,7 @@ Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) 
     case BodyKind::kRaw:
       if (!expand(step.raw, r.body)) return fail();
       r.headers.emplace_back("Content-Type", step.content_type);
+      b.file_parts = FileParts(step.content_type, r.body);  // a recorded upload's files
       break;
     case BodyKind::kMultipart: {
       std::mt19937_64 rng(std::random_device{}());

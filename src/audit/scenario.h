@@ -61,6 +61,9 @@ struct Step {
   // HAR: the status the browser got. Checked against the baseline (a warning when it differs:
   // a recording is not a specification), then every run is compared with the baseline.
   std::optional<int> recorded_status;
+  // False for a HAR step: its path, headers and body are sent verbatim; {{name}} belongs to
+  // scenarios only (a recorded body may well hold a literal "{{name}}").
+  bool templates = true;
 
   // "step 3 (\"upload a photo\")", for messages.
   std::string Label() const;
@@ -72,8 +75,15 @@ struct Scenario {
   std::vector<Step> steps;
   std::string file;  // where it came from, for messages
   std::string dir;   // relative file parts are found from here
-  // HAR: requests not replayed (other hosts), "METHOD URL".
-  std::vector<std::string> skipped;
+  // HAR: entries not replayed, "METHOD URL", and why ("another host", "a data: URL", ...).
+  struct Skipped {
+    std::string request;
+    std::string why;
+    bool counts = true;  // a request the app might have served (not a data:/blob: URL)
+  };
+  std::vector<Skipped> skipped;
+  // HAR: how the app's host was chosen, for the report; empty when it was named (--host).
+  std::string host_guess;
 };
 
 // `file` names the text in messages; `dir` resolves "@PATH" file parts.

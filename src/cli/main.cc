@@ -115,6 +115,10 @@ int main(int argc, char** argv) {
       audit_cmd->add_option("--scenario", scenario_file, "the traffic: a scenario file (JSON)");
   auto* har_opt = audit_cmd->add_option("--har", har_file, "the traffic: a HAR 1.2 recording");
   har_opt->excludes(scenario_opt);
+  std::string audit_host;
+  audit_cmd->add_option("--host", audit_host,
+                        "the app's host in the HAR recording (default: the host most page loads "
+                        "went to)");
   audit_cmd->add_option("--instances", instances_text,
                         "instances in the spread run, 2..16 (default 2)");
   audit_cmd->add_option("--json", json_file, "write the report as JSON to FILE");
@@ -196,6 +200,7 @@ int main(int argc, char** argv) {
       return kExitUsage;
     if (!scenario_file.empty()) audit.scenario_file = scenario_file;
     if (!har_file.empty()) audit.har_file = har_file;
+    if (!audit_host.empty()) audit.host = audit_host;
     if (!json_file.empty()) audit.json_file = json_file;
     if (!junit_file.empty()) audit.junit_file = junit_file;
     if (!audit_config.empty()) audit.config_file = audit_config;
