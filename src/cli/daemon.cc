@@ -263,6 +263,9 @@ class Daemon {
     auto it = running_.find(a.id);
     if (it == running_.end()) return;
     Running& r = *it->second;
+    // Out of rotation before it dies, and the requests it takes down with it may be retried
+    // again (they did not kill it).
+    if (a.signal == SIGKILL && opt_.router) opt_.router->Killed(a.id);
     if (!os::SendSignal(r.pidfd.native_handle(), a.signal) && errno != ESRCH) {
       term_.System(
           fmt::format("{} #{}: signal {}: {}", r.instance, r.number, a.signal, strerror(errno)));

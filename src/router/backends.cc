@@ -43,11 +43,12 @@ void Backends::Drain(uint64_t id, std::function<void()> drained) {
   MaybeNotify(*b);
 }
 
-void Backends::Remove(uint64_t id) {
+void Backends::Remove(uint64_t id, bool killed) {
   std::lock_guard lock(mu_);
   auto it =
       std::find_if(ready_.begin(), ready_.end(), [&](const auto& x) { return x->info.id == id; });
   if (it == ready_.end()) return;
+  if (killed) (*it)->killed.store(true);
   (*it)->gone.store(true);
   ready_.erase(it);
   Publish();

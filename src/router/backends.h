@@ -23,6 +23,9 @@ struct Backend {
   std::atomic<int> in_flight{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> gone{false};  // removed or drained: pooled connections must close
+  // phoenix SIGKILLs it (kill --now, a drill, chaos): a request lost on it did not kill it, and
+  // is not counted against its retries.
+  std::atomic<bool> killed{false};
   std::atomic<bool> notified{false};
   std::function<void()> on_drained;  // set before `draining`
 };
@@ -36,7 +39,7 @@ class Backends {
  public:
   void Add(const BackendInfo& info);
   void Drain(uint64_t id, std::function<void()> drained);
-  void Remove(uint64_t id);
+  void Remove(uint64_t id, bool killed = false);
 
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   std::shared_ptr<const Snapshot> Load() const;

@@ -547,7 +547,8 @@ class Session {
       // death") must not be fed to the next instance, and the next, and their successors; one
       // retry covers an instance that died under it by chance (nginx tries each server once,
       // HAProxy retries only failed connects).
-      if (sent && ++lost_sends >= kMaxLostSends) safe = false;
+      // (An instance phoenix killed itself, in a drill or by chaos, does not count.)
+      if (sent && !backend->killed.load() && ++lost_sends >= kMaxLostSends) safe = false;
       if (safe && attempts >= 3 && Clock::now() < wait_until) {
         co_await Pause();  // as above: the instances died; wait for their successors
         attempts = 0;

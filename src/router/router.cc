@@ -281,6 +281,11 @@ void RouterImpl::Remove(uint64_t id) {
   for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
 }
 
+void RouterImpl::Killed(uint64_t id) {
+  backends.Remove(id, /*killed=*/true);
+  for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
+}
+
 Stats RouterImpl::GetStats() const {
   Stats s;
   for (const auto& w : workers) {

@@ -48,6 +48,9 @@ class Router {
   virtual void Drain(uint64_t id, std::function<void()> drained) = 0;
   // Died: out of rotation at once, no waiting.
   virtual void Remove(uint64_t id) = 0;
+  // About to be SIGKILLed by phoenix (kill --now, a drill, chaos): out of rotation at once, and
+  // the requests it takes down with it may be retried again (they did not kill it).
+  virtual void Killed(uint64_t id) = 0;
   virtual Stats GetStats() const = 0;
   virtual int port() const = 0;
   virtual void Stop() = 0;  // closes the listeners, then joins the threads

@@ -221,6 +221,7 @@ class RouterImpl : public Router {
   void Add(const BackendInfo& backend) override;
   void Drain(uint64_t id, std::function<void()> drained) override;
   void Remove(uint64_t id) override;
+  void Killed(uint64_t id) override;
   Stats GetStats() const override;
   int port() const override { return port_; }
   void Stop() override;

@@ -58,6 +58,23 @@ test('drill --all: every instance SIGKILLed at once, recovery reported with fail
   assert.equal(bad.code, 2);
 });
 
+test('drill --all: GETs in flight on pooled connections are retried until the successors answer', { timeout: 60000 }, async (t) => {
+  // Each slow GET dies with its instance and is retried; its retry may meet the other instance's
+  // dead pooled connection, killed by the same drill. Deaths phoenix caused itself do not count
+  // against a request's retries (those guard against a request that kills its instances).
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 2\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  await Promise.all(Array.from({ length: 40 }, (_, i) => httpGet(px.port, `/warm-${i}`)));  // pooled connections to both
+  const N = 40;
+  const slow = Array.from({ length: N }, () => httpGet(px.port, '/slow?ms=1500', { timeout: 30000 }).catch((e) => ({ status: e.message })));
+  await waitFor(() => (px.stdout.match(/slow start/g) || []).length >= N, { timeout: 10000, what: 'the slow GETs in flight' });
+  const r = await phoenix(app, ['drill', '--all'], { timeout: 20000 });
+  assert.equal(r.code, 0, r.stderr);
+  const statuses = (await Promise.all(slow)).map((x) => x.status);
+  assert.deepEqual(statuses.filter((s) => s !== 200), [], `${statuses.join(' ')}\n${px.stdout.split('\n').filter((l) => /status=5/.test(l)).join('\n')}`);
+});
+
 test('chaos: unannounced SIGKILLs, never the last ready instance, service goes on', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'echo', {
     files: { 'phoenix.toml': '[process.web]\ninstances = 2\n[chaos]\nmean_time_between_kills = "300ms"\nhours = "00:00-24:00"\n' },
