@@ -821,6 +821,7 @@ class Session {
     for (auto& f : res) head += fmt::format("{}: {}\r\n", f.name_string(), f.value());
     head += "\r\n";
     client_deadline_.at = Time::max();
+    client_deadline_.fired = false;  // the header deadline may have fired while the 101 came
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), kTuple);
     if (ec) co_return;
     // Bytes that came early on either side, behind the heads.
@@ -850,7 +851,10 @@ class Session {
     Deadline* client;
     Deadline* upstream;
     std::chrono::milliseconds timeout;
-    void Touch() const { client->at = upstream->at = CoarseNow() + timeout; }
+    void Touch() const {
+      client->at = upstream->at = CoarseNow() + timeout;
+      client->fired = upstream->fired = false;  // (a fired deadline is never swept again)
+    }
   };
 
   static Task<void> Pipe(Socket& from, Socket& to, const TunnelIdle& idle) {

@@ -2,9 +2,11 @@
 // from then on the connection is a tunnel both ways (frames echoed, bytes sent right behind the
 // handshake kept, close passed through).
 import { test } from 'node:test';
+import net from 'node:net';
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { makeApp, up, rawConnect, httpGet, phoenix } from './harness.mjs';
+import { makeApp, up, rawConnect, httpGet, phoenix, waitFor } from './harness.mjs';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -194,4 +196,28 @@ test('router: a tunnel with no byte either way for tunnel_timeout is closed; a b
   assert.equal(idle.closed, true, 'the idle tunnel was closed');
   busy.write(clientFrame(0x1, 'still here'));
   await busy.waitData('still here', { what: 'an echo after the idle one closed' });
+});
+
+test('router: a tunnel whose 101 came after header_timeout still ends at tunnel_timeout', { timeout: 30000 }, async (t) => {
+  // The client's header deadline fired while the instance took its time to accept: the tunnel
+  // must re-arm it, or, once the instance's side has ended, the router waits on a silent client
+  // that keeps its half open, forever.
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nheader_timeout = "1s"\ntunnel_timeout = "1s"\nresponse_timeout = "5s"\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  const fds = () => fs.readdirSync(`/proc/${px.pid}/fd`).length;
+  const baseline = fds();
+  const sock = net.connect({ host: '127.0.0.1', port: px.port, allowHalfOpen: true });
+  t.after(() => sock.destroy());
+  let text = '';
+  let ended = false;
+  sock.on('data', (d) => { text += d.toString('latin1'); });
+  sock.on('end', () => { ended = true; });
+  sock.on('error', () => {});
+  sock.write(handshake(crypto.randomBytes(16).toString('base64'), '/ws?delay=1500'));
+  await waitFor(() => text.includes('\r\n\r\n'), { timeout: 10000, what: 'the 101' });
+  assert.match(text, /^HTTP\/1\.1 101 /);
+  await waitFor(() => ended, { timeout: 6000, what: 'the router ending the idle tunnel' });
+  // And the router let go of the client's connection too, though the client never closed it.
+  await waitFor(() => fds() <= baseline, { timeout: 6000, what: `phoenix's descriptors back to ${baseline}` });
 });

@@ -152,6 +152,18 @@ server.on('upgrade', (req, socket, head) => {
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     return;
   }
+  // /ws?delay=N: the 101 comes N ms late (an app slow to accept an upgrade).
+  const delay = Number(new URL(req.url, 'http://x').searchParams.get('delay') || 0);
+  if (delay > 0) {
+    socket.pause();
+    setTimeout(() => { socket.resume(); accept101(req, socket, head); }, delay);
+    return;
+  }
+  accept101(req, socket, head);
+});
+
+function accept101(req, socket, head) {
+  const key = req.headers['sec-websocket-key'];
   const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
   socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     `Sec-WebSocket-Accept: ${accept}\r\nX-Instance: ${instance}\r\n\r\n`);
@@ -181,7 +193,7 @@ server.on('upgrade', (req, socket, head) => {
   // The client went away: close our side too (the server's sockets allow half-open ones).
   socket.on('end', () => socket.end());
   consume();
-});
+}
 
 // LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes one it held.
 if (process.env.LOG_CONNECTIONS === '1') {
