@@ -113,6 +113,7 @@ class Daemon {
         timer_(io_),
         signals_(io_, SIGINT, SIGTERM),
         acceptor_(io_),
+        accept_retry_(io_),
         term_(opt_.config) {}
 
   int Run() {
@@ -149,6 +150,7 @@ class Daemon {
     if (opt_.router) opt_.router->Stop();
     boost::system::error_code ec;
     acceptor_.close(ec);
+    accept_retry_.cancel();
     ::unlink(control::SocketPath(opt_.state_dir).c_str());
     term_.System("every instance stopped; bye");
     return 0;
@@ -303,6 +305,7 @@ class Daemon {
     signals_.cancel();
     boost::system::error_code ec;
     acceptor_.close(ec);
+    accept_retry_.cancel();
     // Clients waiting on `stop` or `logs -f` see EOF when this process exits.
     asio::post(io_, [this] { io_.stop(); });
   }
@@ -609,7 +612,21 @@ class Daemon {
 
   void Accept() {
     acceptor_.async_accept([this](auto ec, stream_protocol::socket sock) {
-      if (ec) return;
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: the command waits in the backlog and
+        // is taken when some are free again; giving up here left phoenix deaf to every command.
+        if (!accept_failing_) {
+          term_.System(fmt::format("control socket: accept failed: {}; retrying", ec.message()));
+        }
+        accept_failing_ = true;
+        accept_retry_.expires_after(std::chrono::milliseconds(100));
+        accept_retry_.async_wait([this](auto ec2) {
+          if (!ec2) Accept();
+        });
+        return;
+      }
+      accept_failing_ = false;
       ucred cred{};
       socklen_t len = sizeof cred;
       if (getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
@@ -790,9 +807,12 @@ class Daemon {
   std::optional<Time> armed_;
   asio::signal_set signals_;
   stream_protocol::acceptor acceptor_;
+  asio::steady_timer accept_retry_;  // after a failed accept (out of descriptors)
   Terminal term_;
   os::Fd exe_, events_fd_;
-  bool events_failing_ = false;  // the last write to --events failed (said once)
+  bool events_failing_ = false;
+  bool accept_failing_ = false;  // the control socket's last accept failed (said once)  // the last
+                                 // write to --events failed (said once)
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
   std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up

@@ -73,7 +73,8 @@ Worker::Worker(RouterImpl& router, int index)
       // no locking per descriptor operation.
       io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
       acceptor(io.get_executor()),
-      tick(io.get_executor()) {}
+      tick(io.get_executor()),
+      accept_pause(io.get_executor()) {}
 
 Time CoarseNow() {
   timespec ts;
@@ -175,6 +176,25 @@ void Worker::StartTick() {
 void Worker::Accept() {
   acceptor.async_accept([this](boost::system::error_code ec, Socket sock) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_memory ||
+        ec == asio::error::no_buffer_space) {
+      // Out of descriptors or memory: trying again at once would spin on the same error with
+      // the connection still queued. New connections wait in the backlog for 100 ms (nginx
+      // waits 500), while the ones we hold finish and free theirs.
+      if (!accept_paused) {
+        accept_paused = true;
+        if (router.log) {
+          router.log(
+              fmt::format("at=error desc=\"accept: {}; new connections wait\"\n", ec.message()));
+        }
+      }
+      accept_pause.expires_after(std::chrono::milliseconds(100));
+      accept_pause.async_wait([this](boost::system::error_code wec) {
+        if (!wec) Accept();
+      });
+      return;
+    }
+    accept_paused = false;
     if (!ec) {
       sock.Tune();
       Dispatch(std::move(sock));

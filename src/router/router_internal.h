@@ -198,6 +198,8 @@ class Worker {
   asio::io_context io;
   Acceptor acceptor;
   Timer tick;
+  Timer accept_pause;          // after an accept that failed for want of descriptors
+  bool accept_paused = false;  // (said once in the log)
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<Upstream>>> pool;
 };
 
