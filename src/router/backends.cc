@@ -67,8 +67,37 @@ std::shared_ptr<const Snapshot> Backends::Load() const {
   return snapshot_;
 }
 
+namespace {
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+}  // namespace
+
+void Backends::MarkSlow(Backend& b, int64_t for_ns) {
+  b.slow_until.store(NowNs() + for_ns, std::memory_order_relaxed);
+}
+
 std::shared_ptr<Backend> Backends::Pick(const Snapshot& s, Balance balance, uint64_t& cursor,
                                         uint64_t avoid) {
+  // First among those that did not let a request time out lately; then among all (a slow
+  // instance is better than none).
+  bool any_slow = false;
+  for (const auto& b : s.ready)
+    any_slow = any_slow || b->slow_until.load(std::memory_order_relaxed);
+  if (any_slow) {
+    const int64_t now = NowNs();
+    if (auto b = PickFrom(s, balance, cursor, avoid, now)) return b;
+  }
+  return PickFrom(s, balance, cursor, avoid, 0);
+}
+
+std::shared_ptr<Backend> Backends::PickFrom(const Snapshot& s, Balance balance, uint64_t& cursor,
+                                            uint64_t avoid, int64_t slow_after) {
+  const auto slow = [slow_after](const Backend& b) {
+    return slow_after != 0 && b.slow_until.load(std::memory_order_relaxed) > slow_after;
+  };
   size_t n = s.ready.size();
   for (size_t attempt = 0; attempt < n; ++attempt) {
     std::shared_ptr<Backend> b;
@@ -77,7 +106,10 @@ std::shared_ptr<Backend> Backends::Pick(const Snapshot& s, Balance balance, uint
       size_t start = cursor++ % n;
       for (size_t i = 0; i < n; ++i) {
         const auto& c = s.ready[(start + i) % n];
-        if (c->info.id == avoid || c->draining.load(std::memory_order_relaxed) || c->gone) continue;
+        if (c->info.id == avoid || c->draining.load(std::memory_order_relaxed) || c->gone ||
+            slow(*c)) {
+          continue;
+        }
         if (!b || c->in_flight.load(std::memory_order_relaxed) <
                       b->in_flight.load(std::memory_order_relaxed)) {
           b = c;
@@ -86,6 +118,10 @@ std::shared_ptr<Backend> Backends::Pick(const Snapshot& s, Balance balance, uint
     } else {
       b = s.ready[cursor++ % n];
       if (b->info.id == avoid && n > 1) continue;
+      if (slow(*b)) {
+        b.reset();
+        continue;
+      }
     }
     if (!b) return nullptr;
     b->in_flight.fetch_add(1);

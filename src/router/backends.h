@@ -26,6 +26,9 @@ struct Backend {
   // phoenix SIGKILLs it (kill --now, a drill, chaos): a request lost on it did not kill it, and
   // is not counted against its retries.
   std::atomic<bool> killed{false};
+  // CLOCK_MONOTONIC_COARSE ns until which it is picked only when no other is: it let a request
+  // wait response_timeout without a byte (hung, overloaded), as nginx's max_fails/fail_timeout.
+  std::atomic<int64_t> slow_until{0};
   std::atomic<bool> notified{false};
   std::function<void()> on_drained;  // set before `draining`
 };
@@ -51,8 +54,13 @@ class Backends {
   // The ready incarnation of `instance` ("web.2"), counted in flight; null when it has none.
   static std::shared_ptr<Backend> PickInstance(const Snapshot& snapshot, std::string_view instance);
   static void Release(Backend& backend);
+  // It let a request time out: others are picked first for `for_ns`.
+  static void MarkSlow(Backend& backend, int64_t for_ns = 10'000'000'000);
 
  private:
+  // Pick() among the backends not slow at `slow_after` (0: among all).
+  static std::shared_ptr<Backend> PickFrom(const Snapshot& snapshot, Balance balance,
+                                           uint64_t& cursor, uint64_t avoid, int64_t slow_after);
   void Publish();  // with mu_ held
 
   mutable std::mutex mu_;

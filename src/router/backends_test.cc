@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -341,6 +342,46 @@ TEST(BackendsTest, ConcurrentReleasesOfOneBackendCallBackOnceAtZero) {
     EXPECT_EQ(calls.load(), 1) << "round " << round;
     EXPECT_EQ(in_flight_at_call.load(), 0) << "round " << round;
   }
+}
+
+}  // namespace
+}  // namespace phoenix::router
+
+namespace phoenix::router {
+namespace {
+
+TEST(BackendsSlowTest, ASlowBackendIsPickedOnlyWhenNoOtherIs) {
+  Backends backends;
+  backends.Add({1, "web.1", 1, 1001});
+  backends.Add({2, "web.2", 1, 1002});
+  auto snap = backends.Load();
+  Backends::MarkSlow(*snap->ready[0]);
+  for (Balance balance : {Balance::kRoundRobin, Balance::kLeastOutstanding}) {
+    uint64_t cursor = 0;
+    for (int i = 0; i < 6; ++i) {
+      auto b = Backends::Pick(*snap, balance, cursor);
+      ASSERT_NE(b, nullptr);
+      EXPECT_EQ(b->info.id, 2u);
+      Backends::Release(*b);
+    }
+  }
+  // The other one leaves: the slow one is better than none.
+  backends.Remove(2);
+  uint64_t cursor = 0;
+  auto b = Backends::Pick(*backends.Load(), Balance::kRoundRobin, cursor);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->info.id, 1u);
+  Backends::Release(*b);
+  // And once its time is over, it is picked as before.
+  backends.Add({3, "web.2", 2, 1003});
+  Backends::MarkSlow(*backends.Load()->ready[0], -1);
+  std::set<uint64_t> seen;
+  for (int i = 0; i < 4; ++i) {
+    auto p = Backends::Pick(*backends.Load(), Balance::kRoundRobin, cursor);
+    seen.insert(p->info.id);
+    Backends::Release(*p);
+  }
+  EXPECT_EQ(seen, (std::set<uint64_t>{1, 3}));
 }
 
 }  // namespace

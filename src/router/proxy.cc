@@ -534,6 +534,9 @@ class Session {
 
       // ---- failed before any response byte reached the client
       bool timed_out = ud.fired;
+      // No answer within response_timeout: others get the next requests for a while (a hung
+      // instance would otherwise time out every other request until it dies).
+      if (timed_out && !got_byte) Backends::MarkSlow(*backend.b);
       error_code ignored;
       up->sock.close(ignored);
       bool reused = up->reused;

@@ -438,6 +438,22 @@ test('router: a request that kills its instance is sent once more at most, then 
   await px.waitOutput(/code=H13 .*path="\/crash".*status=502/);  // (the log is flushed every 100 ms)
 });
 
+test('router: an instance that let a request time out gets the next ones only when no other can', { timeout: 60000 }, async (t) => {
+  // A hung instance still accepts connections, so it stays ready: without passive marking
+  // every other request would wait response_timeout for a 504 (as nginx's max_fails avoids).
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nresponse_timeout = "1s"\n\n[process.web]\ninstances = 2\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  const hung = (await httpGet(px.port, '/hang-me')).json.instance;
+  const statuses = [];
+  for (let i = 0; i < 10; i++) {
+    const r = await httpGet(px.port, `/after-hang-${i}`, { timeout: 10000 });
+    statuses.push(r.status);
+    if (r.status === 200) assert.notEqual(r.json.instance, hung);
+  }
+  assert.ok(statuses.filter((s) => s === 504).length <= 1, statuses.join(' '));
+});
+
 test('router: an instance that listens on ::1 only is served there', { timeout: 30000 }, async (t) => {
   // Bound to "localhost" an app may get ::1 alone. It is ready (it accepts on ::1), so the
   // router must reach it there too, not refuse every request with 502.

@@ -9,6 +9,7 @@
 //   /until-close      a body delimited by the end of the connection (no Content-Length, not chunked)
 //   /ws               a minimal WebSocket echo (text and binary frames, close, ping)
 //   /crash            exits (status 3) without answering
+//   /hang-me          answers, then this instance answers nothing more (hung, still accepting)
 //   /too-large        413 at once, the body unread (?reset=1: then the connection is dropped)
 // LOG_REQUESTS=1 prints "seen METHOD URL" for every request head that arrives (smuggling tests);
 // LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes a connection.
@@ -57,9 +58,16 @@ function download(res, total, chunked) {
 }
 
 // Heads up to 64 KiB (Node's default is 16 KiB), so that the router's own limit is what is tested.
+let hung = false;  // /hang-me: from then on this instance answers nothing (a deadlock)
 const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
   if (logRequests) console.log(`seen ${req.method} ${req.url}`);
+  if (hung) return;
   const url = new URL(req.url, 'http://x');
+  if (url.pathname === '/hang-me') {
+    hung = true;
+    json(res, 200, { instance, hung: true });
+    return;
+  }
   if (url.pathname === '/slow') {
     const ms = Number(url.searchParams.get('ms') || 1000);
     console.log(`slow start ${req.headers['x-request-id']}`);
