@@ -26,6 +26,7 @@ constexpr size_t kBodyChunk = 16 * 1024;
 constexpr size_t kCoalesce = 4 * 1024;
 constexpr size_t kMaxResponseHead = 64 * 1024;
 constexpr int kMaxLostSends = 2;
+constexpr size_t kSpareChunks = 64;  // body buffers a loop keeps for its next requests (1 MiB)
 using RequestParser = http::request_parser<http::buffer_body, Alloc>;
 using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
@@ -88,6 +89,10 @@ struct Outcome {
 
 class Session {
  public:
+  ~Session() { ReleaseChunk(); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
   Session(Worker& w, Socket sock) : w_(w), client_(std::move(sock)) {
     client_deadline_.sock = &client_;
     // Unparsed bytes of the client's: a head (max_header_bytes, ReadHead reads 16 KiB at a
@@ -148,6 +153,7 @@ class Session {
     // Waiting for a next request is the keep-alive idle time; once a byte came (or for a new
     // connection), the whole head must arrive within header_timeout (slowloris).
     bool idle = !first && buf_.size() == 0;
+    if (idle) ReleaseChunk();
     ClientDeadline(idle ? cfg.idle_timeout : cfg.header_timeout);
     // Beast takes whole fields as they come and applies header_limit to each put() alone, so
     // the head stays in buf_ until it is complete: its size counts whole, and CheckRequest
@@ -232,6 +238,14 @@ class Session {
     std::memmove(d + at + 1, d + at, n - at);
     d[at] = ' ';
     return true;
+  }
+
+  // The response's framing fields as its parser read them (a plain function: the optional
+  // stays out of the request's coroutine frame).
+  void NormalizeResponseFraming() {
+    const auto length = res_parser_->content_length();  // (a boost::optional)
+    NormalizeFraming(res_parser_->get().base(), res_parser_->chunked(),
+                     length ? std::optional<uint64_t>(*length) : std::nullopt);
   }
 
   // Empty lines before a request line are ignored (RFC 9112 2.2; some clients send a CRLF
@@ -432,7 +446,7 @@ class Session {
     Outcome& o = outcome_;  // (a member: the request's frame stays small)
     o = Outcome{};
     int attempts = 0;
-    int lost_sends = 0;  // sent, and its connection failed before any answer
+    lost_sends_ = 0;
     uint64_t avoid = 0;
     bool body_started = false;
     bool fresh = false;  // a pooled connection failed: no more pooled ones for this request
@@ -551,7 +565,7 @@ class Session {
       // retry covers an instance that died under it by chance (nginx tries each server once,
       // HAProxy retries only failed connects).
       // (An instance phoenix killed itself, in a drill or by chaos, does not count.)
-      if (sent && !backend->killed.load() && ++lost_sends >= kMaxLostSends) safe = false;
+      if (sent && !backend->killed.load() && ++lost_sends_ >= kMaxLostSends) safe = false;
       if (safe && attempts >= 3 && Clock::now() < wait_until) {
         co_await Pause();  // as above: the instances died; wait for their successors
         attempts = 0;
@@ -588,19 +602,16 @@ class Session {
       // connection switched.
       error_code ignored;
       up->sock.close(ignored);
-      const bool close = !client_keep_alive || !parser.is_done();
       co_await Fail(req.base(), request_id, start, 502, "H13", "Unrequested protocol switch",
-                    close);
-      co_return !close;
+                    !client_keep_alive || !parser.is_done());
+      co_return client_keep_alive&& parser.is_done();
     }
     // Connection is hop-by-hop (RFC 9110 7.6.1): an instance that closes its connection does not
     // close the client's, unless the body ends with that close.
     bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();
     // Answered before its body was all read (an early 413): the client may still be sending it.
     if (!parser.is_done()) linger_ = true;
-    const auto length = rp_slot->content_length();  // (a boost::optional)
-    NormalizeFraming(res.base(), rp_slot->chunked(),
-                     length ? std::optional<uint64_t>(*length) : std::nullopt);
+    NormalizeResponseFraming();
     if (version == 10 && res.chunked()) {
       // HTTP/1.0 has no chunked coding: send the body as is and close to end it.
       res.chunked(false);
@@ -882,8 +893,24 @@ class Session {
   // One body buffer a connection, made on first use: a request's body and its response's
   // never stream at the same time. (In the coroutine frame it would be allocated per request.)
   char* Chunk() {
-    if (!chunk_) chunk_ = std::make_unique<char[]>(kBodyChunk);
+    if (!chunk_) {
+      if (!w_.spare_chunks.empty()) {
+        chunk_ = std::move(w_.spare_chunks.back());
+        w_.spare_chunks.pop_back();
+      } else {
+        chunk_ = std::make_unique<char[]>(kBodyChunk);
+      }
+    }
     return chunk_.get();
+  }
+
+  // A connection waiting for its next request holds no body buffer: it goes back to the loop
+  // for the next request of any connection (idle keep-alive connections cost ~16 KiB less each;
+  // HAProxy likewise frees a stream's buffers between requests). A few are kept spare.
+  void ReleaseChunk() {
+    if (!chunk_) return;
+    if (w_.spare_chunks.size() < kSpareChunks) w_.spare_chunks.push_back(std::move(chunk_));
+    chunk_.reset();
   }
 
   Worker& w_;
@@ -901,6 +928,7 @@ class Session {
   std::string pin_;         // phoenix audit: the instance the request asked for
   std::optional<Refusal> refusal_;  // why a request head was refused
   Outcome outcome_;                 // the request's, for its log line
+  int lost_sends_ = 0;              // the request's sends whose connection failed before any answer
   Deadline up_deadline_;            // the response's, while an upstream exchange runs
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;

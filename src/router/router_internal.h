@@ -193,6 +193,9 @@ class Worker {
   uint64_t cursor = 0;
   std::mt19937_64 rng;
   std::string log_buf;
+  // Body buffers that idle connections gave back, for the next request to take (proxy.cc).
+  // Before `io`: the sessions it destroys give theirs back.
+  std::vector<std::unique_ptr<char[]>> spare_chunks;
   Time now{};  // read once per sweep, for deadlines
   bool ticking = false;
   asio::io_context io;
