@@ -810,9 +810,8 @@ class Daemon {
   asio::steady_timer accept_retry_;  // after a failed accept (out of descriptors)
   Terminal term_;
   os::Fd exe_, events_fd_;
-  bool events_failing_ = false;
-  bool accept_failing_ = false;  // the control socket's last accept failed (said once)  // the last
-                                 // write to --events failed (said once)
+  bool events_failing_ = false;  // the last write to --events failed (said once)
+  bool accept_failing_ = false;  // the control socket's last accept failed (said once)
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
   std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up

@@ -90,7 +90,9 @@ std::shared_ptr<Backend> Backends::Pick(const Snapshot& s, Balance balance, uint
     const int64_t now = NowNs();
     if (auto b = PickFrom(s, balance, cursor, avoid, now)) return b;
   }
-  return PickFrom(s, balance, cursor, avoid, 0);
+  if (auto b = PickFrom(s, balance, cursor, avoid, 0)) return b;
+  // The one to avoid is the only one left: better it than none (a retry on a fresh connection).
+  return avoid ? PickFrom(s, balance, cursor, 0, 0) : nullptr;
 }
 
 std::shared_ptr<Backend> Backends::PickFrom(const Snapshot& s, Balance balance, uint64_t& cursor,

@@ -386,3 +386,28 @@ TEST(BackendsSlowTest, ASlowBackendIsPickedOnlyWhenNoOtherIs) {
 
 }  // namespace
 }  // namespace phoenix::router
+
+namespace phoenix::router {
+namespace {
+
+TEST(BackendsAvoidTest, TheOneToAvoidIsPickedWhenItIsTheOnlyOneLeft) {
+  for (Balance balance : {Balance::kRoundRobin, Balance::kLeastOutstanding}) {
+    Backends backends;
+    backends.Add({1, "web.1", 1, 1001});
+    uint64_t cursor = 0;
+    auto b = Backends::Pick(*backends.Load(), balance, cursor, /*avoid=*/1);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->info.id, 1u);
+    Backends::Release(*b);
+    // With another that is draining, still the one to avoid rather than none.
+    backends.Add({2, "web.2", 1, 1002});
+    backends.Drain(2, [] {});
+    b = Backends::Pick(*backends.Load(), balance, cursor, 1);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->info.id, 1u);
+    Backends::Release(*b);
+  }
+}
+
+}  // namespace
+}  // namespace phoenix::router

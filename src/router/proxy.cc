@@ -27,6 +27,9 @@ constexpr size_t kCoalesce = 4 * 1024;
 constexpr size_t kMaxResponseHead = 64 * 1024;
 constexpr int kMaxLostSends = 2;
 constexpr size_t kSpareChunks = 64;  // body buffers a loop keeps for its next requests (1 MiB)
+// How long an answer is awaited after a request body's write timed out (the instance stopped
+// reading: its early answer is there already, or none is coming).
+constexpr std::chrono::milliseconds kEarlyAnswerWait{1000};
 using RequestParser = http::request_parser<http::buffer_body, Alloc>;
 using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
@@ -166,6 +169,10 @@ class Session {
         idle = true;  // the CRLF a client sent after a body: waiting for the next request
         ClientDeadline(cfg.idle_timeout);
       }
+      if (parsed == 0 && buf_.size() == 1 &&
+          *static_cast<const char*>(buf_.data().data()) == '\r') {
+        stalled = 1;  // the LF of an empty line may come in the next read
+      }
       if (buf_.size() > parsed && buf_.size() > stalled) {
         error_code ec;
         auto data = buf_.data();
@@ -242,10 +249,14 @@ class Session {
 
   // The response's framing fields as its parser read them (a plain function: the optional
   // stays out of the request's coroutine frame).
-  void NormalizeResponseFraming() {
+  // True when the client reads the body to the connection's close: a Transfer-Encoding whose
+  // last coding is not chunked, whatever framing the router used to read it.
+  bool NormalizeResponseFraming() {
     const auto length = res_parser_->content_length();  // (a boost::optional)
-    NormalizeFraming(res_parser_->get().base(), res_parser_->chunked(),
+    auto& res = res_parser_->get().base();
+    NormalizeFraming(res, res_parser_->chunked(),
                      length ? std::optional<uint64_t>(*length) : std::nullopt);
+    return !res_parser_->chunked() && res.find(http::field::transfer_encoding) != res.end();
   }
 
   // Empty lines before a request line are ignored (RFC 9112 2.2; some clients send a CRLF
@@ -447,6 +458,7 @@ class Session {
     o = Outcome{};
     int attempts = 0;
     lost_sends_ = 0;
+    body_cut_ = false;
     uint64_t avoid = 0;
     bool body_started = false;
     bool fresh = false;  // a pooled connection failed: no more pooled ones for this request
@@ -520,6 +532,7 @@ class Session {
         // an upload limit, then closed): what it sent before it closed is still read, and an
         // answer there is passed on (the client's connection then closes, its body unread).
         sent = r == BodySent::kSent || body_started;
+        body_cut_ = r != BodySent::kSent && body_started;
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
       bool got_byte = false;
@@ -530,7 +543,9 @@ class Session {
           rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
           rp_slot->header_limit(kMaxResponseHead);
           if (head_method) rp_slot->skip(true);
-          up_deadline(cfg.response_timeout);
+          // After a body write that timed out, an early answer is in the socket or not coming.
+          up_deadline(body_cut_ && ud.fired ? std::min(cfg.response_timeout, kEarlyAnswerWait)
+                                            : cfg.response_timeout);
           size_t before = up->buf.size();
           std::tie(ec, std::ignore) =
               co_await http::async_read_header(up->sock, up->buf, *rp_slot, kTuple);
@@ -572,7 +587,7 @@ class Session {
       }
       if (safe && ++attempts < 4) {
         ++w_.counters.retries;
-        avoid = backend->info.id;
+        avoid = reused ? 0 : backend->info.id;  // (reused: it may be alive; fresh below)
         if (reused) {
           // Either it went stale or its instance died (kill --now): then every pooled
           // connection to it is dead too, and retrying on them would use up the attempts. The
@@ -611,7 +626,8 @@ class Session {
     bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();
     // Answered before its body was all read (an early 413): the client may still be sending it.
     if (!parser.is_done()) linger_ = true;
-    NormalizeResponseFraming();
+    // Transfer-Encoding without a final chunked: the client reads to the close (RFC 9112 6.3).
+    if (NormalizeResponseFraming()) keep_alive = false;
     if (version == 10 && res.chunked()) {
       // HTTP/1.0 has no chunked coding: send the body as is and close to end it.
       res.chunked(false);
@@ -633,7 +649,10 @@ class Session {
     // Bytes read past the response's end (a body to a HEAD or a 204, a second response) are not
     // an answer to anything: such a connection is closed, never pooled.
     // (The parser's keep_alive: the instance's own; `res` was rewritten for the client.)
-    if (upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() && up->buf.size() == 0) {
+    // Nor is one whose request body was cut short (an early answer): the instance still waits
+    // for the rest of it.
+    if (upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() && up->buf.size() == 0 &&
+        !body_cut_) {
       w_.Put(std::move(up));
     }
     Log(req.base(), request_id, start, o);
@@ -929,6 +948,7 @@ class Session {
   std::optional<Refusal> refusal_;  // why a request head was refused
   Outcome outcome_;                 // the request's, for its log line
   int lost_sends_ = 0;              // the request's sends whose connection failed before any answer
+  bool body_cut_ = false;           // the request's body stopped short: an early answer was read
   Deadline up_deadline_;            // the response's, while an upstream exchange runs
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;

@@ -332,6 +332,12 @@ test('router: empty lines before a request are ignored; no 1xx reaches an HTTP/1
   c.write('GET /last HTTP/1.1\r\nHost: x\r\n\r\n');
   await c.waitData('"url":"/last"', { what: 'the request after the lone CRLF' });
   assert.equal(c.closed, false);
+  // An empty line's CR and LF in two reads (the pause splits the bytes; nothing waits on it).
+  c.socket.setNoDelay(true);
+  c.write('\r');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  c.write('\nGET /split-crlf HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData('"url":"/split-crlf"', { what: 'the request after a split empty line' });
 
   // The request goes on as HTTP/1.1, so the app may send 103 Early Hints: an HTTP/1.0 client
   // would take it for the answer (RFC 9110 15.2: no 1xx to a 1.0 client).

@@ -78,4 +78,28 @@ test('router: a response\'s framing goes on as the router read it, in one form',
   const second = c.text.slice(before);
   assert.deepEqual(second.match(/^content-length:.*$/gim), ['Content-Length: 9'], second);
   assert.equal(c.closed, false);
+
+  // Transfer-Encoding without chunked, and a Content-Length: the client is told the body ends
+  // at the close (RFC 9112 6.3), so the router closes after the body it read.
+  const g = await rawConnect(px.port, { t });
+  g.write('GET /te-gzip-and-cl HTTP/1.1\r\nHost: x\r\n\r\n');
+  await g.waitClosed({ timeout: 5000 });
+  const ghead = g.text.slice(0, g.text.indexOf('\r\n\r\n'));
+  assert.doesNotMatch(ghead, /content-length/i);
+  assert.match(ghead, /\r\nTransfer-Encoding: gzip/i);
+  assert.ok(g.text.endsWith('\r\n\r\nhello'), JSON.stringify(g.text));
+});
+
+test('router: an early answer while the instance stops reading the body reaches the client; that connection is not reused', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'router-faulty', { files: { 'phoenix.toml': '[router]\nthreads = 1\nresponse_timeout = "1s"\n\n[process.web]\ninstances = 1\nstop_timeout = "1s"\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  const body = 'x'.repeat(8 << 20);  // more than the sockets' buffers hold: the writes stall
+  const r = await httpRequest(px.port, '/stall-413', { method: 'POST', body, timeout: 20000 }).catch((e) => ({ status: e.message }));
+  assert.equal(r.status, 413, String(r.status));
+  // The instance still waits for the rest of that body: the next request goes on another
+  // connection and gets its own answer, not a 504.
+  const next = await httpRequest(px.port, '/after-stall', { timeout: 10000 });
+  assert.equal(next.status, 200, next.body);
+  assert.equal(next.body, '/after-stall');
 });

@@ -19,6 +19,7 @@ const RAW = {
   '/no-reason': 'HTTP/1.1 200\r\nContent-Length: 10\r\n\r\n/no-reason',
   // Framing fields that readers may take differently: sent on in one form only.
   '/te-empty-then-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n16\r\n/te-empty-then-chunked\r\n0\r\n\r\n',
+  '/te-gzip-and-cl': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello',
   '/cl-twice': 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n/cl-twice',
   // A chunk extension that never ends (the connection stays open): the router's buffer must not
   // grow with it.
@@ -40,6 +41,14 @@ net.createServer((s) => {
     for (let i; (i = buf.indexOf('\r\n\r\n')) >= 0;) {
       const path = buf.split(' ')[1];
       buf = buf.slice(i + 4);
+      if (path === '/stall-413') {
+        // Refuses the body at once and stops reading it, without closing (a body parser with a
+        // limit that pauses its stream): the router's writes of the body stall.
+        s.write('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 10\r\n\r\ntoo large\n');
+        s.pause();
+        closing = true;
+        return;
+      }
       if (path === '/close-soon') {
         // Announces the close, and closes a little later, as a server finishing a write does.
         s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 11\r\n\r\n/close-soon');
