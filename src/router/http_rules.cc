@@ -455,7 +455,7 @@ void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
   req.set("X-Request-Id", fwd.request_id);
 }
 
-void NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> content_length) {
+bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> content_length) {
   size_t te = 0, cl = 0;
   bool canonical = true;
   char digits[24];
@@ -470,7 +470,7 @@ void NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> c
       canonical = canonical && field.value() == std::string_view(digits, n);
     }
   }
-  if (te == 0 && (cl == 0 || (cl == 1 && canonical))) return;  // nearly every response
+  if (te == 0 && (cl == 0 || (cl == 1 && canonical))) return false;  // nearly every response
   std::string codings;
   if (te > 0) {
     for (const auto& tok : Tokens(res, http::field::transfer_encoding)) {
@@ -490,6 +490,7 @@ void NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> c
   } else if (content_length) {
     res.insert(http::field::content_length, std::string_view(digits, n));
   }
+  return te > 0 && !chunked;
 }
 
 void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version) {

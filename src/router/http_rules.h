@@ -88,8 +88,10 @@ void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::s
 // A response's framing fields as the parser read them (`chunked`, `content_length`: its
 // verdict): Transfer-Encoding on one line, its codings joined, and no Content-Length beside it
 // (RFC 9112 6.3); else one Content-Length, its value normalised ("5, 5" and "05" are 5). What
-// the client reads is then what the router read, whatever the instance sent.
-void NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> content_length);
+// the client reads is then what the router read, whatever the instance sent. True when the
+// client is to read the body to the connection's close (a Transfer-Encoding not ending in
+// chunked, RFC 9112 6.3), whatever framing the router used to read it.
+bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> content_length);
 
 // Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
 void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version);

@@ -253,10 +253,8 @@ class Session {
   // last coding is not chunked, whatever framing the router used to read it.
   bool NormalizeResponseFraming() {
     const auto length = res_parser_->content_length();  // (a boost::optional)
-    auto& res = res_parser_->get().base();
-    NormalizeFraming(res, res_parser_->chunked(),
-                     length ? std::optional<uint64_t>(*length) : std::nullopt);
-    return !res_parser_->chunked() && res.find(http::field::transfer_encoding) != res.end();
+    return NormalizeFraming(res_parser_->get().base(), res_parser_->chunked(),
+                            length ? std::optional<uint64_t>(*length) : std::nullopt);
   }
 
   // Empty lines before a request line are ignored (RFC 9112 2.2; some clients send a CRLF

@@ -296,13 +296,12 @@ void RouterImpl::Drain(uint64_t id, std::function<void()> drained) {
   for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
 }
 
-void RouterImpl::Remove(uint64_t id) {
-  backends.Remove(id);
-  for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
-}
+void RouterImpl::Remove(uint64_t id) { RemoveBackend(id, false); }
 
-void RouterImpl::Killed(uint64_t id) {
-  backends.Remove(id, /*killed=*/true);
+void RouterImpl::Killed(uint64_t id) { RemoveBackend(id, true); }
+
+void RouterImpl::RemoveBackend(uint64_t id, bool killed) {
+  backends.Remove(id, killed);
   for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
 }
 

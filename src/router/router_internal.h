@@ -238,6 +238,7 @@ class RouterImpl : public Router {
   std::vector<std::thread> threads;
 
  private:
+  void RemoveBackend(uint64_t id, bool killed);
   int port_ = 0;
   bool stopped_ = false;
 };
