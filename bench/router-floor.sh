@@ -75,34 +75,24 @@ SEED=${SEED:-$RANDOM}
 echo "# order of each round: random, SEED=$SEED" | emit
 RUNS_JSON="$BENCH_TMP/runs.jsonl"
 : >"$RUNS_JSON"
-total=0
-for wt in $WRK_THREADS; do total=$((total + RUNS * ${#NAMES[@]})); done
-i=0
-for wt in $WRK_THREADS; do
-  for ((r = 0; r < RUNS; r++)); do
-    mapfile -t ROUND < <(round_order "$SEED" "$wt" "$r" "${NAMES[@]}")
-    for n in "${ROUND[@]}"; do
-      i=$((i + 1))
-      printf '\r[%d/%d] wrk -t%s -c%s -d%ss  %-14s' "$i" "$total" "$wt" "$CONNS" "$DURATION" "$n" >&2
-      router_wait_quiet "$QUIET_WAIT" || NOISY=$((NOISY + 1))
-      read -r -a s0 < <(grep '^cpu ' /proc/stat)
-      c0=$(cpu_ticks "${PID[$n]}")
-      run_wrk "$BENCH_TMP/run.json" -t"$wt" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$n]}/"
-      c1=$(cpu_ticks "${PID[$n]}")
-      read -r -a s1 < <(grep '^cpu ' /proc/stat)
-      busy=$((s1[1] + s1[2] + s1[3] + s1[6] + s1[7] + s1[8] - s0[1] - s0[2] - s0[3] - s0[6] - s0[7] - s0[8]))
-      idle=$((s1[4] + s1[5] - s0[4] - s0[5]))
-      node -e '
-        const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-        Object.assign(r, { name: process.argv[2], wrk_threads: +process.argv[3], round: +process.argv[4],
-                           proxy_ticks: +process.argv[5], busy_ticks: +process.argv[6], idle_ticks: +process.argv[7] });
-        console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$busy" "$idle" >>"$RUNS_JSON"
-    done
-  done
-done
-echo >&2
+measure() {
+  local n=$1 wt=$2 r=$3
+  read -r -a s0 < <(grep '^cpu ' /proc/stat)
+  c0=$(cpu_ticks "${PID[$n]}")
+  run_wrk "$BENCH_TMP/run.json" -t"$wt" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$n]}/"
+  c1=$(cpu_ticks "${PID[$n]}")
+  read -r -a s1 < <(grep '^cpu ' /proc/stat)
+  busy=$((s1[1] + s1[2] + s1[3] + s1[6] + s1[7] + s1[8] - s0[1] - s0[2] - s0[3] - s0[6] - s0[7] - s0[8]))
+  idle=$((s1[4] + s1[5] - s0[4] - s0[5]))
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    Object.assign(r, { name: process.argv[2], wrk_threads: +process.argv[3], round: +process.argv[4],
+                       proxy_ticks: +process.argv[5], busy_ticks: +process.argv[6], idle_ticks: +process.argv[7] });
+    console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$busy" "$idle" >>"$RUNS_JSON"
+}
+for_each_run measure "${NAMES[@]}"
 if ((NOISY)); then
-  echo "note: before $NOISY of $total runs the machine stayed over 20 % busy with other work for ${QUIET_WAIT} s" | emit
+  echo "note: before $NOISY of $TOTAL runs the machine stayed over 20 % busy with other work for ${QUIET_WAIT} s" | emit
 fi
 kill -0 "$PHX" 2>/dev/null || echo "warning: phoenix is gone" | emit
 {

@@ -130,31 +130,21 @@ RUNS_JSON="$BENCH_TMP/runs.jsonl"
 SEED=${SEED:-$RANDOM}
 echo "# order of each round: random, SEED=$SEED" | emit
 : >"$RUNS_JSON"
-total=0
-for wt in $WRK_THREADS; do total=$((total + RUNS * ${#ORDER[@]})); done
-i=0
-for wt in $WRK_THREADS; do
-  for ((r = 0; r < RUNS; r++)); do
-    mapfile -t ROUND < <(round_order "$SEED" "$wt" "$r" "${ORDER[@]}")
-    for n in "${ROUND[@]}"; do
-      i=$((i + 1))
-      printf '\r[%d/%d] wrk -t%s -c%s -d%ss  %-12s' "$i" "$total" "$wt" "$CONNS" "$DURATION" "$n" >&2
-      router_wait_quiet "$QUIET_WAIT" || NOISY=$((NOISY + 1))
-      c0=$(proxy_ticks "$n")
-      run_wrk "$BENCH_TMP/run.json" -t"$wt" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$n]}/"
-      c1=$(proxy_ticks "$n")
-      node -e '
-        const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-        Object.assign(r, { name: process.argv[2], wrk_threads: +process.argv[3], round: +process.argv[4],
-                           cpu_ms: (+process.argv[5]) * 1000 / +process.argv[6], busy_before: +process.argv[7] });
-        console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$TCK" "$QUIET_BUSY" >>"$RUNS_JSON"
-    done
-  done
-done
-echo >&2
+measure() {
+  local n=$1 wt=$2 r=$3
+  c0=$(proxy_ticks "$n")
+  run_wrk "$BENCH_TMP/run.json" -t"$wt" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$n]}/"
+  c1=$(proxy_ticks "$n")
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    Object.assign(r, { name: process.argv[2], wrk_threads: +process.argv[3], round: +process.argv[4],
+                       cpu_ms: (+process.argv[5]) * 1000 / +process.argv[6], busy_before: +process.argv[7] });
+    console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$TCK" "$QUIET_BUSY" >>"$RUNS_JSON"
+}
+for_each_run measure "${ORDER[@]}"
 
 if ((NOISY)); then
-  echo "note: before $NOISY of $total runs the machine stayed over 20 % busy with other work for ${QUIET_WAIT} s" | emit
+  echo "note: before $NOISY of $TOTAL runs the machine stayed over 20 % busy with other work for ${QUIET_WAIT} s" | emit
 fi
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | emit
 # Everything still up? (A proxy that died would show as errors above, too.)

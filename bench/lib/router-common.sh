@@ -198,3 +198,27 @@ router_binary_note() {
   [[ -n $(git -C "$BENCH_DIR" status --porcelain -- ../src 2>/dev/null) ]] && dirty=" + uncommitted src changes"
   echo "# phoenix binary: $src, built $(date -u -r "$src" +%Y-%m-%dT%H:%M:%SZ), sha256 $(sha256sum "$src" | cut -c1-12); tree at $head$dirty"
 }
+
+# for_each_run MEASURE NAME...: RUNS rounds for each wrk thread count in WRK_THREADS, each round
+# in its own seeded random order (round_order, SEED), each run after the machine is quiet
+# (router_wait_quiet; NOISY counts those that never were); calls `MEASURE NAME WRK_THREADS
+# ROUND` for each run. Sets TOTAL to the number of runs.
+for_each_run() {
+  local measure=$1
+  shift
+  local wt r n i=0
+  TOTAL=0
+  for wt in $WRK_THREADS; do TOTAL=$((TOTAL + RUNS * $#)); done
+  for wt in $WRK_THREADS; do
+    for ((r = 0; r < RUNS; r++)); do
+      mapfile -t ROUND < <(round_order "$SEED" "$wt" "$r" "$@")
+      for n in "${ROUND[@]}"; do
+        i=$((i + 1))
+        printf '\r[%d/%d] wrk -t%s -c%s -d%ss  %-14s' "$i" "$TOTAL" "$wt" "$CONNS" "$DURATION" "$n" >&2
+        router_wait_quiet "$QUIET_WAIT" || NOISY=$((NOISY + 1))
+        "$measure" "$n" "$wt" "$r"
+      done
+    done
+  done
+  echo >&2
+}
