@@ -78,8 +78,8 @@ int Ps(bool as_json) {
       std::printf("%s\n", json::serialize(list).c_str());
       return true;
     }
-    std::printf("%-10s %5s %8s %6s  %-10s %8s %13s %8s  %s\n", "INSTANCE", "INC", "PID", "PORT",
-                "STATE", "AGE", "NEXT REBIRTH", "RESTARTS", "LOST STATE");
+    std::printf("%-10s %5s %8s %6s  %-10s %8s %13s %9s %8s  %s\n", "INSTANCE", "INC", "PID", "PORT",
+                "STATE", "AGE", "NEXT REBIRTH", "REQUESTS", "RESTARTS", "LOST STATE");
     for (const auto& item : list.as_array()) {
       const auto& o = item.as_object();
       auto* next = o.if_contains("next_rebirth_s");
@@ -89,13 +89,21 @@ int Ps(bool as_json) {
                                            FormatBytes(static_cast<uint64_t>(Num(o, "lost_bytes"))))
                              : "-";
       std::string state = Str(o, "state");
-      std::printf("%-10s %5s %8.0f %6.0f  %-10s %8s %13s %8.0f  %s\n", Str(o, "instance").c_str(),
-                  fmt::format("#{}", Num(o, "incarnation")).c_str(), Num(o, "pid"), Num(o, "port"),
-                  state.c_str(), state == "backoff" ? "-" : Dur(Num(o, "age_s")).c_str(),
-                  next_s.c_str(), Num(o, "restarts"), lost.c_str());
+      auto* requests = o.if_contains("requests");
+      std::string requests_s = requests && !requests->is_null()
+                                   ? fmt::format("{:.0f}", Num(o, "requests"))
+                                   : std::string("-");
+      std::printf("%-10s %5s %8.0f %6.0f  %-10s %8s %13s %9s %8.0f  %s\n",
+                  Str(o, "instance").c_str(), fmt::format("#{}", Num(o, "incarnation")).c_str(),
+                  Num(o, "pid"), Num(o, "port"), state.c_str(),
+                  state == "backoff" ? "-" : Dur(Num(o, "age_s")).c_str(), next_s.c_str(),
+                  requests_s.c_str(), Num(o, "restarts"), lost.c_str());
       if (!Str(o, "last_exit").empty() && (state == "backoff" || state == "booting")) {
         std::printf("%-10s last death: %s\n", "", Str(o, "last_exit").c_str());
       }
+    }
+    if (v.is_object() && !Str(v.as_object(), "admin").empty()) {
+      std::printf("admin: %s (/metrics, /status)\n", Str(v.as_object(), "admin").c_str());
     }
     return true;
   });

@@ -15,10 +15,12 @@
 #include <memory>
 #include <set>
 
+#include "cli/admin.h"
 #include "cli/terminal.h"
 #include "control/paths.h"
 #include "control/protocol.h"
 #include "metrics/events.h"
+#include "metrics/status_pages.h"
 #include "os/fs.h"
 #include "os/net.h"
 #include "sandbox/init.h"
@@ -135,6 +137,10 @@ class Daemon {
       term_.System("error: " + s.error().message);
       return 2;
     }
+    if (Status s = StartAdmin(); !s.ok()) {
+      term_.System("error: " + s.error().message);
+      return 2;
+    }
     ReportStaleLayers();
     WaitSignals();
     term_.System(fmt::format("phoenix {} up in {} ({} isolation, filesystem {})", getpid(),
@@ -144,9 +150,11 @@ class Daemon {
       term_.System(
           fmt::format("router on http://0.0.0.0:{} for the web instances", opt_.router->port()));
     }
+    if (admin_) term_.System(fmt::format("admin on {} (/metrics, /status)", admin_->url()));
     sup_.Start(Now());
     Pump();
     io_.run();
+    if (admin_) admin_->Stop();
     if (opt_.router) opt_.router->Stop();
     boost::system::error_code ec;
     acceptor_.close(ec);
@@ -204,6 +212,16 @@ class Daemon {
   }
 
   void Report(Event& e) {
+    if (e.kind == "died" && e.reason) {
+      std::string type = e.instance.substr(0, e.instance.rfind('.'));
+      ++deaths_[{type, ToString(*e.reason)}];
+      if (e.lost) {
+        auto& [files, bytes] = lost_[type];
+        files += e.lost->files.size();
+        bytes += e.lost->bytes;
+      }
+    }
+    if (e.kind == "drill") ++drills_;
     if (e.kind == "drill-start" && opt_.router) drill_stats_ = opt_.router->GetStats();
     if (e.kind == "drill" && opt_.router) {
       auto now = opt_.router->GetStats();
@@ -653,8 +671,9 @@ class Daemon {
     Time now = Now();
     switch (req.command) {
       case control::Command::kPs:
-        c->Send(fmt::format("{{\"ok\":true,\"instances\":{}}}",
-                            metrics::InstancesJson(sup_.View(now))));
+        c->Send(fmt::format("{{\"ok\":true,\"admin\":{},\"instances\":{}}}",
+                            admin_ ? json::serialize(json::value(admin_->url())) : "null",
+                            metrics::InstancesJson(Views(now))));
         break;
       case control::Command::kScale:
         // All or nothing: every type is checked before any count changes.
@@ -800,6 +819,56 @@ class Daemon {
     return false;
   }
 
+  // The supervisor's view with the router's traffic of each incarnation in rotation.
+  std::vector<InstanceView> Views(Time now) const {
+    std::vector<InstanceView> views = sup_.View(now);
+    if (!opt_.router) return views;
+    for (const auto& t : opt_.router->Traffic()) {
+      auto it = running_.find(t.id);
+      if (it == running_.end()) continue;
+      for (auto& v : views) {
+        if (v.instance == it->second->instance && v.incarnation == it->second->number) {
+          v.requests = t.requests;
+          v.in_flight = t.in_flight;
+        }
+      }
+    }
+    return views;
+  }
+
+  Status StartAdmin() {
+    if (!opt_.config.admin.enabled) return OkStatus();
+    auto server = AdminServer::Start(io_, opt_.config.admin,
+                                     [this](std::string_view path) { return AdminAnswer(path); });
+    if (!server.ok()) return server.error();
+    admin_ = std::move(server.value());
+    return OkStatus();
+  }
+
+  AdminPage AdminAnswer(std::string_view path) {
+    metrics::StatusSnapshot s;
+    Time now = Now();
+    s.pid = getpid();
+    s.app_root = opt_.config.app_root;
+    s.start_time_s = started_unix_s_;
+    s.uptime_s = std::chrono::duration<double>(now - started_).count();
+    for (const auto& p : opt_.config.processes) s.types.push_back(p.type);
+    s.instances = Views(now);
+    if (opt_.router && opt_.config.Find(kRoutedType)) {
+      s.router_port = opt_.router->port();
+      s.router = opt_.router->GetStats();
+    }
+    s.deaths = deaths_;
+    s.lost = lost_;
+    s.drills = drills_;
+    if (path == "/metrics") {
+      return {200, "text/plain; version=0.0.4; charset=utf-8", metrics::PrometheusText(s)};
+    }
+    if (path == "/status") return {200, "application/json", metrics::StatusJson(s) + "\n"};
+    if (path == "/") return {200, "text/html; charset=utf-8", metrics::StatusHtml(s)};
+    return {404, "text/plain; charset=utf-8", "not found: try /, /status or /metrics\n"};
+  }
+
   asio::io_context io_;
   DaemonOptions opt_;
   Supervisor sup_;
@@ -818,6 +887,13 @@ class Daemon {
   std::vector<std::shared_ptr<Conn>> stop_waiters_, rotate_waiters_, drill_waiters_;
   router::Stats drill_stats_;
   char hangup_buf_[256];
+  Time started_ = Now();
+  double started_unix_s_ =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::map<std::pair<std::string, std::string>, uint64_t> deaths_;  // (type, reason)
+  std::map<std::string, std::pair<uint64_t, uint64_t>> lost_;       // type -> files, bytes
+  uint64_t drills_ = 0;
+  std::unique_ptr<AdminServer> admin_;  // after io_: closed before the loop goes
 };
 
 }  // namespace

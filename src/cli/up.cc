@@ -111,6 +111,7 @@ int Up(const UpOptions& options) {
     // One loop: the audit's requests are served in the order they are sent.
     config->router.audit = true;
     config->router.threads = 1;
+    config->admin.enabled = false;  // a run of seconds nobody scrapes; and never a port clash
   }
   d.keep_layers = options.keep_layers;
   auto router = router::Router::Start(config->router, WriteAccessLog);

@@ -74,6 +74,17 @@ struct ChaosConfig {
   DailyWindow hours{9 * 60, 17 * 60};
 };
 
+// The admin address: Prometheus metrics (/metrics), status as JSON (/status) and a status page
+// (/). Read-only, so loopback is only a default, not a requirement.
+struct AdminConfig {
+  bool enabled = true;             // [admin] listen = "" turns it off
+  std::string host = "127.0.0.1";  // an IP literal (IPv6 without brackets)
+  int port = 0;                    // 0: a free port, said at start and by `ps`
+};
+
+// "127.0.0.1:9100", "[::1]:9100", "localhost:9100"; "" is off. The message says what is wrong.
+Result<AdminConfig> ParseListenAddress(std::string_view text);
+
 struct Config {
   std::string app_root;                    // absolute, symlinks resolved
   std::vector<ProcessConfig> processes;    // in Procfile order
@@ -81,6 +92,7 @@ struct Config {
   RouterConfig router;
   FilesystemConfig filesystem;
   ChaosConfig chaos;
+  AdminConfig admin;
 
   const ProcessConfig* Find(const std::string& type) const;
 };

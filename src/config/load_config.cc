@@ -2,6 +2,7 @@
 // reason about it: the folder, its Procfile, its .env, its phoenix.toml, then the flags that
 // override them. Nothing is started here, so a wrong file stops phoenix before any process is
 // born. Also the message helpers the parsers share.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -199,6 +200,52 @@ Result<int> ParseWholeNumber(std::string_view text, int min, int max) {
     return Error{fmt::format("{} is out of range ({}..{})", text, min, max)};
   }
   return static_cast<int>(value);
+}
+
+Result<AdminConfig> ParseListenAddress(std::string_view text) {
+  AdminConfig admin;
+  if (text.empty()) {
+    admin.enabled = false;
+    return admin;
+  }
+  constexpr std::string_view kExample = "HOST:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\"";
+  std::string_view host, port;
+  if (text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Error{fmt::format("{} is not {}", QuoteForMessage(text), kExample)};
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Error{
+          fmt::format("{} has no port ({}; \"\" turns it off)", QuoteForMessage(text), kExample)};
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return Error{fmt::format("{}: an IPv6 address goes in brackets ({})", QuoteForMessage(text),
+                               kExample)};
+    }
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  in_addr v4{};
+  in6_addr v6{};
+  std::string host_z(host);
+  if (inet_pton(AF_INET, host_z.c_str(), &v4) != 1 &&
+      inet_pton(AF_INET6, host_z.c_str(), &v6) != 1) {
+    return Error{
+        fmt::format("{} is not an IP address (the host of {} must be an IPv4 or IPv6 "
+                    "address, or localhost)",
+                    QuoteForMessage(host), QuoteForMessage(text))};
+  }
+  auto number = ParseWholeNumber(port, 0, 65535);
+  if (!number.ok()) return Error{fmt::format("port {}", number.error().message)};
+  admin.host = host_z;
+  admin.port = *number;
+  return admin;
 }
 
 const ProcessConfig* Config::Find(const std::string& type) const {

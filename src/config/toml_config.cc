@@ -18,7 +18,8 @@ namespace {
 // The schema, in the order PRODUCT.md documents it (also the order of "known keys" hints);
 // constexpr so that no static object needs destroying.
 using NameList = std::span<const std::string_view>;
-constexpr std::string_view kTopLevelTables[] = {"router", "process", "filesystem", "chaos"};
+constexpr std::string_view kTopLevelTables[] = {"router", "process", "filesystem", "chaos",
+                                                "admin"};
 constexpr std::string_view kRouterKeys[] = {
     "port",           "health_path",   "threads",         "balance",          "access_log",
     "header_timeout", "idle_timeout",  "connect_timeout", "response_timeout", "max_header_bytes",
@@ -28,6 +29,7 @@ constexpr std::string_view kProcessKeys[] = {"instances",    "max_age",       "m
                                              "rotate_window"};
 constexpr std::string_view kFilesystemKeys[] = {"mode", "writable"};
 constexpr std::string_view kChaosKeys[] = {"mean_time_between_kills", "hours"};
+constexpr std::string_view kAdminKeys[] = {"listen"};
 constexpr std::string_view kFilesystemModes[] = {"ephemeral", "strict", "none"};
 
 // Durations end up added to steady_clock time points, which count nanoseconds in an int64 (about
@@ -170,6 +172,7 @@ class TomlApplier {
       if (name == "process") RETURN_IF_ERROR(ApplyProcesses(*table));
       if (name == "filesystem") RETURN_IF_ERROR(ApplyFilesystem(*table));
       if (name == "chaos") RETURN_IF_ERROR(ApplyChaos(*table));
+      if (name == "admin") RETURN_IF_ERROR(ApplyAdmin(*table));
     }
     return OkStatus();
   }
@@ -196,7 +199,8 @@ class TomlApplier {
         {"router", kRouterKeys},
         {"process." + FirstProcessType(), kProcessKeys},
         {"filesystem", kFilesystemKeys},
-        {"chaos", kChaosKeys}};
+        {"chaos", kChaosKeys},
+        {"admin", kAdminKeys}};
     for (const auto& [table, keys] : tables) {
       if (Contains(keys, name)) {
         return ErrorAt(entry.key->source(),
@@ -474,6 +478,22 @@ class TomlApplier {
         ASSIGN_OR_RETURN(config_.chaos.hours, ExpectWindow(*entry.node, path));
       } else {
         return UnknownKey(entry, "chaos", kChaosKeys);
+      }
+    }
+    return OkStatus();
+  }
+
+  Status ApplyAdmin(const toml::table& table) {
+    for (const Entry& entry : InSourceOrder(table)) {
+      std::string_view name = entry.key->str();
+      std::string path = fmt::format("admin.{}", name);
+      if (name == "listen") {
+        ASSIGN_OR_RETURN(std::string text, ExpectString(*entry.node, path, "\"127.0.0.1:9100\""));
+        auto admin = ParseListenAddress(text);
+        if (!admin.ok()) return ValueError(*entry.node, path, admin.error().message);
+        config_.admin = *admin;
+      } else {
+        return UnknownKey(entry, "admin", kAdminKeys);
       }
     }
     return OkStatus();

@@ -176,6 +176,43 @@ TEST(ApplyTomlTest, Chaos) {
   EXPECT_EQ(config.chaos.hours.end_min, 6 * 60);
 }
 
+TEST(ApplyTomlTest, Admin) {
+  Config defaults = MustApply("");
+  EXPECT_TRUE(defaults.admin.enabled);
+  EXPECT_EQ(defaults.admin.host, "127.0.0.1");
+  EXPECT_EQ(defaults.admin.port, 0);
+  Config v4 = MustApply("[admin]\nlisten = \"0.0.0.0:9100\"\n");
+  EXPECT_EQ(v4.admin.host, "0.0.0.0");
+  EXPECT_EQ(v4.admin.port, 9100);
+  Config v6 = MustApply("[admin]\nlisten = \"[::1]:0\"\n");
+  EXPECT_EQ(v6.admin.host, "::1");
+  EXPECT_EQ(MustApply("[admin]\nlisten = \"localhost:9\"\n").admin.host, "127.0.0.1");
+  EXPECT_FALSE(MustApply("[admin]\nlisten = \"\"\n").admin.enabled);
+}
+
+#define EXPECT_TOML_ERROR_HAS(text, part)                                     \
+  do {                                                                        \
+    std::string message_ = ErrorOf(text);                                     \
+    EXPECT_NE(message_.find(part), std::string::npos) << "got: " << message_; \
+  } while (0)
+
+TEST(ApplyTomlTest, AdminErrorsSayWhat) {
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"9100\"\n",
+                        "phoenix.toml:2:10: admin.listen: '9100' has no port");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"::1:9100\"\n",
+                        "admin.listen: '::1:9100': an IPv6 address goes in brackets");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"example.com:9100\"\n",
+                        "'example.com' is not an IP address");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"127.0.0.1:65536\"\n",
+                        "admin.listen: port 65536 is out of range (0..65535)");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"127.0.0.1:-1\"\n", "port '-1' is not a whole number");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"[::1]9100\"\n", "is not HOST:PORT");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = 9100\n",
+                        "admin.listen: expected a string like \"127.0.0.1:9100\"");
+  EXPECT_TOML_ERROR_HAS("[admin]\nport = 9100\n", "unknown key 'admin.port'");
+  EXPECT_TOML_ERROR_HAS("listen = \"127.0.0.1:1\"\n", "did you mean 'admin.listen'?");
+}
+
 TEST(ApplyTomlTest, FailureLeavesConfigUntouched) {
   Config config = TwoTypes();
   Status status =
@@ -236,7 +273,7 @@ TEST(ApplyTomlTest, UnknownTable) {
                     "phoenix.toml:1:2: unknown table 'processes' (did you mean 'process'?)");
   EXPECT_TOML_ERROR("[metrics]\n",
                     "phoenix.toml:1:2: unknown table 'metrics' (known tables: router, process, "
-                    "filesystem, chaos)");
+                    "filesystem, chaos, admin)");
   EXPECT_TOML_ERROR("name = \"shop\"\n", "phoenix.toml:1:1: unknown key 'name' (known tables:");
 }
 

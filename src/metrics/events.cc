@@ -147,6 +147,8 @@ std::string InstancesJson(const std::vector<InstanceView>& views) {
                    {"last_exit", v.last_exit}};
     o["next_rebirth_s"] =
         v.next_rebirth ? json::value(Seconds(*v.next_rebirth)) : json::value(nullptr);
+    o["requests"] = v.requests ? json::value(*v.requests) : json::value(nullptr);
+    o["in_flight"] = v.in_flight;
     if (!v.last_exit.empty() && v.state == "backoff") o["why"] = v.last_exit;
     a.push_back(std::move(o));
   }

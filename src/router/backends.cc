@@ -31,6 +31,7 @@ void Backends::Drain(uint64_t id, std::function<void()> drained) {
     if (it != ready_.end()) {
       b = *it;
       ready_.erase(it);
+      draining_.push_back(b);
       Publish();
     }
   }
@@ -45,6 +46,7 @@ void Backends::Drain(uint64_t id, std::function<void()> drained) {
 
 void Backends::Remove(uint64_t id, bool killed) {
   std::lock_guard lock(mu_);
+  std::erase_if(draining_, [&](const auto& x) { return x->info.id == id; });
   auto it =
       std::find_if(ready_.begin(), ready_.end(), [&](const auto& x) { return x->info.id == id; });
   if (it == ready_.end()) return;
@@ -60,6 +62,23 @@ void Backends::Publish() {
   next->generation = generation_.load() + 1;
   snapshot_ = std::move(next);
   generation_.store(snapshot_->generation, std::memory_order_release);
+}
+
+std::vector<BackendTraffic> Backends::Traffic() const {
+  std::lock_guard lock(mu_);
+  std::erase_if(draining_, [](const auto& x) { return x->gone.load(); });
+  std::vector<BackendTraffic> out;
+  const std::vector<std::shared_ptr<Backend>>* lists[] = {&ready_, &draining_};
+  for (const auto* list : lists) {
+    for (const auto& b : *list) {
+      BackendTraffic t;
+      t.id = b->info.id;
+      t.requests = b->requests.load(std::memory_order_relaxed);
+      t.in_flight = b->in_flight.load(std::memory_order_relaxed);
+      out.push_back(t);
+    }
+  }
+  return out;
 }
 
 std::shared_ptr<const Snapshot> Backends::Load() const {
@@ -127,7 +146,10 @@ std::shared_ptr<Backend> Backends::PickFrom(const Snapshot& s, Balance balance, 
     }
     if (!b) return nullptr;
     b->in_flight.fetch_add(1);
-    if (!b->draining.load() && !b->gone.load()) return b;
+    if (!b->draining.load() && !b->gone.load()) {
+      b->requests.fetch_add(1, std::memory_order_relaxed);
+      return b;
+    }
     Release(*b);  // it left rotation after our snapshot was taken
   }
   return nullptr;
@@ -137,7 +159,10 @@ std::shared_ptr<Backend> Backends::PickInstance(const Snapshot& s, std::string_v
   for (const auto& b : s.ready) {
     if (b->info.instance != instance) continue;
     b->in_flight.fetch_add(1);
-    if (!b->draining.load() && !b->gone.load()) return b;
+    if (!b->draining.load() && !b->gone.load()) {
+      b->requests.fetch_add(1, std::memory_order_relaxed);
+      return b;
+    }
     Release(*b);
   }
   return nullptr;

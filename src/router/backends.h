@@ -30,7 +30,8 @@ struct Backend {
   // wait response_timeout without a byte (hung, overloaded), as nginx's max_fails/fail_timeout.
   std::atomic<int64_t> slow_until{0};
   std::atomic<bool> notified{false};
-  std::function<void()> on_drained;  // set before `draining`
+  std::function<void()> on_drained;   // set before `draining`
+  std::atomic<uint64_t> requests{0};  // routed to it (each try of a retried request counts)
 };
 
 struct Snapshot {
@@ -43,6 +44,9 @@ class Backends {
   void Add(const BackendInfo& info);
   void Drain(uint64_t id, std::function<void()> drained);
   void Remove(uint64_t id, bool killed = false);
+
+  // Requests routed to each backend still in rotation or draining (`ps`, /metrics).
+  std::vector<BackendTraffic> Traffic() const;
 
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   std::shared_ptr<const Snapshot> Load() const;
@@ -65,6 +69,7 @@ class Backends {
 
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Backend>> ready_;
+  mutable std::vector<std::shared_ptr<Backend>> draining_;  // until drained or removed
   std::shared_ptr<const Snapshot> snapshot_ = std::make_shared<Snapshot>();
   std::atomic<uint64_t> generation_{0};
 };

@@ -47,6 +47,32 @@ TEST(BackendsTest, GenerationMovesOnEveryChange) {
   EXPECT_EQ(backends.Load()->ready[0]->info.id, 2u);
 }
 
+TEST(BackendsTest, TrafficCountsRoutedRequestsUntilDrained) {
+  Backends backends;
+  backends.Add(Info(1));
+  backends.Add(Info(2));
+  uint64_t cursor = 0;
+  auto s = backends.Load();
+  for (int i = 0; i < 5; ++i) PickId(*s, Balance::kRoundRobin, cursor);
+  auto held = Backends::Pick(*s, Balance::kRoundRobin, cursor);  // the 6th, on 2, in flight
+  ASSERT_EQ(held->info.id, 2u);
+  auto traffic = [&] {
+    std::map<uint64_t, std::pair<uint64_t, int>> m;
+    for (const auto& t : backends.Traffic()) m[t.id] = {t.requests, t.in_flight};
+    return m;
+  };
+  EXPECT_EQ(traffic(), (std::map<uint64_t, std::pair<uint64_t, int>>{{1, {3, 0}}, {2, {3, 1}}}));
+  // Draining with a request in flight: still listed, then gone once drained.
+  bool drained = false;
+  backends.Drain(2, [&] { drained = true; });
+  EXPECT_EQ(traffic().count(2), 1u);
+  Backends::Release(*held);
+  EXPECT_TRUE(drained);
+  EXPECT_EQ(traffic().count(2), 0u);
+  backends.Remove(1);
+  EXPECT_TRUE(backends.Traffic().empty());
+}
+
 TEST(BackendsTest, RoundRobinOrder) {
   Backends backends;
   for (uint64_t id = 1; id <= 3; ++id) backends.Add(Info(id));

@@ -33,6 +33,13 @@ struct Stats {
   uint64_t retries = 0, connections = 0, active_connections = 0, upgrades = 0;
 };
 
+// What one incarnation's backend has carried so far.
+struct BackendTraffic {
+  uint64_t id = 0;
+  uint64_t requests = 0;  // routed to it; a retried request counts on each instance it tried
+  int in_flight = 0;
+};
+
 class Router {
  public:
   // `log` receives whole access-log lines (several at a time, each ending in '\n'), from any
@@ -52,6 +59,8 @@ class Router {
   // the requests it takes down with it may be retried again (they did not kill it).
   virtual void Killed(uint64_t id) = 0;
   virtual Stats GetStats() const = 0;
+  // Every backend in rotation or draining.
+  virtual std::vector<BackendTraffic> Traffic() const = 0;
   virtual int port() const = 0;
   virtual void Stop() = 0;  // closes the listeners, then joins the threads
 };

@@ -228,6 +228,7 @@ class RouterImpl : public Router {
   void Remove(uint64_t id) override;
   void Killed(uint64_t id) override;
   Stats GetStats() const override;
+  std::vector<BackendTraffic> Traffic() const override { return backends.Traffic(); }
   int port() const override { return port_; }
   void Stop() override;
 

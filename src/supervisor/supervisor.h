@@ -112,6 +112,9 @@ struct InstanceView {
   int restarts = 0;
   uint64_t lost_files = 0, lost_bytes = 0;
   std::string last_exit;  // why the last incarnation died
+  // Filled in by the shell from the router (web type, current incarnation in rotation).
+  std::optional<uint64_t> requests;
+  int in_flight = 0;
 };
 
 class Supervisor {
