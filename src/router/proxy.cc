@@ -604,7 +604,7 @@ class Session {
     auto& res = rp_slot->get();
     o.status = static_cast<int>(res.result_int());
     if (o.status == 101 && upgrade) {
-      co_await Tunnel(*up, res);
+      o.bytes = co_await Tunnel(*up, res);  // the instance's bytes to the client, as a body's
       ++w_.counters.upgrades;
       Log(req.base(), request_id, start, o);
       co_return false;
@@ -844,7 +844,7 @@ class Session {
 
   // 101 Switching Protocols: the head goes to the client, then bytes flow both ways until
   // either side closes (WebSocket, h2c, anything).
-  Task<void> Tunnel(Upstream& up, http::response<http::buffer_body, Fields>& res) {
+  Task<uint64_t> Tunnel(Upstream& up, http::response<http::buffer_body, Fields>& res) {
     RewriteResponse(res.base(), true, 11);
     std::string head =
         fmt::format("HTTP/1.1 101 {}\r\n",
@@ -854,17 +854,19 @@ class Session {
     client_deadline_.at = Time::max();
     client_deadline_.fired = false;  // the header deadline may have fired while the 101 came
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), kTuple);
-    if (ec) co_return;
+    if (ec) co_return 0;
+    uint64_t to_client = 0, to_upstream = 0;
     // Bytes that came early on either side, behind the heads.
     if (up.buf.size()) {
       std::tie(ec, n) = co_await asio::async_write(client_, up.buf.data(), kTuple);
+      to_client += n;
       up.buf.consume(up.buf.size());
     }
     if (!ec && buf_.size()) {
       std::tie(ec, n) = co_await asio::async_write(up.sock, buf_.data(), kTuple);
       buf_.consume(buf_.size());
     }
-    if (ec) co_return;
+    if (ec) co_return to_client;
     // No byte either way for tunnel_timeout: both sides' operations are cancelled (by the
     // sweep), so a tunnel whose peer vanished, or that nobody reads, ends.
     Deadline ud;
@@ -872,9 +874,10 @@ class Session {
     Watch uwatch(w_, ud);
     TunnelIdle idle{&client_deadline_, &ud, w_.router.config.tunnel_timeout};
     idle.Touch();
-    co_await (Pipe(client_, up.sock, idle) && Pipe(up.sock, client_, idle));
+    co_await (Pipe(client_, up.sock, idle, to_upstream) && Pipe(up.sock, client_, idle, to_client));
     error_code ignored;
     up.sock.close(ignored);
+    co_return to_client;
   }
 
   // The two deadlines of a tunnel, pushed back by every byte that passes either way.
@@ -888,13 +891,14 @@ class Session {
     }
   };
 
-  static Task<void> Pipe(Socket& from, Socket& to, const TunnelIdle& idle) {
+  static Task<void> Pipe(Socket& from, Socket& to, const TunnelIdle& idle, uint64_t& passed) {
     std::array<char, 16 * 1024> data;
     for (;;) {
       auto [ec, n] = co_await from.async_read_some(asio::buffer(data), kTuple);
       if (ec) break;
       idle.Touch();
       auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.data(), n), kTuple);
+      passed += wn;
       if (wec) break;
       idle.Touch();
     }

@@ -94,6 +94,11 @@ test('router: WebSocket upgrade and echo through the tunnel', { timeout: 30000 }
   const last = serverFrames(afterHead(c)).at(-1);
   assert.equal(last.opcode, 0x8);
   await px.waitOutput(new RegExp(`router  \\| at=info method=GET path="/ws" .*dyno=${instance.replace('.', '\\.')} .*status=101`));
+  // The log line counts what the app sent through the tunnel, as a body's bytes.
+  const line = px.stdout.split('\n').find((l) => /path="\/ws" .*status=101/.test(l));
+  const bytes = Number(/ bytes=(\d+)/.exec(line)[1]);
+  const sent = afterHead(c).length;
+  assert.equal(bytes, sent, line);
 });
 
 test('router: bytes sent right behind the handshake reach the app', { timeout: 30000 }, async (t) => {
