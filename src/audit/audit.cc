@@ -14,6 +14,7 @@
 
 #include "audit/compare.h"
 #include "audit/har.h"
+#include "audit/interrupt.h"
 #include "audit/runner.h"
 #include "audit/utf8.h"
 #include "config/config.h"
@@ -777,10 +778,15 @@ int RunAudit(const AuditOptions& opt) {
     return usage(fmt::format("{}: the Procfile has no web process", opt.dir));
   if (sc->app.empty()) sc->app = fs::path(config->app_root).filename().string();
 
-  char tmpl[] = "/tmp/phoenix-audit-XXXXXX";
-  if (!mkdtemp(tmpl))
-    return usage(fmt::format("cannot make a work folder: {}", std::strerror(errno)));
+  // $TMPDIR, as mktemp(1) and every other tool that makes a scratch folder.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = fmt::format("{}/phoenix-audit-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(tmpl.data())) {
+    return usage(fmt::format("cannot make a work folder in {}: {}",
+                             tmpdir && *tmpdir ? tmpdir : "/tmp", std::strerror(errno)));
+  }
   std::string work = tmpl;
+  interrupt::Arm(work, opt.keep);  // from here on, a SIGINT/SIGTERM/SIGHUP cleans up
 
   std::vector<RunPlan> plans = {{"baseline", 1, false},
                                 {"baseline-2", 1, false},
@@ -823,6 +829,7 @@ int RunAudit(const AuditOptions& opt) {
       if (runs[0].command_exit != 0) break;  // the baseline is broken: no other run
     }
   }
+  interrupt::HoldIfInterrupted();  // the runs ended because of a signal: no verdict
   if (opt.progress_tty) std::fprintf(stderr, "\r\x1b[K");
   Report report = Analyze(*sc, std::move(runs));
   report.source = source;

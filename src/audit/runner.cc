@@ -27,6 +27,7 @@
 #include "audit/compare.h"
 #include "audit/cookies.h"
 #include "audit/http_client.h"
+#include "audit/interrupt.h"
 #include "audit/recorder.h"
 #include "control/client.h"
 #include "os/net.h"
@@ -93,7 +94,7 @@ int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
 // `log`, this process's environment minus the names `set` gives and plus `set`, in `cwd` ("" =
 // here). The one way the audit starts a process: its phoenix and the user's test command.
 Result<pid_t> SpawnLogged(std::vector<std::string> args, const Pairs& set, const std::string& log,
-                          bool append, const std::string& cwd) {
+                          bool append, const std::string& cwd, bool own_signal) {
   std::vector<std::string> env_store;
   for (char** e = environ; *e; ++e) {
     std::string_view v(*e);
@@ -116,10 +117,23 @@ Result<pid_t> SpawnLogged(std::vector<std::string> args, const Pairs& set, const
                                    O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  // Its own process group (a terminal's Ctrl-C reaches only the audit, which stops each child
+  // its way), and none of the signals the audit blocks for its signal thread.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0) return Error{fmt::format("cannot run {}: {}", args[0], std::strerror(rc))};
+  // A test command's group goes whole (npm test's node children too); a child phoenix gets its
+  // signal alone and stops its instances itself.
+  interrupt::Track(pid, !own_signal);
   return pid;
 }
 
@@ -142,7 +156,7 @@ Status Child::Start(const AuditOptions& opt, int instances, const std::string& w
   if (opt.keep) args.push_back("--keep-layers");
   ASSIGN_OR_RETURN(pid_, SpawnLogged(std::move(args),
                                      {{"PHOENIX_STATE_DIR", work_ + "/state"}, {"NO_COLOR", "1"}},
-                                     log_, true, ""));
+                                     log_, true, "", true));
   return OkStatus();
 }
 
@@ -156,7 +170,7 @@ Status Child::MakeDir(const std::string& path) {
 bool Child::Alive() {
   if (pid_ <= 0) return false;
   int status;
-  pid_t r = waitpid(pid_, &status, WNOHANG);
+  pid_t r = interrupt::Reap(pid_, &status, WNOHANG);
   if (r == pid_) {
     pid_ = -1;
     exit_status_ = status;
@@ -278,7 +292,7 @@ void Child::Stop() {
     // A SIGKILLed phoenix still leaves no process (PDEATHSIG, PID namespaces).
     ::kill(pid_, SIGKILL);
     int status;
-    waitpid(pid_, &status, 0);
+    interrupt::Reap(pid_, &status, 0);
     pid_ = -1;
   }
 }
@@ -725,7 +739,7 @@ RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std:
     std::string url = fmt::format("http://127.0.0.1:{}", *port);
     std::string log = work_dir + "/command.log";
     auto spawned = SpawnLogged(opt.command, {{"BASE_URL", url}, {"PHOENIX_URL", url}}, log, false,
-                               opt.command_dir);
+                               opt.command_dir, false);
     pid_t pid = spawned.ok() ? *spawned : -1;
     if (!spawned.ok()) {
       run.error = spawned.error().message;
@@ -734,11 +748,11 @@ RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std:
       auto deadline = Clock::now() + opt.command_timeout;
       int status = 0;
       for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        pid_t r = interrupt::Reap(pid, &status, WNOHANG);
         if (r == pid) break;
         if (Clock::now() > deadline) {
-          ::kill(pid, SIGKILL);
-          waitpid(pid, &status, 0);
+          ::kill(-pid, SIGKILL);  // its whole group: what it started must not outlive it
+          interrupt::Reap(pid, &status, 0);
           run.error = fmt::format(
               "the test command did not finish within {} s",
               std::chrono::duration_cast<std::chrono::seconds>(opt.command_timeout).count());

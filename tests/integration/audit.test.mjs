@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO, makeApp, phoenix, startRedis } from './harness.mjs';
+import { REPO, makeApp, phoenix, phoenixBackground, processesWith, startRedis, waitFor } from './harness.mjs';
 
 const SCENARIOS = path.join(REPO, 'tests', 'integration', 'audit');
 const SCHEMA = JSON.parse(fs.readFileSync(path.join(REPO, 'docs', 'audit-report.schema.json'), 'utf8'));
@@ -150,6 +150,29 @@ test('a test command: BASE_URL set, its requests compared one by one, the failin
   assert.ok(spread.evidence.some((e) => /test command failed in this run \(exit 1\)/.test(e)), JSON.stringify(spread));
   assert.match(r.report.source, /^command .*login-test\.sh$/);
   assert.equal(r.report.runs[0].steps.length, 3);
+});
+
+test('an audit stopped by SIGTERM or Ctrl-C stops its runs and test command, and removes its work folder', async (t) => {
+  for (const sig of ['SIGTERM', 'SIGINT']) {
+    const app = makeApp(t, 'echo');
+    const tmp = path.join(app.root, 'tmp');
+    fs.mkdirSync(tmp);
+    // A test command that never ends, with a child of its own (as npm test runs node).
+    const run = phoenixBackground(app, ['audit', app.dir, '--', 'sh', '-c', 'sleep 300 & sleep 301; wait'],
+      { env: { TMPDIR: tmp } });
+    await waitFor(() => processesWith(app.marker).some((p) => /^sleep 301/.test(p.cmdline)),
+      { timeout: 30000, what: 'the test command running' });
+    assert.match(fs.readdirSync(tmp).join(' '), /^phoenix-audit-\w+$/, 'the work folder, under $TMPDIR');
+    run.child.kill(sig);
+    const r = await run.exitWithin(30000);
+    assert.ok(r, `audit did not exit after ${sig}`);
+    assert.equal(r.code, sig === 'SIGTERM' ? 143 : 130, r.stderr);
+    assert.match(r.stderr, new RegExp(`audit: ${sig.slice(3)}: stopping its runs`));
+    assert.doesNotMatch(r.stdout, /stateless|keeps server-local state/, 'no verdict');
+    assert.deepEqual(fs.readdirSync(tmp), [], 'the work folder is gone');
+    await waitFor(() => processesWith(app.marker).length === 0,
+      { timeout: 10000, what: 'no process of the audit left', describe: () => JSON.stringify(processesWith(app.marker)) });
+  }
 });
 
 test('a test command: clean on the stateless example; a command that fails on the baseline exits 2', async (t) => {

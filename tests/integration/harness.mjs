@@ -186,8 +186,8 @@ export async function phoenix(app, args, { cwd = app.dir, timeout = 15000, env =
  * Starts a long-running phoenix command (e.g. `logs -f`) in the app folder. The handle has
  * `out` (live stdout/stderr), `exited` and `waitOutput`; it is SIGKILLed when the test ends.
  */
-export function phoenixBackground(app, args) {
-  const run = startChild(BIN, args, { cwd: app.dir, env: app.env() });
+export function phoenixBackground(app, args, { env = {} } = {}) {
+  const run = startChild(BIN, args, { cwd: app.dir, env: app.env(env) });
   app.onCleanup(async () => {
     if (running.has(run.child)) {
       try { run.child.kill('SIGKILL'); } catch { /* gone */ }
