@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -339,6 +341,14 @@ void RouterImpl::Stop() {
   }
 }
 
+// The CPUs this process may run on (taskset, cpuset cgroups), as nginx's `worker_processes auto`
+// counts them; hardware_concurrency() counts every CPU online.
+static int UsableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 Result<std::unique_ptr<Router>> Router::Start(const RouterConfig& config,
                                               std::function<void(std::string_view)> log) {
   // Slow clients each hold a descriptor: take the whole allowance the system gives us.
@@ -350,15 +360,19 @@ Result<std::unique_ptr<Router>> Router::Start(const RouterConfig& config,
   auto r = std::make_unique<RouterImpl>();
   r->config = config;
   r->log = config.access_log ? std::move(log) : nullptr;
-  int n = config.threads > 0 ? config.threads
-                             : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int n = config.threads > 0 ? config.threads : UsableCpus();
   for (int i = 0; i < n; ++i) r->workers.push_back(std::make_unique<Worker>(*r, i));
   RETURN_IF_ERROR(r->Listen(config.port));
-  for (auto& w : r->workers) {
+  for (size_t i = 0; i < r->workers.size(); ++i) {
+    Worker* w = r->workers[i].get();
     w->now = Clock::now();
     w->Refresh();
     w->Accept();
-    r->threads.emplace_back([w = w.get()] { w->io.run(); });
+    r->threads.emplace_back([w, i] {
+      // `top -H`, `ps -L` and perf name each loop.
+      pthread_setname_np(pthread_self(), fmt::format("router-{}", i).c_str());
+      w->io.run();
+    });
   }
   return std::unique_ptr<Router>(std::move(r));
 }

@@ -44,3 +44,14 @@ test('router: out of descriptors, accepting pauses; commands and requests are se
   await waitFor(async () => (await httpGet(px.port, '/again').catch(() => ({ status: 0 }))).status === 200,
     { timeout: 10000, what: 'requests served again' });
 });
+
+test('router: one event loop per CPU phoenix may use (taskset), each named', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 1\n' } });
+  const px = await up(app, [], { wrap: ['taskset', '-c', '0'] });
+  await px.waitReady(1);
+  const names = fs.readdirSync(`/proc/${px.pid}/task`)
+    .map((task) => fs.readFileSync(`/proc/${px.pid}/task/${task}/comm`, 'utf8').trim())
+    .filter((name) => name.startsWith('router-'));
+  assert.deepEqual(names, ['router-0'], 'one CPU allowed: one loop');
+  assert.equal((await httpGet(px.port, '/')).status, 200);
+});
