@@ -43,7 +43,7 @@ enum class Balance { kRoundRobin, kLeastOutstanding };
 struct RouterConfig {
   int port = 5000;  // from --port, else [router] port, else $PORT, else 5000
   std::string health_path;
-  int threads = 0;  // event-loop threads; 0: one per core
+  int threads = 0;  // event-loop threads; 0: one per CPU the process may use
   Balance balance = Balance::kRoundRobin;
   bool access_log = true;            // one line a request on the terminal, Heroku router style
   int max_header_bytes = 32 * 1024;  // request line + headers; more is 431
