@@ -47,6 +47,7 @@ struct Session : std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::empty_body>> parser;
   http::response<http::string_body> res;
   bool first = true;
+  bool idle = false;  // between requests, nothing of the next one read yet
 
   void Close() {
     boost::system::error_code ec;
@@ -62,12 +63,23 @@ struct Session : std::enable_shared_from_this<Session> {
     });
   }
 
+  // The next request: an idle keep-alive wait first (nothing buffered), then its head within
+  // kIoTimeout of its first byte, so that a slow head cannot ride on the long idle timeout.
   void Read() {
+    if (first || buffer.size() > 0) return ReadHead();
+    idle = true;
+    Arm(kIdleTimeout);
+    sock.async_wait(tcp::socket::wait_read, [self = shared_from_this()](auto ec) {
+      self->idle = false;
+      if (ec || self->shared->stopped) return self->Close();
+      self->ReadHead();
+    });
+  }
+
+  void ReadHead() {
     parser.emplace();
     parser->header_limit(kMaxHeadBytes);
-    parser->eager(true);
-    // The first request gets the short timeout; later ones may wait as an idle keep-alive.
-    Arm(first ? kIoTimeout : kIdleTimeout);
+    Arm(kIoTimeout);
     http::async_read_header(sock, buffer, *parser,
                             [self = shared_from_this()](auto ec, size_t) { self->OnRead(ec); });
   }
@@ -95,6 +107,12 @@ struct Session : std::enable_shared_from_this<Session> {
       return Send(std::move(r), keep_alive, false);
     }
     std::string_view target = req.target();
+    // Absolute form (RFC 9112 3.2.2, which a server must accept): the path after the authority.
+    if (size_t scheme = target.find("://");
+        scheme != std::string_view::npos && !target.empty() && target.front() != '/') {
+      size_t slash = target.find('/', scheme + 3);
+      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    }
     std::string_view path = target.substr(0, target.find('?'));
     AdminPage page = shared->page(path);
     http::response<http::string_body> r{static_cast<http::status>(page.status), req.version()};
@@ -140,7 +158,11 @@ class AdminServerImpl : public AdminServer {
       tcp::endpoint endpoint(address, static_cast<unsigned short>(config.port));
       acceptor_.open(endpoint.protocol(), ec);
       if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec && address.is_v6()) acceptor_.set_option(asio::ip::v6_only(true), ec);
+      // "[::]" is every address, IPv4 too, as Prometheus exporters' --web.listen-address;
+      // "[::1]" and the like are IPv6 only.
+      if (!ec && address.is_v6()) {
+        acceptor_.set_option(asio::ip::v6_only(!address.is_unspecified()), ec);
+      }
       if (!ec) acceptor_.bind(endpoint, ec);
       if (!ec) acceptor_.listen(64, ec);
     }
@@ -184,9 +206,18 @@ class AdminServerImpl : public AdminServer {
         });
         return;
       }
-      if (shared_->sessions.size() < kMaxConnections) {
-        std::make_shared<Session>(std::move(sock), shared_)->Read();
-      }  // else dropped: closed as `sock` goes
+      // At the limit, an idle keep-alive connection makes room (as nginx reuses its idle ones):
+      // connections that each asked once and then sit must not lock scrapers out.
+      bool room = shared_->sessions.size() < kMaxConnections;
+      for (auto it = shared_->sessions.begin(); !room && it != shared_->sessions.end(); ++it) {
+        if ((*it)->idle) {
+          (*it)->idle = false;
+          (*it)->Close();  // it leaves the set when its wait completes: one over, briefly
+          room = true;
+        }
+      }
+      if (room) std::make_shared<Session>(std::move(sock), shared_)->Read();
+      // else dropped: closed as `sock` goes
       Accept();
     });
   }

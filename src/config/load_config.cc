@@ -209,6 +209,9 @@ Result<AdminConfig> ParseListenAddress(std::string_view text) {
     return admin;
   }
   constexpr std::string_view kExample = "HOST:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\"";
+  if (text.find('\0') != std::string_view::npos) {
+    return Error{fmt::format("{} contains a NUL byte", QuoteForMessage(text))};
+  }
   std::string_view host, port;
   if (text.front() == '[') {
     size_t close = text.find(']');
@@ -230,12 +233,18 @@ Result<AdminConfig> ParseListenAddress(std::string_view text) {
                                kExample)};
     }
   }
-  if (host == "localhost") host = "127.0.0.1";
+  const bool bracketed = text.front() == '[';
+  if (host == "localhost" && !bracketed) host = "127.0.0.1";
   in_addr v4{};
   in6_addr v6{};
   std::string host_z(host);
-  if (inet_pton(AF_INET, host_z.c_str(), &v4) != 1 &&
-      inet_pton(AF_INET6, host_z.c_str(), &v6) != 1) {
+  const bool is_v4 = inet_pton(AF_INET, host_z.c_str(), &v4) == 1;
+  const bool is_v6 = inet_pton(AF_INET6, host_z.c_str(), &v6) == 1;
+  if (bracketed && !is_v6) {
+    return Error{fmt::format("{}: only an IPv6 address goes in brackets ({})",
+                             QuoteForMessage(text), kExample)};
+  }
+  if (!is_v4 && !is_v6) {
     return Error{
         fmt::format("{} is not an IP address (the host of {} must be an IPv4 or IPv6 "
                     "address, or localhost)",

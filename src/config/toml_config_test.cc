@@ -211,6 +211,9 @@ TEST(ApplyTomlTest, AdminErrorsSayWhat) {
                         "admin.listen: expected a string like \"127.0.0.1:9100\"");
   EXPECT_TOML_ERROR_HAS("[admin]\nport = 9100\n", "unknown key 'admin.port'");
   EXPECT_TOML_ERROR_HAS("listen = \"127.0.0.1:1\"\n", "did you mean 'admin.listen'?");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"127.0.0.1\\u0000junk:0\"\n", "contains a NUL byte");
+  EXPECT_TOML_ERROR_HAS("[admin]\nlisten = \"[127.0.0.1]:0\"\n",
+                        "only an IPv6 address goes in brackets");
 }
 
 TEST(ApplyTomlTest, FailureLeavesConfigUntouched) {

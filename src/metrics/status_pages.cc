@@ -17,6 +17,12 @@ namespace {
 constexpr const char* kStates[] = {"booting",  "ready",   "replacing", "draining",
                                    "stopping", "backoff", "retiring",  "dead"};
 
+constexpr DeathReason kReasons[] = {DeathReason::kCrash,         DeathReason::kMaxAge,
+                                    DeathReason::kKilled,        DeathReason::kScaledDown,
+                                    DeathReason::kBootTimeout,   DeathReason::kShutdown,
+                                    DeathReason::kPhoenixKilled, DeathReason::kRotated,
+                                    DeathReason::kChaos,         DeathReason::kDrill};
+
 // A label value as the exposition format wants it: \, " and newline escaped.
 std::string Label(std::string_view v) {
   std::string out;
@@ -58,7 +64,8 @@ class Writer {
 };
 
 std::string InstanceLabels(const InstanceView& v) {
-  return fmt::format("type=\"{}\",instance=\"{}\"", Label(v.type), Label(v.instance));
+  // Not `instance`: Prometheus sets that label to the scrape target (and would rename ours).
+  return fmt::format("type=\"{}\",slot=\"{}\"", Label(v.type), Label(v.instance));
 }
 
 std::string Escape(std::string_view text) {
@@ -141,20 +148,28 @@ std::string PrometheusText(const StatusSnapshot& s) {
     if (v.requests) w.Sample("phoenix_instance_requests_in_flight", InstanceLabels(v), v.in_flight);
   }
 
+  // Every (type, reason) and type from the start, at 0: increase() and rate() see a series'
+  // first rise only when the series existed before it.
+  auto deaths = s.deaths;
+  auto lost = s.lost;
+  for (const auto& type : s.types) {
+    for (DeathReason reason : kReasons) deaths.try_emplace({type, ToString(reason)}, 0);
+    lost.try_emplace(type, 0, 0);
+  }
   w.Family("phoenix_deaths_total", "counter",
            "Incarnations that died, by process type and reason.");
-  for (const auto& [key, n] : s.deaths) {
+  for (const auto& [key, n] : deaths) {
     w.Sample("phoenix_deaths_total",
              fmt::format("type=\"{}\",reason=\"{}\"", Label(key.first), Label(key.second)), n);
   }
   w.Family("phoenix_lost_files_total", "counter",
            "Files incarnations wrote outside filesystem.writable that died with them.");
-  for (const auto& [type, lost] : s.lost) {
-    w.Sample("phoenix_lost_files_total", fmt::format("type=\"{}\"", Label(type)), lost.first);
+  for (const auto& [type, l] : lost) {
+    w.Sample("phoenix_lost_files_total", fmt::format("type=\"{}\"", Label(type)), l.first);
   }
   w.Family("phoenix_lost_bytes_total", "counter", "Bytes of those files.");
-  for (const auto& [type, lost] : s.lost) {
-    w.Sample("phoenix_lost_bytes_total", fmt::format("type=\"{}\"", Label(type)), lost.second);
+  for (const auto& [type, l] : lost) {
+    w.Sample("phoenix_lost_bytes_total", fmt::format("type=\"{}\"", Label(type)), l.second);
   }
   w.Family("phoenix_drills_total", "counter", "Drills run (phoenix drill).");
   w.Sample("phoenix_drills_total", "", s.drills);

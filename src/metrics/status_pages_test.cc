@@ -51,13 +51,13 @@ TEST(PrometheusTextTest, SeriesUsersAlertOn) {
   // Every (type, state) exists, at 0 when empty: `== 0` alerts need the series.
   EXPECT_TRUE(Has(t, "phoenix_instances{type=\"worker\",state=\"ready\"} 0")) << t;
   EXPECT_TRUE(Has(t, "phoenix_instances{type=\"worker\",state=\"backoff\"} 1")) << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_up{type=\"web\",instance=\"web.1\"} 1")) << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_up{type=\"worker\",instance=\"worker.1\"} 0")) << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_age_seconds{type=\"web\",instance=\"web.1\"} 30")) << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_next_rebirth_seconds{type=\"web\",instance=\"web.1\"} 7200"))
+  EXPECT_TRUE(Has(t, "phoenix_instance_up{type=\"web\",slot=\"web.1\"} 1")) << t;
+  EXPECT_TRUE(Has(t, "phoenix_instance_up{type=\"worker\",slot=\"worker.1\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "phoenix_instance_age_seconds{type=\"web\",slot=\"web.1\"} 30")) << t;
+  EXPECT_TRUE(Has(t, "phoenix_instance_next_rebirth_seconds{type=\"web\",slot=\"web.1\"} 7200"))
       << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_requests_total{type=\"web\",instance=\"web.1\"} 1234")) << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_requests_in_flight{type=\"web\",instance=\"web.1\"} 5"))
+  EXPECT_TRUE(Has(t, "phoenix_instance_requests_total{type=\"web\",slot=\"web.1\"} 1234")) << t;
+  EXPECT_TRUE(Has(t, "phoenix_instance_requests_in_flight{type=\"web\",slot=\"web.1\"} 5"))
       << t;
   // Not routed: no traffic series rather than a misleading 0.
   EXPECT_EQ(t.find("phoenix_instance_requests_total{type=\"worker\""), std::string::npos) << t;
@@ -65,6 +65,12 @@ TEST(PrometheusTextTest, SeriesUsersAlertOn) {
   EXPECT_TRUE(Has(t, "phoenix_deaths_total{type=\"worker\",reason=\"crash\"} 7")) << t;
   EXPECT_TRUE(Has(t, "phoenix_lost_files_total{type=\"web\"} 3")) << t;
   EXPECT_TRUE(Has(t, "phoenix_lost_bytes_total{type=\"web\"} 1200")) << t;
+  // Before a first death of its kind, the series exists at 0 (increase() needs it to).
+  EXPECT_TRUE(Has(t, "phoenix_deaths_total{type=\"web\",reason=\"crash\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "phoenix_deaths_total{type=\"worker\",reason=\"drill\"} 0")) << t;
+  EXPECT_TRUE(Has(t, "phoenix_lost_files_total{type=\"worker\"} 0")) << t;
+  // Prometheus owns `instance` (the scrape target).
+  EXPECT_EQ(t.find("instance=\""), std::string::npos) << t;
   EXPECT_TRUE(Has(t, "phoenix_router_responses_total{code=\"5xx\"} 10")) << t;
   EXPECT_TRUE(Has(t, "phoenix_start_time_seconds 1700000000.500")) << t;
 }

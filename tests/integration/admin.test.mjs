@@ -2,6 +2,7 @@
 // router's traffic per instance, deaths by reason and lost state; robust to bad requests.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { makeApp, up, phoenix, httpGet, httpRequest, waitFor, rawConnect, freePort } from './harness.mjs';
 
@@ -32,12 +33,12 @@ test('admin: /metrics counts each instance\'s requests, states and deaths; /stat
   assert.equal(m.status, 200);
   assert.match(m.headers['content-type'], /^text\/plain; version=0\.0\.4/);
   const s = samples(m.body);
-  const perInstance = s['phoenix_instance_requests_total{type="web",instance="web.1"}'] +
-    s['phoenix_instance_requests_total{type="web",instance="web.2"}'];
+  const perInstance = s['phoenix_instance_requests_total{type="web",slot="web.1"}'] +
+    s['phoenix_instance_requests_total{type="web",slot="web.2"}'];
   assert.equal(perInstance, 30, m.body);
-  assert.ok(s['phoenix_instance_requests_total{type="web",instance="web.1"}'] >= 10, 'round-robin spreads the requests');
+  assert.ok(s['phoenix_instance_requests_total{type="web",slot="web.1"}'] >= 10, 'round-robin spreads the requests');
   assert.equal(s['phoenix_instances{type="web",state="ready"}'], 2);
-  assert.equal(s['phoenix_instance_up{type="web",instance="web.1"}'], 1);
+  assert.equal(s['phoenix_instance_up{type="web",slot="web.1"}'], 1);
   assert.equal(s['phoenix_router_requests_total'], 30);
   assert.equal(s['phoenix_router_responses_total{code="2xx"}'], 30);
 
@@ -51,8 +52,8 @@ test('admin: /metrics counts each instance\'s requests, states and deaths; /stat
   await waitFor(async () => samples((await httpGet(port, '/metrics')).body)['phoenix_deaths_total{type="web",reason="killed"}'] === 1,
     { timeout: 20000, what: 'the kill in phoenix_deaths_total' });
   const after = samples((await httpGet(port, '/metrics')).body);
-  assert.equal(after['phoenix_instance_incarnation{type="web",instance="web.1"}'], 2);
-  assert.equal(after['phoenix_instance_requests_total{type="web",instance="web.1"}'], 0);
+  assert.equal(after['phoenix_instance_incarnation{type="web",slot="web.1"}'], 2);
+  assert.equal(after['phoenix_instance_requests_total{type="web",slot="web.1"}'], 0);
 
   const st = await httpGet(port, '/status');
   assert.equal(st.status, 200);
@@ -98,8 +99,25 @@ test('admin: HEAD, wrong methods, unknown paths, bad and oversized requests, idl
   await ka.waitClosed();
   assert.equal(ka.text.match(/HTTP\/1\.1 200 OK/g).length, 2);
 
-  // Connections that never send a byte do not lock everyone out for good: beyond the limit a
-  // connection is closed at once, and once they go the address answers again.
+  // Absolute form (RFC 9112 3.2.2).
+  const abs = await rawConnect(port, { t });
+  abs.write(`GET http://127.0.0.1:${port}/status?x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  await abs.waitClosed();
+  assert.match(abs.text, /^HTTP\/1\.1 200 OK/);
+
+  // Connections that asked once and then sit idle do not lock scrapers out: at the limit the
+  // oldest idle one makes room.
+  const idle = [];
+  for (let i = 0; i < 80; i++) {
+    const c = await rawConnect(port, { t });
+    c.write('GET /status HTTP/1.1\r\nHost: x\r\n\r\n');
+    idle.push(c);
+  }
+  await waitFor(() => idle.filter((c) => /^HTTP\/1\.1 200 /.test(c.text)).length >= 64, { what: 'answers to the idle ones' });
+  for (let i = 0; i < 5; i++) assert.equal((await httpGet(port, '/metrics')).status, 200, 'a scrape among idle connections');
+  // Connections that never send a byte: beyond the limit a connection is closed at once, and
+  // once they go the address answers again.
+  for (const c of idle) c.destroy();
   const hoarders = [];
   t.after(() => { for (const c of hoarders) c.destroy(); });
   for (let i = 0; i < 80; i++) {
@@ -133,4 +151,16 @@ test('admin: a taken address refuses to start (exit 2, says which); "" turns it 
   assert.doesNotMatch(px2.stdout, /admin on/);
   const ps = await phoenix(off, ['ps']);
   assert.doesNotMatch(ps.stdout, /admin:/);
+});
+
+test('admin: "[::]" listens on IPv4 and IPv6 alike', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[admin]\nlisten = "[::]:0"\n\n[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitOutput(/admin on http:\/\/\[::\]:\d+/);
+  const port = Number(px.stdout.match(/admin on http:\/\/\[::\]:(\d+)/)[1]);
+  assert.equal((await httpGet(port, '/status')).status, 200);
+  const v6 = await new Promise((resolve, reject) => {
+    http.get({ host: '::1', port, path: '/status', timeout: 5000 }, (res) => { res.resume(); resolve(res.statusCode); }).on('error', reject);
+  });
+  assert.equal(v6, 200);
 });
