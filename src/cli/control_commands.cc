@@ -98,6 +98,19 @@ int Ps(bool as_json) {
                   Num(o, "pid"), Num(o, "port"), state.c_str(),
                   state == "backoff" ? "-" : Dur(Num(o, "age_s")).c_str(), next_s.c_str(),
                   requests_s.c_str(), Num(o, "restarts"), lost.c_str());
+      // The incarnations it replaced, still finishing their requests or stopping.
+      if (auto* leaving = o.if_contains("leaving"); leaving && leaving->is_array()) {
+        for (const auto& item2 : leaving->as_array()) {
+          const auto& l = item2.as_object();
+          auto* lr = l.if_contains("requests");
+          std::string in_flight = lr && !lr->is_null()
+                                      ? fmt::format("{:.0f} in flight", Num(l, "in_flight"))
+                                      : std::string();
+          std::printf("%-10s %5s %8.0f %6s  %-10s %8s %13s %9s\n", " \\_",
+                      fmt::format("#{}", Num(l, "incarnation")).c_str(), Num(l, "pid"), "",
+                      Str(l, "state").c_str(), Dur(Num(l, "age_s")).c_str(), "", in_flight.c_str());
+        }
+      }
       if (!Str(o, "last_exit").empty() && (state == "backoff" || state == "booting")) {
         std::printf("%-10s last death: %s\n", "", Str(o, "last_exit").c_str());
       }

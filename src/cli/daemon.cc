@@ -827,9 +827,16 @@ class Daemon {
       auto it = running_.find(t.id);
       if (it == running_.end()) continue;
       for (auto& v : views) {
-        if (v.instance == it->second->instance && v.incarnation == it->second->number) {
+        if (v.instance != it->second->instance) continue;
+        if (v.incarnation == it->second->number) {
           v.requests = t.requests;
           v.in_flight = t.in_flight;
+        }
+        for (auto& l : v.leaving) {
+          if (l.incarnation == it->second->number) {
+            l.requests = t.requests;
+            l.in_flight = t.in_flight;
+          }
         }
       }
     }

@@ -149,6 +149,17 @@ std::string InstancesJson(const std::vector<InstanceView>& views) {
         v.next_rebirth ? json::value(Seconds(*v.next_rebirth)) : json::value(nullptr);
     o["requests"] = v.requests ? json::value(*v.requests) : json::value(nullptr);
     o["in_flight"] = v.in_flight;
+    json::array leaving;
+    for (const auto& l : v.leaving) {
+      leaving.push_back(
+          json::object{{"incarnation", l.incarnation},
+                       {"pid", l.pid},
+                       {"state", l.state},
+                       {"age_s", Seconds(l.age)},
+                       {"requests", l.requests ? json::value(*l.requests) : json::value(nullptr)},
+                       {"in_flight", l.in_flight}});
+    }
+    o["leaving"] = std::move(leaving);
     if (!v.last_exit.empty() && v.state == "backoff") o["why"] = v.last_exit;
     a.push_back(std::move(o));
   }

@@ -16,7 +16,8 @@ std::string EventText(const Event& event);  // one line, no newline; "" for even
 
 // `phoenix ps --json`: an array of objects with instance, incarnation, pid, port, state,
 // age_s, next_rebirth_s, restarts, lost_files, lost_bytes, last_exit, requests (null when the
-// router does not route to it), in_flight.
+// router does not route to it), in_flight, leaving (earlier incarnations still draining or
+// stopping: incarnation, pid, state, age_s, requests, in_flight).
 std::string InstancesJson(const std::vector<InstanceView>& views);
 
 // RFC 3339 UTC time with milliseconds, for event stamps.

@@ -250,6 +250,14 @@ std::string StatusHtml(const StatusSnapshot& s) {
         v.next_rebirth ? FormatDuration(*v.next_rebirth) : "-",
         v.requests ? fmt::format("{}", *v.requests) : "-",
         v.requests ? fmt::format("{}", v.in_flight) : "-", v.restarts, Escape(lost));
+    for (const auto& l : v.leaving) {
+      rows += fmt::format(
+          "<tr class=\"leaving\"><td>&nbsp;&nbsp;&#8627;</td><td>#{}</td><td>{}</td><td>{}</td>"
+          "<td>{}</td><td>-</td><td>{}</td><td>{}</td><td></td><td></td></tr>\n",
+          l.incarnation, l.pid, Escape(l.state), FormatDuration(l.age),
+          l.requests ? fmt::format("{}", *l.requests) : "-",
+          l.requests ? fmt::format("{}", l.in_flight) : "-");
+    }
   }
   std::string deaths;
   for (const auto& [key, n] : s.deaths) {

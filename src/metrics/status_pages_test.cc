@@ -57,8 +57,7 @@ TEST(PrometheusTextTest, SeriesUsersAlertOn) {
   EXPECT_TRUE(Has(t, "phoenix_instance_next_rebirth_seconds{type=\"web\",slot=\"web.1\"} 7200"))
       << t;
   EXPECT_TRUE(Has(t, "phoenix_instance_requests_total{type=\"web\",slot=\"web.1\"} 1234")) << t;
-  EXPECT_TRUE(Has(t, "phoenix_instance_requests_in_flight{type=\"web\",slot=\"web.1\"} 5"))
-      << t;
+  EXPECT_TRUE(Has(t, "phoenix_instance_requests_in_flight{type=\"web\",slot=\"web.1\"} 5")) << t;
   // Not routed: no traffic series rather than a misleading 0.
   EXPECT_EQ(t.find("phoenix_instance_requests_total{type=\"worker\""), std::string::npos) << t;
   EXPECT_TRUE(Has(t, "phoenix_deaths_total{type=\"web\",reason=\"max-age\"} 2")) << t;

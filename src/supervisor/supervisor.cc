@@ -691,6 +691,17 @@ std::vector<InstanceView> Supervisor::View(Time now) const {
       v.state = "dead";
     }
     if (slot.retired) v.state = "retiring";
+    for (const auto& [id, inc] : incarnations_) {
+      if (inc.instance != slot.instance || id == slot.current || id == slot.successor) continue;
+      InstanceView::Leaving l;
+      l.incarnation = inc.number;
+      l.pid = inc.pid;
+      l.state = ToString(inc.state);
+      l.age = age(inc.born);
+      v.leaving.push_back(std::move(l));
+    }
+    std::sort(v.leaving.begin(), v.leaving.end(),
+              [](const auto& a, const auto& b) { return a.incarnation < b.incarnation; });
     out.push_back(v);
   }
   // Procfile order, then index: web.2 before web.10.

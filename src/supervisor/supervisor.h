@@ -115,6 +115,17 @@ struct InstanceView {
   // Filled in by the shell from the router (web type, current incarnation in rotation).
   std::optional<uint64_t> requests;
   int in_flight = 0;
+  // Earlier incarnations of the slot still alive: replaced, finishing their requests
+  // (draining) or stopping.
+  struct Leaving {
+    int incarnation = 0;
+    pid_t pid = 0;
+    std::string state;
+    Millis age{0};
+    std::optional<uint64_t> requests;  // from the router, while it drains
+    int in_flight = 0;
+  };
+  std::vector<Leaving> leaving;
 };
 
 class Supervisor {

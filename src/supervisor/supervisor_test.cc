@@ -982,12 +982,22 @@ TEST(SupervisorTest, PlannedKillSurgesFirst) {
   EXPECT_NE(again.error().message.find("web.2"), std::string::npos);
   EXPECT_TRUE(h.actions.empty());
 
+  EXPECT_TRUE(h.ViewOf("web.2").leaving.empty());
+
   h.Advance(2s);
   h.Ready(successor);
   EXPECT_EQ(h.OnlyEvent("draining").incarnation, 1);
   ASSERT_EQ(h.StopRoutings().size(), 1u);
   EXPECT_EQ(h.StopRoutings()[0].id, old);
+  // `ps` shows the new one, and the old one on its way out.
+  InstanceView during = h.ViewOf("web.2");
+  EXPECT_EQ(during.incarnation, 2);
+  ASSERT_EQ(during.leaving.size(), 1u);
+  EXPECT_EQ(during.leaving[0].incarnation, 1);
+  EXPECT_EQ(during.leaving[0].state, "draining");
+  EXPECT_EQ(during.leaving[0].age, 10min + 3s);
   h.Drained(old);
+  EXPECT_EQ(h.ViewOf("web.2").leaving.at(0).state, "stopping");
   EXPECT_EQ(h.OnlyEvent("stopping").reason, DeathReason::kKilled);
   EXPECT_EQ(h.Inc(old).signals, std::vector<int>{SIGTERM});
   h.Exit(old, kSigterm);
@@ -999,6 +1009,7 @@ TEST(SupervisorTest, PlannedKillSurgesFirst) {
   InstanceView v = h.ViewOf("web.2");
   EXPECT_EQ(v.incarnation, 2);
   EXPECT_EQ(v.state, "ready");
+  EXPECT_TRUE(v.leaving.empty());
   EXPECT_EQ(v.restarts, 1);
   EXPECT_EQ(v.last_exit, "killed (SIGTERM)");
   // Killing it again once the replacement is over is fine.

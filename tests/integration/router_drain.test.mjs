@@ -2,7 +2,7 @@
 // once, lets its in-flight request finish, and only then stops it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeApp, up, phoenix, httpRequest, httpGet, readEvents, waitFor } from './harness.mjs';
+import { makeApp, up, phoenix, ps, httpRequest, httpGet, readEvents, waitFor } from './harness.mjs';
 
 test('router: a slow request in flight completes while its instance is replaced', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'router-echo');
@@ -19,6 +19,14 @@ test('router: a slow request in flight completes while its instance is replaced'
   const kill = await phoenix(app, ['kill', instance]);
   assert.equal(kill.code, 0, kill.stderr);
   await px.waitEvent((e) => e.event === 'draining' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 draining` });
+
+  // ps shows it on its way out, with its request still in flight.
+  const list = await ps(app);
+  const leaving = list.find((v) => v.instance === instance).leaving;
+  assert.equal(leaving.length, 1, JSON.stringify(list));
+  assert.equal(leaving[0].incarnation, 1);
+  assert.equal(leaving[0].state, 'draining');
+  assert.equal(leaving[0].in_flight, 1);
 
   // While it drains, new requests go to the others (the successor or the other slot), never to it.
   for (let i = 0; i < 10; i++) {
