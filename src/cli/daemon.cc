@@ -55,6 +55,7 @@ struct Running {
   std::optional<ExitStatus> reported;
   std::optional<int> wait_status;
   std::string setup_error;
+  std::string last_probe;  // what the last health check got, for a boot timeout's message
   bool started = false, probe_port = false, ready = false;
   bool ipv6 = false;  // accepted on ::1, not on 127.0.0.1
   bool output_eof = false, status_eof = false, finalized = false;
@@ -212,6 +213,7 @@ class Daemon {
   }
 
   void Report(Event& e) {
+    if (e.kind == "boot-timeout") ExplainBootTimeout(e);
     if (e.kind == "died" && e.reason) {
       std::string type = e.instance.substr(0, e.instance.rfind('.'));
       ++deaths_[{type, ToString(*e.reason)}];
@@ -233,6 +235,34 @@ class Daemon {
     if (!text.empty()) {
       term_.System(text);
       Log("phoenix", text);
+    }
+  }
+
+  // Why an instance never got ready, as far as we can see (Heroku's R10 says "failed to bind to
+  // $PORT"): what its health check got, or what its processes listen on instead of $PORT.
+  void ExplainBootTimeout(Event& e) {
+    for (const auto& [id, r] : running_) {
+      if (r->instance != e.instance || r->number != e.incarnation || r->pid <= 0) continue;
+      if (!r->last_probe.empty()) {
+        e.message += "; " + r->last_probe;
+        return;
+      }
+      std::vector<std::string> bound = os::ListeningAddresses(r->pid);
+      std::string port = fmt::format(":{}", r->port);
+      for (const auto& a : bound) {
+        if (a.size() > port.size() && a.compare(a.size() - port.size(), port.size(), port) == 0)
+          return;  // it does listen on $PORT (just now): nothing to add
+      }
+      if (bound.empty()) {
+        e.message +=
+            fmt::format("; it listens on no TCP port (it must listen on $PORT, {})", r->port);
+      } else {
+        std::string list;
+        for (size_t i = 0; i < bound.size() && i < 5; ++i) list += (i ? ", " : "") + bound[i];
+        e.message += fmt::format("; it listens on {} instead of $PORT ({}): the app must use $PORT",
+                                 list, r->port);
+      }
+      return;
     }
   }
 
@@ -476,6 +506,8 @@ class Daemon {
                     "phoenix-health\r\nConnection: close\r\n\r\n",
                     opt_.config.router.health_path, r->port));
     auto buf = std::make_shared<asio::streambuf>(4096);
+    r->last_probe =
+        fmt::format("$PORT accepts, but GET {} was not answered", opt_.config.router.health_path);
     asio::async_write(*sock, asio::buffer(*req), [this, r, sock, req, buf](auto ec, size_t) {
       if (ec) return RetryProbe(r);
       asio::async_read_until(*sock, *buf, "\r\n", [this, r, sock, buf](auto ec2, size_t) {
@@ -486,6 +518,10 @@ class Daemon {
           code = std::atoi(status_line.c_str() + 9);
         }
         if (code >= 200 && code < 400) return MarkReady(r);
+        r->last_probe = code ? fmt::format("$PORT accepts, but GET {} answered {}",
+                                           opt_.config.router.health_path, code)
+                             : fmt::format("$PORT accepts, but GET {} got no HTTP answer",
+                                           opt_.config.router.health_path);
         RetryProbe(r);
       });
     });

@@ -1,11 +1,20 @@
 #include "os/net.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "os/fd.h"
 
@@ -23,6 +32,100 @@ Result<int> PickFreePort() {
   socklen_t len = sizeof addr;
   getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len);
   return static_cast<int>(ntohs(addr.sin_port));
+}
+
+namespace {
+
+std::vector<pid_t> NumericEntries(const std::string& dir) {
+  std::vector<pid_t> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long n = std::strtol(e->d_name, &end, 10);
+    if (end != e->d_name && *end == '\0' && n > 0) out.push_back(static_cast<pid_t>(n));
+  }
+  closedir(d);
+  return out;
+}
+
+// root and its descendants, from every process's parent in /proc/PID/stat.
+std::vector<pid_t> Tree(pid_t root) {
+  std::multimap<pid_t, pid_t> children;
+  for (pid_t pid : NumericEntries("/proc")) {
+    std::ifstream in(fmt::format("/proc/{}/stat", pid));
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t paren = stat.rfind(')');  // the command may hold spaces and parentheses
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(stat.substr(paren + 1));
+    std::string state;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid) children.emplace(ppid, pid);
+  }
+  std::vector<pid_t> tree = {root};
+  for (size_t i = 0; i < tree.size() && tree.size() < 100000; ++i) {
+    auto [from, to] = children.equal_range(tree[i]);
+    for (auto it = from; it != to; ++it) tree.push_back(it->second);
+  }
+  return tree;
+}
+
+std::set<unsigned long> SocketInodes(const std::vector<pid_t>& pids) {
+  std::set<unsigned long> inodes;
+  for (pid_t pid : pids) {
+    std::string dir = fmt::format("/proc/{}/fd", pid);
+    for (pid_t fd : NumericEntries(dir)) {
+      char target[64];
+      ssize_t n = readlink(fmt::format("{}/{}", dir, fd).c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      target[n] = '\0';
+      unsigned long inode = 0;
+      if (std::sscanf(target, "socket:[%lu]", &inode) == 1) inodes.insert(inode);
+    }
+  }
+  return inodes;
+}
+
+// "0100007F:0BB8" (the kernel prints each 32-bit word of the address in host order).
+std::string Address(const std::string& hex, bool v6) {
+  size_t colon = hex.find(':');
+  if (colon == std::string::npos) return "";
+  std::string ip = hex.substr(0, colon);
+  unsigned port = static_cast<unsigned>(std::strtoul(hex.c_str() + colon + 1, nullptr, 16));
+  unsigned char bytes[16];
+  size_t words = v6 ? 4 : 1;
+  if (ip.size() != words * 8) return "";
+  for (size_t w = 0; w < words; ++w) {
+    uint32_t word = static_cast<uint32_t>(std::strtoul(ip.substr(w * 8, 8).c_str(), nullptr, 16));
+    std::memcpy(bytes + w * 4, &word, 4);
+  }
+  char text[INET6_ADDRSTRLEN];
+  if (!inet_ntop(v6 ? AF_INET6 : AF_INET, bytes, text, sizeof text)) return "";
+  return v6 ? fmt::format("[{}]:{}", text, port) : fmt::format("{}:{}", text, port);
+}
+
+}  // namespace
+
+std::vector<std::string> ListeningAddresses(pid_t root) {
+  std::set<unsigned long> inodes = SocketInodes(Tree(root));
+  std::set<std::string> found;
+  for (bool v6 : {false, true}) {
+    std::ifstream in(fmt::format("/proc/{}/net/{}", root, v6 ? "tcp6" : "tcp"));
+    std::string line;
+    std::getline(in, line);  // the column titles
+    while (std::getline(in, line)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      std::istringstream f(line);
+      std::string sl, local, remote, st, queues, timer, retr, uid, timeout;
+      unsigned long inode = 0;
+      if (!(f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode))
+        continue;
+      if (st != "0A" || !inodes.count(inode)) continue;  // 0A: LISTEN
+      std::string address = Address(local, v6);
+      if (!address.empty()) found.insert(address);
+    }
+  }
+  return {found.begin(), found.end()};
 }
 
 }  // namespace phoenix::os
