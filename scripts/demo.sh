@@ -42,6 +42,11 @@ echo "== waiting for both first incarnations to reach max_age and be replaced"
 wait_for 45 '"event":"died".*"reason":"max-age".*uploads/' 2
 echo "== phoenix ps"
 (cd "$app" && "$phoenix" ps)
+admin=$(cd "$app" && "$phoenix" ps | sed -n 's/^admin: \([^ ]*\).*/\1/p')
+if [ -n "$admin" ]; then
+  echo "== $admin/metrics (what Prometheus would scrape; the non-zero counters)"
+  node -e 'fetch(process.argv[1]).then(r=>r.text()).then(t=>console.log(t.split("\n").filter(l=>/^phoenix_(deaths_total|lost_(files|bytes)_total|instance_requests_total|router_requests_total)/.test(l)&&!/ 0$/.test(l)).join("\n")))' "$admin/metrics"
+fi
 echo "== phoenix stop"
 (cd "$app" && "$phoenix" stop)
 wait "$pid" || true
