@@ -778,15 +778,23 @@ int RunAudit(const AuditOptions& opt) {
     return usage(fmt::format("{}: the Procfile has no web process", opt.dir));
   if (sc->app.empty()) sc->app = fs::path(config->app_root).filename().string();
 
-  // $TMPDIR, as mktemp(1) and every other tool that makes a scratch folder.
+  // From here on a SIGINT, SIGTERM or SIGHUP stops the runs and removes the work folder.
+  interrupt::Arm(opt.keep);
+  // In $TMPDIR as mktemp(1), when the runs' control sockets fit in a socket address there
+  // (<work>/baseline-2/state/<app name, <= 32>-<8 hex>/control.sock, 107 bytes at most);
+  // else in /tmp.
   const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = fmt::format("{}/phoenix-audit-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-  if (!mkdtemp(tmpl.data())) {
-    return usage(fmt::format("cannot make a work folder in {}: {}",
-                             tmpdir && *tmpdir ? tmpdir : "/tmp", std::strerror(errno)));
+  std::string base = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  size_t name = std::min<size_t>(fs::path(config->app_root).filename().string().size(), 32);
+  if (base.size() + std::string_view("/phoenix-audit-XXXXXX/baseline-2/state/").size() + name +
+          std::string_view("-01234567/control.sock").size() >
+      107) {
+    base = "/tmp";
   }
-  std::string work = tmpl;
-  interrupt::Arm(work, opt.keep);  // from here on, a SIGINT/SIGTERM/SIGHUP cleans up
+  auto made = interrupt::MakeWorkDir(base + "/phoenix-audit-XXXXXX");
+  if (!made.ok()) return usage(made.error().message);
+  std::string work = *made;
 
   std::vector<RunPlan> plans = {{"baseline", 1, false},
                                 {"baseline-2", 1, false},

@@ -1,5 +1,7 @@
 #include "audit/interrupt.h"
 
+#include <dirent.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -12,16 +14,19 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 namespace phoenix::audit::interrupt {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
 struct State {
   std::mutex mu;
-  std::map<pid_t, bool> children;  // pid -> a process group of its own
+  std::map<pid_t, bool> children;  // pid -> end the processes under it too
   std::string work_dir;
   bool keep = false;
   std::atomic<bool> interrupted{false};
@@ -35,44 +40,52 @@ State& S() {
 // Exited (a zombie nobody reaped yet) or gone.
 bool Ended(pid_t pid) {
   if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   size_t paren = stat.rfind(')');
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
 }
 
-bool WaitEnded(const std::map<pid_t, bool>& children, std::chrono::seconds limit) {
+bool WaitEnded(const std::vector<pid_t>& pids, std::chrono::seconds limit) {
   auto deadline = Clock::now() + limit;
   for (;;) {
     bool all = true;
-    for (const auto& [pid, group] : children) all = all && Ended(pid);
+    for (pid_t pid : pids) all = all && Ended(pid);
     if (all) return true;
     if (Clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
-void Signal(const std::map<pid_t, bool>& children, int sig) {
-  for (const auto& [pid, group] : children) ::kill(group ? -pid : pid, sig);
+void SignalAll(const std::vector<pid_t>& pids, int sig) {
+  for (pid_t pid : pids) {
+    if (!Ended(pid)) ::kill(pid, sig);
+  }
 }
 
 [[noreturn]] void Stop(int sig) {
   State& s = S();
-  std::lock_guard lock(s.mu);  // held until _exit: nothing is reaped (or tracked) meanwhile
+  std::lock_guard lock(s.mu);  // held until the end: nothing is spawned or reaped meanwhile
   s.interrupted = true;
   std::fprintf(stderr, "\naudit: %s: stopping its runs\n", sigabbrev_np(sig));
+  // The processes under a test command are listed before anything is signalled: once their
+  // parent is gone they are reparented and can no longer be told apart.
+  std::vector<pid_t> direct, all;
+  for (const auto& [pid, tree] : s.children) {
+    direct.push_back(pid);
+    all.push_back(pid);
+    if (tree) {
+      for (pid_t d : Descendants(pid)) all.push_back(d);
+    }
+  }
   // A child phoenix stops its instances on the first SIGTERM and kills them at once on the
-  // second; a test command's group gets SIGTERM, then SIGKILL.
-  Signal(s.children, SIGTERM);
-  if (!WaitEnded(s.children, std::chrono::seconds(5))) {
-    Signal(s.children, SIGTERM);
-    if (!WaitEnded(s.children, std::chrono::seconds(5))) Signal(s.children, SIGKILL);
+  // second; a test command and its processes get SIGTERM, then SIGKILL.
+  SignalAll(all, SIGTERM);
+  if (!WaitEnded(all, std::chrono::seconds(5))) {
+    SignalAll(direct, SIGTERM);
+    if (!WaitEnded(all, std::chrono::seconds(5))) SignalAll(all, SIGKILL);
   }
-  // Whatever a test command left in its group goes too.
-  for (const auto& [pid, group] : s.children) {
-    if (group) ::kill(-pid, SIGKILL);
-  }
-  WaitEnded(s.children, std::chrono::seconds(5));
+  WaitEnded(all, std::chrono::seconds(5));
   if (!s.work_dir.empty()) {
     if (s.keep) {
       std::fprintf(stderr, "audit: the runs' logs and layers are kept in %s\n", s.work_dir.c_str());
@@ -86,23 +99,34 @@ void Signal(const std::map<pid_t, bool>& children, int sig) {
     }
   }
   std::fflush(stderr);
+  // Die of the signal itself: a shell running audits in a loop stops on Ctrl-C only when its
+  // child was killed by SIGINT (exiting 130 is not the same to it).
+  signal(sig, SIG_DFL);
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, sig);
+  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  raise(sig);
   _exit(128 + sig);
 }
 
 }  // namespace
 
-void Arm(const std::string& work_dir, bool keep) {
+void Arm(bool keep) {
   State& s = S();
   {
     std::lock_guard lock(s.mu);
-    s.work_dir = work_dir;
     s.keep = keep;
   }
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  for (int sig : kSignals) {
+    struct sigaction old {};
+    // Ignored by whoever started us (nohup, a background job of a script): left so. A blocked
+    // signal would be taken by sigwait even though it is ignored.
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    sigaddset(&set, sig);
+  }
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::thread([set] {
     int sig = 0;
@@ -112,10 +136,23 @@ void Arm(const std::string& work_dir, bool keep) {
   }).detach();
 }
 
-void Track(pid_t pid, bool group) {
+Result<std::string> MakeWorkDir(std::string path_template) {
   State& s = S();
   std::lock_guard lock(s.mu);
-  s.children[pid] = group;
+  if (!mkdtemp(path_template.data())) {
+    return Error{fmt::format("cannot make a work folder {}: {}", path_template, strerror(errno))};
+  }
+  s.work_dir = path_template;
+  return path_template;
+}
+
+Result<pid_t> SpawnTracked(const std::function<Result<pid_t>()>& spawn, bool tree) {
+  State& s = S();
+  std::lock_guard lock(s.mu);
+  if (s.interrupted) return Error{"interrupted"};
+  auto pid = spawn();
+  if (pid.ok()) s.children[*pid] = tree;
+  return pid;
 }
 
 pid_t Reap(pid_t pid, int* status, int options) {
@@ -124,6 +161,38 @@ pid_t Reap(pid_t pid, int* status, int options) {
   pid_t r = waitpid(pid, status, options);
   if (r == pid || (r < 0 && errno == ECHILD)) s.children.erase(pid);
   return r;
+}
+
+std::vector<pid_t> Descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (end == e->d_name || *end != '\0' || pid <= 0) continue;
+      std::ifstream in(fmt::format("/proc/{}/stat", pid));
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      size_t paren = stat.rfind(')');
+      if (paren == std::string::npos) continue;
+      std::istringstream rest(stat.substr(paren + 1));
+      std::string state;
+      pid_t ppid = 0;
+      if (rest >> state >> ppid) children.emplace(ppid, static_cast<pid_t>(pid));
+    }
+    closedir(d);
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty() && out.size() < 100000) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    auto [from, to] = children.equal_range(p);
+    for (auto it = from; it != to; ++it) {
+      out.push_back(it->second);
+      todo.push_back(it->second);
+    }
+  }
+  return out;
 }
 
 void HoldIfInterrupted() {

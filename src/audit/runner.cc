@@ -117,23 +117,26 @@ Result<pid_t> SpawnLogged(std::vector<std::string> args, const Pairs& set, const
                                    O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-  // Its own process group (a terminal's Ctrl-C reaches only the audit, which stops each child
-  // its way), and none of the signals the audit blocks for its signal thread.
+  // None of the signals the audit blocks for its signal thread; the audit's process group, so
+  // that a terminal's Ctrl-C or a CI runner's kill of the group reaches it as before.
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none;
   sigemptyset(&none);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  // A test command's whole tree is ended on a signal (npm test's node children too); a child
+  // phoenix gets the signal alone and stops its instances itself.
+  auto pid = interrupt::SpawnTracked(
+      [&]() -> Result<pid_t> {
+        pid_t p = -1;
+        int rc = posix_spawnp(&p, argv[0], &fa, &attr, argv.data(), envp.data());
+        if (rc != 0) return Error{fmt::format("cannot run {}: {}", args[0], std::strerror(rc))};
+        return p;
+      },
+      !own_signal);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) return Error{fmt::format("cannot run {}: {}", args[0], std::strerror(rc))};
-  // A test command's group goes whole (npm test's node children too); a child phoenix gets its
-  // signal alone and stops its instances itself.
-  interrupt::Track(pid, !own_signal);
   return pid;
 }
 
@@ -155,7 +158,9 @@ Status Child::Start(const AuditOptions& opt, int instances, const std::string& w
   if (opt.env_file) args.insert(args.end(), {"--env", *opt.env_file});
   if (opt.keep) args.push_back("--keep-layers");
   ASSIGN_OR_RETURN(pid_, SpawnLogged(std::move(args),
-                                     {{"PHOENIX_STATE_DIR", work_ + "/state"}, {"NO_COLOR", "1"}},
+                                     {{"PHOENIX_STATE_DIR", work_ + "/state"},
+                                      {"NO_COLOR", "1"},
+                                      {"PHOENIX_AUDIT_PID", std::to_string(getpid())}},
                                      log_, true, "", true));
   return OkStatus();
 }
@@ -751,7 +756,9 @@ RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std:
         pid_t r = interrupt::Reap(pid, &status, WNOHANG);
         if (r == pid) break;
         if (Clock::now() > deadline) {
-          ::kill(-pid, SIGKILL);  // its whole group: what it started must not outlive it
+          // It and what it started: npm test's node children must not outlive it.
+          for (pid_t d : interrupt::Descendants(pid)) ::kill(d, SIGKILL);
+          ::kill(pid, SIGKILL);
           interrupt::Reap(pid, &status, 0);
           run.error = fmt::format(
               "the test command did not finish within {} s",

@@ -254,6 +254,8 @@ class Daemon {
           return;  // it does listen on $PORT (just now): nothing to add
       }
       if (bound.empty()) {
+        // Not ours to look into (another user's, not dumpable): say nothing rather than "none".
+        if (::access(fmt::format("/proc/{}/fd", r->pid).c_str(), R_OK) != 0) return;
         e.message +=
             fmt::format("; it listens on no TCP port (it must listen on $PORT, {})", r->port);
       } else {

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -50,6 +52,15 @@ int Refuse(const std::string& message) {
 }  // namespace
 
 int Up(const UpOptions& options) {
+  if (options.audit) {
+    // A run of `phoenix audit` stops (and stops its instances) when the audit dies, even of
+    // SIGKILL; and refuses to start if it is already gone (the race prctl leaves).
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (const char* parent = std::getenv("PHOENIX_AUDIT_PID");
+        parent && std::atoi(parent) != getppid()) {
+      return Refuse("the audit that started this run is gone");
+    }
+  }
   const char* env_port = std::getenv("PORT");
   auto config =
       LoadConfig(options.load, env_port ? std::optional<std::string>(env_port) : std::nullopt);

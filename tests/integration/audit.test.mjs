@@ -166,13 +166,29 @@ test('an audit stopped by SIGTERM or Ctrl-C stops its runs and test command, and
     run.child.kill(sig);
     const r = await run.exitWithin(30000);
     assert.ok(r, `audit did not exit after ${sig}`);
-    assert.equal(r.code, sig === 'SIGTERM' ? 143 : 130, r.stderr);
+    // It dies of the signal itself, so that a script running audits in a loop stops too.
+    assert.equal(r.signal, sig, `${r.code} ${r.stderr}`);
     assert.match(r.stderr, new RegExp(`audit: ${sig.slice(3)}: stopping its runs`));
     assert.doesNotMatch(r.stdout, /stateless|keeps server-local state/, 'no verdict');
     assert.deepEqual(fs.readdirSync(tmp), [], 'the work folder is gone');
     await waitFor(() => processesWith(app.marker).length === 0,
       { timeout: 10000, what: 'no process of the audit left', describe: () => JSON.stringify(processesWith(app.marker)) });
   }
+});
+
+test('an audit killed with SIGKILL: its phoenix run stops its instances all the same', async (t) => {
+  const app = makeApp(t, 'echo');
+  const run = phoenixBackground(app, ['audit', app.dir, '--', 'sh', '-c', 'sleep 302']);
+  await waitFor(() => processesWith(app.marker).some((p) => /^sleep 302/.test(p.cmdline)),
+    { timeout: 30000, what: 'the test command running' });
+  const runs = () => processesWith(app.marker).filter((p) => !/^(sh -c )?sleep 302/.test(p.cmdline));
+  assert.ok(runs().some((p) => / up .* --audit /.test(p.cmdline)), JSON.stringify(runs()));
+  run.child.kill('SIGKILL');
+  await run.exitWithin(10000);
+  await waitFor(() => runs().length === 0,
+    { timeout: 20000, what: 'the phoenix run and its instances gone', describe: () => JSON.stringify(runs()) });
+  // (The test command itself, orphaned by a SIGKILL nobody can catch, is ours to stop.)
+  for (const p of processesWith(app.marker)) process.kill(p.pid, 'SIGKILL');
 });
 
 test('a test command: clean on the stateless example; a command that fails on the baseline exits 2', async (t) => {
