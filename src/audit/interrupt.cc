@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "os/spawn.h"
+
 namespace phoenix::audit::interrupt {
 namespace {
 
@@ -75,7 +77,7 @@ void SignalAll(const std::vector<pid_t>& pids, int sig) {
     direct.push_back(pid);
     all.push_back(pid);
     if (tree) {
-      for (pid_t d : Descendants(pid)) all.push_back(d);
+      for (pid_t d : os::Descendants(pid)) all.push_back(d);
     }
   }
   // A child phoenix stops its instances on the first SIGTERM and kills them at once on the
@@ -161,38 +163,6 @@ pid_t Reap(pid_t pid, int* status, int options) {
   pid_t r = waitpid(pid, status, options);
   if (r == pid || (r < 0 && errno == ECHILD)) s.children.erase(pid);
   return r;
-}
-
-std::vector<pid_t> Descendants(pid_t root) {
-  std::multimap<pid_t, pid_t> children;
-  if (DIR* d = opendir("/proc")) {
-    while (dirent* e = readdir(d)) {
-      char* end = nullptr;
-      long pid = std::strtol(e->d_name, &end, 10);
-      if (end == e->d_name || *end != '\0' || pid <= 0) continue;
-      std::ifstream in(fmt::format("/proc/{}/stat", pid));
-      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      size_t paren = stat.rfind(')');
-      if (paren == std::string::npos) continue;
-      std::istringstream rest(stat.substr(paren + 1));
-      std::string state;
-      pid_t ppid = 0;
-      if (rest >> state >> ppid) children.emplace(ppid, static_cast<pid_t>(pid));
-    }
-    closedir(d);
-  }
-  std::vector<pid_t> out;
-  std::vector<pid_t> todo = {root};
-  while (!todo.empty() && out.size() < 100000) {
-    pid_t p = todo.back();
-    todo.pop_back();
-    auto [from, to] = children.equal_range(p);
-    for (auto it = from; it != to; ++it) {
-      out.push_back(it->second);
-      todo.push_back(it->second);
-    }
-  }
-  return out;
 }
 
 void HoldIfInterrupted() {

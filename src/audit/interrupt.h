@@ -34,9 +34,6 @@ Result<pid_t> SpawnTracked(const std::function<Result<pid_t>()>& spawn, bool tre
 // reused, and must not be signalled then.
 pid_t Reap(pid_t pid, int* status, int options);
 
-// The processes under `pid` (not itself), from /proc.
-std::vector<pid_t> Descendants(pid_t pid);
-
 // Once a signal came, the audit must not go on to print a verdict: this blocks until the
 // signal thread ends the process. Returns at once otherwise.
 void HoldIfInterrupted();

@@ -31,6 +31,7 @@
 #include "audit/recorder.h"
 #include "control/client.h"
 #include "os/net.h"
+#include "os/spawn.h"
 
 extern char** environ;
 
@@ -757,7 +758,7 @@ RunResult RecordCommand(const AuditOptions& opt, const RunPlan& plan, const std:
         if (r == pid) break;
         if (Clock::now() > deadline) {
           // It and what it started: npm test's node children must not outlive it.
-          for (pid_t d : interrupt::Descendants(pid)) ::kill(d, SIGKILL);
+          for (pid_t d : os::Descendants(pid)) ::kill(d, SIGKILL);
           ::kill(pid, SIGKILL);
           interrupt::Reap(pid, &status, 0);
           run.error = fmt::format(

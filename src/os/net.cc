@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "os/fd.h"
+#include "os/spawn.h"
 
 namespace phoenix::os {
 
@@ -47,27 +48,6 @@ std::vector<pid_t> NumericEntries(const std::string& dir) {
   }
   closedir(d);
   return out;
-}
-
-// root and its descendants, from every process's parent in /proc/PID/stat.
-std::vector<pid_t> Tree(pid_t root) {
-  std::multimap<pid_t, pid_t> children;
-  for (pid_t pid : NumericEntries("/proc")) {
-    std::ifstream in(fmt::format("/proc/{}/stat", pid));
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t paren = stat.rfind(')');  // the command may hold spaces and parentheses
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(stat.substr(paren + 1));
-    std::string state;
-    pid_t ppid = 0;
-    if (rest >> state >> ppid) children.emplace(ppid, pid);
-  }
-  std::vector<pid_t> tree = {root};
-  for (size_t i = 0; i < tree.size() && tree.size() < 100000; ++i) {
-    auto [from, to] = children.equal_range(tree[i]);
-    for (auto it = from; it != to; ++it) tree.push_back(it->second);
-  }
-  return tree;
 }
 
 std::set<unsigned long> SocketInodes(const std::vector<pid_t>& pids) {
@@ -107,7 +87,9 @@ std::string Address(const std::string& hex, bool v6) {
 }  // namespace
 
 std::vector<std::string> ListeningAddresses(pid_t root) {
-  std::set<unsigned long> inodes = SocketInodes(Tree(root));
+  std::vector<pid_t> tree = Descendants(root);
+  tree.push_back(root);
+  std::set<unsigned long> inodes = SocketInodes(tree);
   std::set<std::string> found;
   for (bool v6 : {false, true}) {
     std::ifstream in(fmt::format("/proc/{}/net/{}", root, v6 ? "tcp6" : "tcp"));

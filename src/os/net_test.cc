@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "os/fd.h"
+#include "os/spawn.h"
 
 namespace phoenix::os {
 namespace {
@@ -76,6 +77,36 @@ TEST(ListeningAddressesTest, IPv6InBrackets) {
   int v6 = Listen(AF_INET6, "::1");
   auto found = ListeningAddresses(getpid());
   EXPECT_TRUE(Has(found, "[::1]:" + std::to_string(v6))) << ::testing::PrintToString(found);
+}
+
+TEST(DescendantsTest, ChildrenAndGrandchildren) {
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pid_t grandchild = fork();
+    if (grandchild == 0) {
+      pause();
+      _exit(0);
+    }
+    (void)!write(pipefd[1], &grandchild, sizeof grandchild);
+    pause();
+    _exit(0);
+  }
+  pid_t grandchild = 0;
+  ASSERT_EQ(read(pipefd[0], &grandchild, sizeof grandchild),
+            static_cast<ssize_t>(sizeof grandchild));
+  auto under = Descendants(getpid());
+  auto under_child = Descendants(child);
+  kill(grandchild, SIGKILL);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(pipefd[0]);
+  close(pipefd[1]);
+  EXPECT_TRUE(std::count(under.begin(), under.end(), child) == 1);
+  EXPECT_TRUE(std::count(under.begin(), under.end(), grandchild) == 1);
+  EXPECT_EQ(under_child, std::vector<pid_t>{grandchild});
 }
 
 TEST(ListeningAddressesTest, NoSuchProcessIsEmpty) {

@@ -1,5 +1,6 @@
 #include "os/spawn.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sched.h>
@@ -12,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 namespace phoenix::os {
 namespace {
@@ -173,6 +176,38 @@ Result<Fd> OpenSelfExe() {
   int fd = open("/proc/self/exe", O_PATH | O_CLOEXEC);
   if (fd < 0) return Error{Errno("/proc/self/exe")};
   return Fd(fd);
+}
+
+std::vector<pid_t> Descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      char* end = nullptr;
+      long pid = std::strtol(e->d_name, &end, 10);
+      if (end == e->d_name || *end != '\0' || pid <= 0) continue;
+      std::ifstream in(fmt::format("/proc/{}/stat", pid));
+      std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      size_t paren = stat.rfind(')');  // the command may hold spaces and parentheses
+      if (paren == std::string::npos) continue;
+      std::istringstream rest(stat.substr(paren + 1));
+      std::string state;
+      pid_t ppid = 0;
+      if (rest >> state >> ppid) children.emplace(ppid, static_cast<pid_t>(pid));
+    }
+    closedir(d);
+  }
+  std::vector<pid_t> out;
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty() && out.size() < 100000) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    auto [from, to] = children.equal_range(p);
+    for (auto it = from; it != to; ++it) {
+      out.push_back(it->second);
+      todo.push_back(it->second);
+    }
+  }
+  return out;
 }
 
 }  // namespace phoenix::os

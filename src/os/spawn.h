@@ -48,4 +48,7 @@ Isolation ProbeIsolation(std::string* why);
 // An fd to this program's own executable, for re-exec as the sandbox init.
 Result<Fd> OpenSelfExe();
 
+// The processes under `pid` (not itself), from every process's parent in /proc/PID/stat.
+std::vector<pid_t> Descendants(pid_t pid);
+
 }  // namespace phoenix::os
