@@ -16,7 +16,7 @@
 #include "audit/har.h"
 #include "audit/interrupt.h"
 #include "audit/runner.h"
-#include "audit/utf8.h"
+#include "base/text.h"
 #include "config/config.h"
 
 namespace phoenix::audit {
@@ -487,42 +487,6 @@ void MakeValidUtf8(json::value& v) {
   } else if (v.is_object()) {
     for (auto& kv : v.as_object()) MakeValidUtf8(kv.value());
   }
-}
-
-std::string XmlEscape(std::string_view text) {
-  std::string s = ValidUtf8(text);
-  // U+FFFE and U+FFFF are not XML characters either.
-  for (std::string_view bad : {"\xEF\xBF\xBE", "\xEF\xBF\xBF"}) {
-    for (size_t pos = 0; (pos = s.find(bad, pos)) != std::string::npos;)
-      s.replace(pos, 3, "\xEF\xBF\xBD");
-  }
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') {
-          out += ' ';  // not allowed in XML 1.0
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
 }
 
 std::string FileLine(const FileWrite& w) {

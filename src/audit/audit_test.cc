@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "audit/compare.h"
+#include "base/text.h"
 
 namespace phoenix::audit {
 namespace {

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "audit/utf8.h"
+#include "base/text.h"
 #include "config/config.h"
 
 namespace phoenix::audit {

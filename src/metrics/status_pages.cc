@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "base/duration.h"
+#include "base/text.h"
 #include "metrics/events.h"
 
 namespace phoenix::metrics {
@@ -66,32 +67,6 @@ class Writer {
 std::string InstanceLabels(const InstanceView& v) {
   // Not `instance`: Prometheus sets that label to the scrape target (and would rename ours).
   return fmt::format("type=\"{}\",slot=\"{}\"", Label(v.type), Label(v.instance));
-}
-
-std::string Escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -244,17 +219,17 @@ std::string StatusHtml(const StatusSnapshot& s) {
     rows += fmt::format(
         "<tr class=\"{}\"><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-        Serving(v) ? "up" : "down", Escape(v.instance), v.incarnation,
-        v.pid ? fmt::format("{}", v.pid) : "-", Escape(v.state),
+        Serving(v) ? "up" : "down", XmlEscape(v.instance), v.incarnation,
+        v.pid ? fmt::format("{}", v.pid) : "-", XmlEscape(v.state),
         v.state == "backoff" ? "-" : FormatDuration(v.age),
         v.next_rebirth ? FormatDuration(*v.next_rebirth) : "-",
         v.requests ? fmt::format("{}", *v.requests) : "-",
-        v.requests ? fmt::format("{}", v.in_flight) : "-", v.restarts, Escape(lost));
+        v.requests ? fmt::format("{}", v.in_flight) : "-", v.restarts, XmlEscape(lost));
     for (const auto& l : v.leaving) {
       rows += fmt::format(
           "<tr class=\"leaving\"><td>&nbsp;&nbsp;&#8627;</td><td>#{}</td><td>{}</td><td>{}</td>"
           "<td>{}</td><td>-</td><td>{}</td><td>{}</td><td></td><td></td></tr>\n",
-          l.incarnation, l.pid, Escape(l.state), FormatDuration(l.age),
+          l.incarnation, l.pid, XmlEscape(l.state), FormatDuration(l.age),
           l.requests ? fmt::format("{}", *l.requests) : "-",
           l.requests ? fmt::format("{}", l.in_flight) : "-");
     }
@@ -262,7 +237,7 @@ std::string StatusHtml(const StatusSnapshot& s) {
   std::string deaths;
   for (const auto& [key, n] : s.deaths) {
     if (!deaths.empty()) deaths += ", ";
-    deaths += fmt::format("{} {} ({})", n, Escape(key.first), Escape(key.second));
+    deaths += fmt::format("{} {} ({})", n, XmlEscape(key.first), XmlEscape(key.second));
   }
   std::string router = "no web type: nothing routed";
   if (s.router_port) {
@@ -286,7 +261,7 @@ std::string StatusHtml(const StatusSnapshot& s) {
       "<p>router: {router}</p>\n<p>deaths: {deaths}</p>\n"
       "<p><a href=\"/metrics\">/metrics</a> &middot; <a href=\"/status\">/status</a></p>\n"
       "</body></html>\n",
-      fmt::arg("app", Escape(s.app_root)), fmt::arg("pid", s.pid),
+      fmt::arg("app", XmlEscape(s.app_root)), fmt::arg("pid", s.pid),
       fmt::arg("up", FormatDuration(Millis(static_cast<int64_t>(s.uptime_s * 1000)))),
       fmt::arg("rows", rows), fmt::arg("router", router),
       fmt::arg("deaths", deaths.empty() ? "none" : deaths));

@@ -1,6 +1,6 @@
-#include "audit/utf8.h"
+#include "base/text.h"
 
-namespace phoenix::audit {
+namespace phoenix {
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
@@ -62,4 +62,40 @@ std::string_view Utf8Prefix(std::string_view text, size_t max_bytes) {
   return text.substr(0, end);
 }
 
-}  // namespace phoenix::audit
+std::string XmlEscape(std::string_view text) {
+  std::string s = ValidUtf8(text);
+  // U+FFFE and U+FFFF are not XML characters either.
+  for (std::string_view bad : {"\xEF\xBF\xBE", "\xEF\xBF\xBF"}) {
+    for (size_t pos = 0; (pos = s.find(bad, pos)) != std::string::npos;)
+      s.replace(pos, 3, "\xEF\xBF\xBD");
+  }
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') {
+          out += ' ';  // not allowed in XML 1.0
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+}  // namespace phoenix
