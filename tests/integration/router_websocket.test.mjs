@@ -119,7 +119,8 @@ test('router: bytes sent right behind the handshake reach the app', { timeout: 3
   await Promise.all(clients.map((k) => k.waitData(() => serverFrames(afterHead(k)).length >= 1, { what: 'echo' })));
   clients.forEach((k, i) => assert.equal(serverFrames(afterHead(k))[0].payload.toString(), `client ${i}`));
   const seen = new Set(clients.map((k) => /\r\nX-Instance: (web\.\d)/i.exec(k.text)[1]));
-  assert.equal(seen.size, 2, 'upgrades are spread too');
+  // (Once seen in CI: all 21 on one instance, the test taking 10 s; the terminal says why.)
+  assert.equal(seen.size, 2, `upgrades are spread too\n${px.describe()}`);
   for (const k of clients) k.destroy();
 
   // Plain requests still work beside the tunnels.
