@@ -1,6 +1,5 @@
 #include "audit/interrupt.h"
 
-#include <dirent.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
@@ -14,7 +13,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <thread>
 #include <vector>
 

@@ -205,10 +205,8 @@ std::string StatusJson(const StatusSnapshot& s) {
   }
   o["lost"] = std::move(lost);
   o["drills"] = s.drills;
-  // The instances as `phoenix ps --json` lists them.
-  std::string text = json::serialize(o);
-  text.pop_back();
-  return text + ",\"instances\":" + InstancesJson(s.instances) + "}";
+  o["instances"] = json::parse(InstancesJson(s.instances));  // as `phoenix ps --json` lists them
+  return json::serialize(o);
 }
 
 std::string StatusHtml(const StatusSnapshot& s) {
