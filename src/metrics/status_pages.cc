@@ -168,6 +168,9 @@ std::string PrometheusText(const StatusSnapshot& s) {
     w.Sample("phoenix_router_connections_total", "", r.connections);
     w.Family("phoenix_router_connections", "gauge", "Client connections open.");
     w.Sample("phoenix_router_connections", "", r.active_connections);
+    w.Family("phoenix_router_parked_connections", "gauge",
+             "Client connections waiting for their next request long enough to hold no buffers.");
+    w.Sample("phoenix_router_parked_connections", "", r.parked_connections);
     w.Family("phoenix_router_upgrades_total", "counter",
              "Connections upgraded to a tunnel (WebSocket...).");
     w.Sample("phoenix_router_upgrades_total", "", r.upgrades);
@@ -190,6 +193,7 @@ std::string StatusJson(const StatusSnapshot& s) {
                                {"retries", r.retries},
                                {"connections", r.connections},
                                {"active_connections", r.active_connections},
+                               {"parked_connections", r.parked_connections},
                                {"upgrades", r.upgrades}};
   } else {
     o["router"] = nullptr;

@@ -91,6 +91,10 @@ void Worker::Sweep() {
       d->fired = true;
       boost::system::error_code ec;
       d->sock->cancel(ec);
+    } else if (!d->fired && !d->park && now >= d->park_at) {
+      d->park = true;
+      boost::system::error_code ec;
+      d->sock->cancel(ec);
     }
   });
   // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive
@@ -321,6 +325,7 @@ Stats RouterImpl::GetStats() const {
     s.connections += c.connections.load(std::memory_order_relaxed);
     s.active_connections += c.active.load(std::memory_order_relaxed);
     s.upgrades += c.upgrades.load(std::memory_order_relaxed);
+    s.parked_connections += c.parked.load(std::memory_order_relaxed);
   }
   return s;
 }

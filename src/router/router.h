@@ -31,6 +31,7 @@ struct Stats {
   uint64_t requests = 0, responses_2xx = 0, responses_3xx = 0, responses_4xx = 0, responses_5xx = 0;
   uint64_t router_errors = 0;  // answers phoenix made itself (400, 408, 431, 502, 503, 504)
   uint64_t retries = 0, connections = 0, active_connections = 0, upgrades = 0;
+  uint64_t parked_connections = 0;  // keep-alive connections idle long enough to hold no buffers
 };
 
 // What one incarnation's backend has carried so far.

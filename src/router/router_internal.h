@@ -8,6 +8,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
 #include <memory>
+#include <memory_resource>
 #include <random>
 #include <string>
 #include <thread>
@@ -115,6 +116,10 @@ struct Deadline {
   Time at = Time::max();
   Socket* sock = nullptr;
   bool fired = false;
+  // A keep-alive connection idle past park_at has its read cancelled the same way, `park`
+  // set, so that it waits for its next request without a read buffer (proxy.cc).
+  Time park_at = Time::max();
+  bool park = false;
   Deadline* prev = nullptr;  // the worker's intrusive list: no allocation a request
   Deadline* next = nullptr;
 };
@@ -161,7 +166,7 @@ struct Upstream {
 
 struct Counters {
   std::atomic<uint64_t> requests{0}, router_errors{0}, retries{0}, connections{0}, active{0},
-      upgrades{0};
+      upgrades{0}, parked{0};
   std::array<std::atomic<uint64_t>, 6> status{};
 };
 
@@ -196,6 +201,9 @@ class Worker {
   // Body buffers that idle connections gave back, for the next request to take (proxy.cc).
   // Before `io`: the sessions it destroys give theirs back.
   std::vector<std::unique_ptr<char[]>> spare_chunks;
+  // The blocks that requests' head fields live in, lent for one request each (an idle
+  // connection holds none). Before `io`, as above.
+  std::pmr::unsynchronized_pool_resource field_blocks;
   Time now{};  // read once per sweep, for deadlines
   bool ticking = false;
   asio::io_context io;
