@@ -82,6 +82,25 @@ std::string Address(const std::string& hex, bool v6) {
   return v6 ? fmt::format("[{}]:{}", text, port) : fmt::format("{}:{}", text, port);
 }
 
+// Calls f(local_address_hex, inode) for each listening socket in a /proc/PID/net/tcp{,6}.
+template <class F>
+void ForEachListener(const std::string& table, F f) {
+  std::ifstream in(table);
+  std::string line;
+  std::getline(in, line);  // the column titles
+  while (std::getline(in, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    std::istringstream fields(line);
+    std::string sl, local, remote, st, queues, timer, retr, uid, timeout;
+    unsigned long inode = 0;
+    if (!(fields >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >>
+          inode)) {
+      continue;
+    }
+    if (st == "0A") f(local, inode);  // 0A: LISTEN
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> ListeningAddresses(pid_t root) {
@@ -90,22 +109,26 @@ std::vector<std::string> ListeningAddresses(pid_t root) {
   std::set<unsigned long> inodes = SocketInodes(tree);
   std::set<std::string> found;
   for (bool v6 : {false, true}) {
-    std::ifstream in(fmt::format("/proc/{}/net/{}", root, v6 ? "tcp6" : "tcp"));
-    std::string line;
-    std::getline(in, line);  // the column titles
-    while (std::getline(in, line)) {
-      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-      std::istringstream f(line);
-      std::string sl, local, remote, st, queues, timer, retr, uid, timeout;
-      unsigned long inode = 0;
-      if (!(f >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode))
-        continue;
-      if (st != "0A" || !inodes.count(inode)) continue;  // 0A: LISTEN
-      std::string address = Address(local, v6);
-      if (!address.empty()) found.insert(address);
-    }
+    ForEachListener(fmt::format("/proc/{}/net/{}", root, v6 ? "tcp6" : "tcp"),
+                    [&](const std::string& local, unsigned long inode) {
+                      if (!inodes.count(inode)) return;
+                      std::string address = Address(local, v6);
+                      if (!address.empty()) found.insert(address);
+                    });
   }
   return {found.begin(), found.end()};
+}
+
+std::vector<unsigned long> Ipv4Listeners(int port) {
+  std::vector<unsigned long> out;
+  ForEachListener("/proc/self/net/tcp", [&](const std::string& local, unsigned long inode) {
+    size_t colon = local.find(':');
+    if (colon != std::string::npos &&
+        std::strtoul(local.c_str() + colon + 1, nullptr, 16) == static_cast<unsigned long>(port)) {
+      out.push_back(inode);
+    }
+  });
+  return out;
 }
 
 }  // namespace phoenix::os

@@ -18,4 +18,8 @@ Result<int> PickFreePort();
 // From /proc (socket inodes of their descriptors, matched in root's /proc/net/tcp and tcp6).
 std::vector<std::string> ListeningAddresses(pid_t root);
 
+// The socket inodes of every process's IPv4 listeners on `port` (any local address), in this
+// network namespace: SO_REUSEPORT lets another process of the same user join a port silently.
+std::vector<unsigned long> Ipv4Listeners(int port);
+
 }  // namespace phoenix::os

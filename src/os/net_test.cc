@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -107,6 +108,31 @@ TEST(DescendantsTest, ChildrenAndGrandchildren) {
   EXPECT_TRUE(std::count(under.begin(), under.end(), child) == 1);
   EXPECT_TRUE(std::count(under.begin(), under.end(), grandchild) == 1);
   EXPECT_EQ(under_child, std::vector<pid_t>{grandchild});
+}
+
+TEST(Ipv4ListenersTest, ListsEveryListenerOnThePortAndNothingElse) {
+  int port = Listen(AF_INET, "127.0.0.1");
+  auto found = Ipv4Listeners(port);
+  ASSERT_EQ(found.size(), 1u);
+  // It is this process's socket: its inode is among our descriptors'.
+  bool ours = false;
+  for (int fd = 0; fd < 1024 && !ours; ++fd) {
+    struct stat st {};
+    ours = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == found[0];
+  }
+  EXPECT_TRUE(ours);
+  // A connected socket on a port is no listener; a port nobody listens on has none.
+  Fd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ASSERT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  getsockname(c.get(), reinterpret_cast<sockaddr*>(&local), &len);
+  EXPECT_TRUE(Ipv4Listeners(ntohs(local.sin_port)).empty());
+  EXPECT_EQ(Ipv4Listeners(port).size(), 1u);
 }
 
 TEST(ListeningAddressesTest, NoSuchProcessIsEmpty) {

@@ -9,13 +9,16 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
 #include <utility>
 
+#include "os/net.h"
 #include "router/router_internal.h"
 
 namespace boost::asio::detail {
@@ -269,7 +272,33 @@ void Worker::Start(Socket sock) {
 
 RouterImpl::~RouterImpl() { Stop(); }
 
+// One listener a loop, bound with SO_REUSEPORT so the kernel spreads new connections over
+// them. SO_REUSEPORT would also let another process of the same user (a second phoenix left
+// on the same port) join the group and take a share of the connections, silently: so no
+// other listener may be on the port, neither before ours listen (they take no connection
+// until then) nor after (one that started at the same moment).
 Status RouterImpl::Listen(int port) {
+  auto busy = [&](std::string_view why) {
+    for (auto& w : workers) {
+      boost::system::error_code ignored;
+      w->acceptor.close(ignored);
+    }
+    return Error{fmt::format("port {} is busy ({}): choose another with --port or [router] port",
+                             port, why)};
+  };
+  auto others = [&] {
+    std::vector<unsigned long> ours;
+    for (auto& w : workers) {
+      struct stat st {};
+      if (w->acceptor.is_open() && fstat(w->acceptor.native_handle(), &st) == 0) {
+        ours.push_back(st.st_ino);
+      }
+    }
+    for (unsigned long inode : os::Ipv4Listeners(port)) {
+      if (std::find(ours.begin(), ours.end(), inode) == ours.end()) return true;
+    }
+    return false;
+  };
   for (auto& w : workers) {
     boost::system::error_code ec;
     tcp::endpoint ep(config.audit ? asio::ip::address_v4::loopback() : asio::ip::address_v4::any(),
@@ -284,13 +313,16 @@ Status RouterImpl::Listen(int port) {
       }
     }
     if (!ec) w->acceptor.bind(ep, ec);
-    if (!ec) w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return Error{fmt::format("port {} is busy ({}): choose another with --port or [router] port",
-                               port, ec.message())};
-    }
+    if (ec) return busy(ec.message());
     if (port == 0) port = w->acceptor.local_endpoint().port();
   }
+  if (others()) return busy("another process listens on it");
+  for (auto& w : workers) {
+    boost::system::error_code ec;
+    w->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return busy(ec.message());
+  }
+  if (others()) return busy("another process listens on it");
   port_ = port;
   return OkStatus();
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { makeApp, up, phoenix, ps, freePort, readEvents, waitNothingLeft } from './harness.mjs';
+import { makeApp, up, phoenix, ps, freePort, readEvents, waitNothingLeft, httpGet } from './harness.mjs';
 
 /** Runs `phoenix up` on the app, expecting a refusal; checks that nothing was left behind. */
 async function expectRefusal(app, extraArgs, pattern, { dir = app.dir, port } = {}) {
@@ -100,6 +100,23 @@ test('up refuses a busy port (exit 2, nothing started)', { timeout: 15000 }, asy
   t.after(() => new Promise((resolve) => server.close(resolve)));
   const { port } = server.address();
   await expectRefusal(app, [], new RegExp(`port ${port} is busy`), { port });
+});
+
+// SO_REUSEPORT (one listener a router loop) lets another process of the same user bind the
+// same port and take a share of its connections, silently: a second phoenix (another app)
+// left on the same port must be refused, not split the traffic of the first.
+test('up refuses a port another phoenix (SO_REUSEPORT) already serves; the first keeps all traffic', { timeout: 30000 }, async (t) => {
+  const first = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nthreads = 2\n\n[process.web]\ninstances = 1\n' } });
+  const px = await up(first);
+  await px.waitReady(1);
+  const second = makeApp(t, 'echo');
+  await expectRefusal(second, [], new RegExp(`port ${px.port} is busy \\(another process listens on it\\)`), { port: px.port });
+  // Every request still reaches the first app (the refused one never took a connection).
+  for (let i = 0; i < 10; i++) {
+    const r = await httpGet(px.port, '/who');
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).url, '/who', 'answered by the first app');
+  }
 });
 
 test('a second up of a running app exits 2 "already running" and disturbs nothing', { timeout: 15000 }, async (t) => {
