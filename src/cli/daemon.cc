@@ -188,7 +188,9 @@ class Daemon {
       if (events.empty() && actions.empty()) break;
       for (auto& e : events) {
         Report(e);
-        if (e.kind == "rotated" || e.kind == "drill") FinishWaiters(e);
+        if (e.kind == "rotated" || e.kind == "rotation-failed" || e.kind == "drill") {
+          FinishWaiters(e);
+        }
       }
       for (auto& a : actions) std::visit([this](auto& act) { Do(act); }, a);
     }
@@ -836,10 +838,11 @@ class Daemon {
 
   // Answers the `rotate` or `drill` commands waiting for this event, then closes them.
   void FinishWaiters(const Event& e) {
-    auto& waiters = e.kind == "rotated" ? rotate_waiters_ : drill_waiters_;
-    json::object o{{"ok", true},
+    auto& waiters = e.kind == "drill" ? drill_waiters_ : rotate_waiters_;
+    json::object o{{"ok", e.kind != "rotation-failed"},
                    {"message", metrics::EventText(e)},
                    {"event", json::parse(metrics::EventJson(e))}};
+    if (e.kind == "rotation-failed") o["error"] = metrics::EventText(e);  // the CLI exits 1
     for (auto& c : waiters) {
       c->Send(json::serialize(o));
       c->Finish();

@@ -96,6 +96,7 @@ std::string EventText(const Event& e) {
   if (e.kind == "scaled") return fmt::format("scaled {}", e.message);
   if (e.kind == "rotating") return fmt::format("rotating {}: {}", e.instance, e.message);
   if (e.kind == "rotated") return fmt::format("rotation done: {}", e.message);
+  if (e.kind == "rotation-failed") return fmt::format("rotation failed: {}", e.message);
   if (e.kind == "chaos") return fmt::format("{} chaos: {}", head, e.message);
   if (e.kind == "drill-start") return fmt::format("drill ({}): {}", e.instance, e.message);
   if (e.kind == "drill") {

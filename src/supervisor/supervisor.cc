@@ -183,6 +183,7 @@ void Supervisor::Ready(IncarnationId id, Time now) {
     if (Incarnation* o = Find(old)) BeginStop(*o, slot->successor_reason, now);
   }
   if (slot && slot->instance == rotating_ && slot->successor == 0) {
+    ++rotation_done_;
     rotating_.clear();
     StepRotation(now);
   }
@@ -257,9 +258,19 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
     // The replacement is already on its way: it becomes the current one.
     slot->current = std::exchange(slot->successor, 0);
     if (slot->instance == rotating_) {
+      ++rotation_done_;
       rotating_.clear();
       StepRotation(now);
     }
+    return;
+  }
+  if (was_successor && slot->current && slot->instance == rotating_ && !inc.hard_killed &&
+      (reason == DeathReason::kCrash || reason == DeathReason::kBootTimeout)) {
+    // `phoenix rotate` started this replacement and it cannot get ready (a release that does
+    // not boot): the rotation stops here, as a rollout that makes no progress fails, and the
+    // instance it was to replace keeps serving. No retries in the background.
+    ++slot->crashes;
+    FailRotation(*slot, inc, reason, status);
     return;
   }
   if (inc.hard_killed) {
@@ -505,6 +516,8 @@ Status Supervisor::Rotate(const std::string& type, Time now) {
     ++queued;
   }
   if (queued == 0 && !rotating()) return Error{"no instance to rotate"};
+  if (!rotation_active_) rotation_total_ = rotation_done_ = 0;
+  rotation_total_ += queued;
   rotation_active_ = true;
   Event e;
   e.kind = "rotating";
@@ -541,6 +554,27 @@ void Supervisor::StepRotation(Time now) {
     e.message = "every instance was replaced";
     Emit(std::move(e));
   }
+}
+
+void Supervisor::FailRotation(const Slot& slot, const Incarnation& dead, DeathReason reason,
+                              const ExitStatus& status) {
+  rotate_queue_.clear();
+  rotating_.clear();
+  rotation_active_ = false;
+  const Incarnation* cur = Find(slot.current);
+  Event e;
+  e.kind = "rotation-failed";
+  e.instance = slot.instance;
+  e.incarnation = dead.number;
+  e.reason = reason;
+  e.status = status;
+  e.message = fmt::format(
+      "{} #{} {} before it was ready ({}); {} #{} keeps serving; {} of {} instance{} replaced",
+      slot.instance, dead.number,
+      reason == DeathReason::kBootTimeout ? "timed out booting" : "crashed", status.ToString(),
+      slot.instance, cur ? cur->number : 0, rotation_done_, rotation_total_,
+      rotation_total_ == 1 ? "" : "s");
+  Emit(std::move(e));
 }
 
 Status Supervisor::Drill(const std::string& type, double fraction, Time now) {
@@ -678,11 +712,21 @@ std::vector<InstanceView> Supervisor::View(Time now) const {
       v.pid = inc.pid;
       v.port = inc.port;
       v.state = ToString(inc.state);
-      if (slot.successor) v.state = "replacing";
       v.age = age(inc.born);
-      if (inc.rebirth_at)
+      if (inc.rebirth_at) {
+        // When it will be replaced: rotate_window can hold a due rebirth until the window opens.
+        Time t = *inc.rebirth_at;
+        if (const auto& w = Process(inc.type).rotate_window) t = NextInWindow(std::max(t, now), *w);
+        v.next_rebirth = std::max(Millis(0), std::chrono::duration_cast<Millis>(t - now));
+      }
+      if (slot.successor) {
+        v.state = "replacing";
+      } else if (slot.spawn_at) {
+        // Its replacement crashed and waits in backoff: the next try is the next rebirth.
+        v.state = "replacing";
         v.next_rebirth =
-            std::max(Millis(0), std::chrono::duration_cast<Millis>(*inc.rebirth_at - now));
+            std::max(Millis(0), std::chrono::duration_cast<Millis>(*slot.spawn_at - now));
+      }
     } else if (slot.spawn_at) {
       v.state = "backoff";
       v.incarnation = slot.next_number - 1;

@@ -147,7 +147,7 @@ class Supervisor {
   Status Kill(const std::string& instance, bool now_hard, Time now);
   // Rolling rebirth of every instance of `type` ("" = all types), one after another: each
   // successor is ready before the next slot starts. Ends with a "rotated" event.
-  Status Rotate(const std::string& type, Time now);
+  Status Rotate(const std::string& type, Time now);  // ends with "rotated" or "rotation-failed"
   // Fowler's baseball bat: SIGKILL a `fraction` of the instances of `type` ("" = all) at once;
   // a "drill" event reports the time until every one of them is ready again.
   Status Drill(const std::string& type, double fraction, Time now);
@@ -215,6 +215,8 @@ class Supervisor {
   Time NextInWindow(Time t, const DailyWindow& w) const;
   void HardKill(Incarnation& inc, DeathReason reason);
   void StepRotation(Time now);
+  void FailRotation(const Slot& slot, const Incarnation& dead, DeathReason reason,
+                    const ExitStatus& status);
   void CheckDrill(Time now);
   void ChaosTick(Time now);
 
@@ -226,6 +228,7 @@ class Supervisor {
   std::deque<std::string> rotate_queue_;
   std::string rotating_;  // the slot whose successor we wait for
   bool rotation_active_ = false;
+  int rotation_total_ = 0, rotation_done_ = 0;  // slots queued by `phoenix rotate`, replaced
   std::optional<Time> next_chaos_;
   struct DrillRun {
     Time start;

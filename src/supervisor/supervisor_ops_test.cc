@@ -127,6 +127,72 @@ TEST(SupervisorOpsTest, RotateReplacesEveryInstanceOneAfterAnother) {
   EXPECT_FALSE(s.sup.Rotate("nope", s.now).ok());
 }
 
+// A release that cannot boot: the rotation fails at its first replacement, the instance it
+// was to replace keeps serving, nothing is retried in the background, the rest stay as they are.
+TEST(SupervisorOpsTest, RotateFailsWhenAReplacementCannotGetReady) {
+  for (bool timeout : {false, true}) {
+    Shell s(OpsConfig(2));
+    s.Start();
+    s.ReadyAllBooting();
+    s.spawns.clear();
+    ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
+    s.Pump();
+    ASSERT_EQ(s.spawns.size(), 1u);
+    IncarnationId bad = s.spawns[0].id;
+    if (timeout) {
+      size_t sig = s.signals.size();
+      s.TickAt(s.now + 5min);  // past boot_timeout: SIGTERM
+      ASSERT_GT(s.signals.size(), sig);
+      s.ExitSignalled(sig);
+    } else {
+      s.Exit(bad, ExitStatus{false, 1});
+    }
+    ASSERT_EQ(s.Of("rotation-failed").size(), 1u) << timeout;
+    const Event e = s.Of("rotation-failed")[0];
+    EXPECT_EQ(e.instance, "web.1");
+    EXPECT_NE(e.message.find(timeout ? "web.1 #2 timed out booting before it was ready"
+                                     : "web.1 #2 crashed before it was ready (exit 1)"),
+              std::string::npos)
+        << e.message;
+    EXPECT_NE(e.message.find("web.1 #1 keeps serving; 0 of 2 instances replaced"),
+              std::string::npos)
+        << e.message;
+    EXPECT_TRUE(s.Of("rotated").empty());
+    EXPECT_FALSE(s.sup.rotating());
+    EXPECT_EQ(s.ReadyWebCount(), 2);
+    auto view = s.sup.View(s.now);
+    EXPECT_EQ(view[0].state, "ready");
+    EXPECT_EQ(view[0].incarnation, 1);
+    s.spawns.clear();
+    s.TickAt(s.now + 10min);
+    EXPECT_TRUE(s.spawns.empty()) << "no replacement retried in the background";
+    // A new rotate may be asked for (after a fix).
+    EXPECT_TRUE(s.sup.Rotate("web", s.now).ok());
+  }
+}
+
+// A scheduled replacement that crashes waits in backoff beside the instance it replaces,
+// which keeps serving: ps says so ("replacing", the next try as the next rebirth).
+TEST(SupervisorOpsTest, AReplacementInBackoffShowsInTheView) {
+  Shell s(OpsConfig(1, 1h, 0ms));
+  s.Start();
+  s.ReadyAllBooting();
+  s.spawns.clear();
+  s.TickAt(t0 + 1h);
+  ASSERT_EQ(s.spawns.size(), 1u);
+  // The first retry comes at once; after that, backoff.
+  for (int i = 0; i < 5 && s.Of("backoff").empty(); ++i)
+    s.Exit(s.spawns.back().id, ExitStatus{false, 1});
+  ASSERT_FALSE(s.Of("backoff").empty());
+  auto v = s.sup.View(s.now)[0];
+  EXPECT_EQ(v.state, "replacing");
+  EXPECT_EQ(v.incarnation, 1);
+  ASSERT_TRUE(v.next_rebirth.has_value());
+  EXPECT_GT(*v.next_rebirth, Millis(0));
+  EXPECT_LT(*v.next_rebirth, Millis(10min));
+  EXPECT_NE(v.last_exit.find("crash"), std::string::npos) << v.last_exit;
+}
+
 TEST(SupervisorOpsTest, ScheduledRebirthsOfOneTypeNeverOverlap) {
   Shell s(OpsConfig(2, 1h, 0ms));  // no jitter: both are due at the same moment
   s.Start();
@@ -156,8 +222,11 @@ TEST(SupervisorOpsTest, RotateWindowHoldsScheduledRebirthsUntilItOpens) {
   s.Start();
   s.ReadyAllBooting();
   s.spawns.clear();
+  // ps says when it will really happen: 02:00, not "now" once max_age has passed.
+  EXPECT_EQ(s.sup.View(s.now)[0].next_rebirth, Millis(16h));
   s.TickAt(t0 + 1h);  // 11:00: due, but outside the window
   EXPECT_TRUE(s.spawns.empty());
+  EXPECT_EQ(s.sup.View(s.now)[0].next_rebirth, Millis(15h));
   ASSERT_TRUE(s.sup.NextDeadline().has_value());
   EXPECT_EQ(*s.sup.NextDeadline(), t0 + 16h) << "02:00 the next day";
   s.TickAt(t0 + 16h);

@@ -3,6 +3,8 @@
 // lost state) and [chaos] (unannounced SIGKILLs, never the last ready instance).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { makeApp, up, phoenix, ps, httpGet, readEvents, waitFor, minReady } from './harness.mjs';
 
 test('rotate: every instance replaced one after another, capacity never dips', { timeout: 30000 }, async (t) => {
@@ -28,6 +30,24 @@ test('rotate: every instance replaced one after another, capacity never dips', {
   const bad = await phoenix(app, ['rotate', 'wbe']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /wbe/);
+});
+
+test('rotate: a release that cannot boot fails the rotation (exit 1); the old instances keep serving', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 2\n' } });
+  const px = await up(app);
+  const before = (await px.waitReady(2)).filter((i) => i.type === 'web');
+  // The next release crashes at once (a syntax error, a missing module...).
+  fs.writeFileSync(path.join(app.dir, 'server.js'), 'process.exit(1);\n');
+  const r = await phoenix(app, ['rotate', 'web'], { timeout: 20000 });
+  assert.equal(r.code, 1, `exit ${r.code}\n${r.stdout}\n${r.stderr}\n${px.describe()}`);
+  assert.match(r.stderr, /rotation failed: web\.1 #2 crashed before it was ready \(exit 1\); web\.1 #1 keeps serving; 0 of 2 instances replaced/);
+  const after = (await ps(app)).filter((i) => i.type === 'web');
+  assert.deepEqual(after.map((i) => [i.instance, i.incarnation, i.pid, i.state]),
+    before.map((i) => [i.instance, i.incarnation, i.pid, 'ready']));
+  assert.equal((await httpGet(px.port, '/')).status, 200);
+  const ev = readEvents(app.eventsFile);
+  assert.equal(ev.filter((e) => e.event === 'rotation-failed').length, 1);
+  assert.equal(ev.filter((e) => e.event === 'born' && e.incarnation === 2).length, 1, 'no retries in the background');
 });
 
 test('drill --all: every instance SIGKILLed at once, recovery reported with failed requests and lost state', { timeout: 30000 }, async (t) => {
