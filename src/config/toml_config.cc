@@ -394,22 +394,19 @@ class TomlApplier {
         return UnknownKey(entry, prefix, kProcessKeys);
       }
     }
+    // The default jitter is 15 % of max_age (216m of the default 24h): `max_age = "1h"` alone
+    // gets 9m, not the 216m that would be longer than the age itself.
+    if (max_age_key != nullptr && jitter_key == nullptr) {
+      process.max_age_jitter = process.max_age * 15 / 100;
+    }
     // Jitter is subtracted from max_age; as large as max_age, an incarnation could be replaced
     // as soon as it is born. max_age 0 means never rotate, so there is nothing to jitter.
     if (process.max_age.count() > 0 && process.max_age_jitter >= process.max_age) {
-      const toml::key* where = jitter_key ? jitter_key : max_age_key;
-      if (where == nullptr) where = table_entry.key;
-      std::string jitter = FormatDuration(process.max_age_jitter);
-      std::string fix;
-      if (jitter_key == nullptr) {
-        // The default jitter is 15% of the default max_age; suggest the same share.
-        jitter += ", the default";
-        fix = fmt::format("; set {}.max_age_jitter too, e.g. \"{}\"", prefix,
-                          FormatDuration(process.max_age * 15 / 100));
-      }
+      const toml::key* where = jitter_key ? jitter_key : table_entry.key;
       return ErrorAt(where->source(),
-                     fmt::format("{}.max_age_jitter ({}) must be less than {}.max_age ({}){}",
-                                 prefix, jitter, prefix, FormatDuration(process.max_age), fix));
+                     fmt::format("{}.max_age_jitter ({}) must be less than {}.max_age ({})", prefix,
+                                 FormatDuration(process.max_age_jitter), prefix,
+                                 FormatDuration(process.max_age)));
     }
     return OkStatus();
   }

@@ -441,11 +441,16 @@ TEST(ApplyTomlTest, JitterMustBeLessThanMaxAge) {
                     "process.web.max_age (1d)");
 }
 
-TEST(ApplyTomlTest, ShortMaxAgeAgainstDefaultJitterSuggestsAFix) {
-  EXPECT_TOML_ERROR("[process.web]\ninstances = 3\nmax_age = \"1h\"\n",
-                    "phoenix.toml:3:1: process.web.max_age_jitter (3h36m, the default) must be "
-                    "less than process.web.max_age (1h); set process.web.max_age_jitter too, "
-                    "e.g. \"9m\"");
+TEST(ApplyTomlTest, DefaultJitterIsFifteenPercentOfMaxAge) {
+  EXPECT_EQ(
+      MustApply("[process.web]\ninstances = 3\nmax_age = \"1h\"\n").processes[0].max_age_jitter,
+      minutes(9));
+  // Set explicitly, it is kept as given, in either order.
+  EXPECT_EQ(MustApply("[process.web]\nmax_age_jitter = \"1m\"\nmax_age = \"1h\"\n")
+                .processes[0]
+                .max_age_jitter,
+            minutes(1));
+  EXPECT_EQ(MustApply("[process.web]\ninstances = 2\n").processes[0].max_age_jitter, minutes(216));
 }
 
 TEST(ApplyTomlTest, FilesystemModeTypo) {
