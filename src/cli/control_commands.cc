@@ -35,7 +35,8 @@ int Request(const control::Request& request,
       auto* err = v.as_object().if_contains("error");
       std::fprintf(stderr, "phoenix: %s\n",
                    err && err->is_string() ? err->as_string().c_str() : "request failed");
-      code = kExitFailed;
+      auto* usage = v.as_object().if_contains("usage");
+      code = usage && usage->is_bool() && usage->as_bool() ? kExitUsage : kExitFailed;
       return false;
     }
     return on_reply(v);

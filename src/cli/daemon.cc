@@ -704,7 +704,7 @@ class Daemon {
   void Handle(const std::shared_ptr<Conn>& c, const std::string& line) {
     auto parsed = control::ParseRequest(line);
     if (!parsed.ok()) {
-      c->Send(control::ErrorAnswer(parsed.error().message));
+      c->Send(control::ErrorAnswer(parsed.error().message, true));
       return c->Finish();
     }
     const control::Request& req = parsed.value();
@@ -724,7 +724,8 @@ class Daemon {
             auto hint = ClosestName(type, types);
             c->Send(control::ErrorAnswer(
                 fmt::format("unknown process type '{}'{}", type,
-                            hint ? fmt::format(" (did you mean '{}'?)", *hint) : std::string())));
+                            hint ? fmt::format(" (did you mean '{}'?)", *hint) : std::string()),
+                true));
             return c->Finish();
           }
         }
@@ -738,7 +739,9 @@ class Daemon {
         c->Send(control::OkAnswer());
         break;
       case control::Command::kKill:
-        if (Status s = sup_.Kill(req.instance, req.now, now); !s.ok()) {
+        if (!IsSlot(req.instance, now)) {
+          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance), true));
+        } else if (Status s = sup_.Kill(req.instance, req.now, now); !s.ok()) {
           c->Send(control::ErrorAnswer(s.error().message));
         } else {
           c->Send(control::OkAnswer());
@@ -746,7 +749,7 @@ class Daemon {
         break;
       case control::Command::kLogs:
         if (!req.instance.empty() && req.instance != "phoenix" && !HasInstance(req.instance)) {
-          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance)));
+          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance), true));
           return c->Finish();
         }
         for (const auto& [inst, text] : logs_) {
@@ -764,14 +767,14 @@ class Daemon {
         // What each live incarnation has written so far (phoenix audit attributes files to
         // requests by scanning before and after each one).
         if (!req.instance.empty() && !HasInstance(req.instance)) {
-          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance)));
+          c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance), true));
           return c->Finish();
         }
         c->Send(ScanJson(req.instance));
         break;
       case control::Command::kRotate:
         if (Status s = sup_.Rotate(req.type, now); !s.ok()) {
-          c->Send(control::ErrorAnswer(s.error().message));
+          c->Send(control::ErrorAnswer(s.error().message, UnknownType(req.type)));
           break;
         }
         rotate_waiters_.push_back(c);
@@ -779,7 +782,7 @@ class Daemon {
         return;
       case control::Command::kDrill:
         if (Status s = sup_.Drill(req.type, req.fraction, now); !s.ok()) {
-          c->Send(control::ErrorAnswer(s.error().message));
+          c->Send(control::ErrorAnswer(s.error().message, UnknownType(req.type)));
           break;
         }
         drill_waiters_.push_back(c);
@@ -848,6 +851,17 @@ class Daemon {
       c->Finish();
     }
     waiters.clear();
+  }
+
+  bool UnknownType(const std::string& type) const {
+    return !type.empty() && !opt_.config.Find(type);
+  }
+
+  bool IsSlot(const std::string& name, Time now) const {
+    for (const auto& v : sup_.View(now)) {
+      if (v.instance == name) return true;
+    }
+    return false;
   }
 
   bool HasInstance(const std::string& name) const {

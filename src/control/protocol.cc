@@ -156,8 +156,10 @@ std::string EncodeRequest(const Request& r) {
 
 std::string OkAnswer() { return R"({"ok":true})"; }
 
-std::string ErrorAnswer(const std::string& why) {
-  return json::serialize(json::object{{"ok", false}, {"error", why}});
+std::string ErrorAnswer(const std::string& why, bool usage) {
+  json::object o{{"ok", false}, {"error", why}};
+  if (usage) o["usage"] = true;
+  return json::serialize(o);
 }
 
 }  // namespace phoenix::control

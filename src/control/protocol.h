@@ -27,6 +27,7 @@ Result<Request> ParseRequest(std::string_view line);
 std::string EncodeRequest(const Request& request);
 
 std::string OkAnswer();
-std::string ErrorAnswer(const std::string& why);
+// `usage`: the request named something that does not exist (the command exits 2, not 1).
+std::string ErrorAnswer(const std::string& why, bool usage = false);
 
 }  // namespace phoenix::control

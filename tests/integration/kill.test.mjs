@@ -57,12 +57,12 @@ test('kill --now web.2: SIGKILL at once, no drain, reason killed, reborn at once
   assert.equal(list.find((i) => i.instance === 'web.1').incarnation, 1, 'web.1 untouched');
 });
 
-test('kill of an instance that does not exist fails with exit 1 and says which', { timeout: 15000 }, async (t) => {
+test('kill of an instance that does not exist is a usage error (exit 2) and says which', { timeout: 15000 }, async (t) => {
   const app = makeApp(t, 'echo');
   const px = await up(app);
   await px.waitReady(2);
   const r = await phoenix(app, ['kill', 'web.9']);
-  assert.equal(r.code, 1, `exit ${r.code}: ${r.stderr}`);
+  assert.equal(r.code, 2, `exit ${r.code}: ${r.stderr}`);
   assert.match(r.stderr, /web\.9/);
   const list = await ps(app);
   assert.ok(list.every((i) => i.incarnation === 1 && i.state === 'ready'), JSON.stringify(list));

@@ -36,7 +36,7 @@ test('logs shows every instance\'s recent output; logs INSTANCE only that one', 
 
   // Unknown instance.
   const none = await phoenix(app, ['logs', 'web.7']);
-  assert.equal(none.code, 1, none.stderr);
+  assert.equal(none.code, 2, none.stderr);
   assert.match(none.stderr, /web\.7/);
 });
 

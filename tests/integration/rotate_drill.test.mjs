@@ -28,7 +28,7 @@ test('rotate: every instance replaced one after another, capacity never dips', {
     { timeout: 10000, what: 'three rotated deaths' });
   // A type that does not exist.
   const bad = await phoenix(app, ['rotate', 'wbe']);
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2, 'a type that does not exist is a usage error');
   assert.match(bad.stderr, /wbe/);
 });
 
