@@ -509,6 +509,7 @@ Status Supervisor::Rotate(const std::string& type, Time now) {
   int queued = 0;
   for (const auto& v : order) {
     if (!type.empty() && v.type != type) continue;
+    if (v.state == "retiring" || v.state == "dead") continue;  // scaled away, or nothing to replace
     if (std::find(rotate_queue_.begin(), rotate_queue_.end(), v.instance) != rotate_queue_.end()) {
       continue;
     }
@@ -551,7 +552,11 @@ void Supervisor::StepRotation(Time now) {
     Event e;
     e.kind = "rotated";
     e.instance = "all";
-    e.message = "every instance was replaced";
+    // Slots scaled away or dead meanwhile are not counted as replaced.
+    e.message = rotation_done_ == rotation_total_
+                    ? fmt::format("every instance was replaced ({})", rotation_done_)
+                    : fmt::format("{} of {} instances replaced; the others were gone or being born",
+                                  rotation_done_, rotation_total_);
     Emit(std::move(e));
   }
 }

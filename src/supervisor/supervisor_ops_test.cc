@@ -122,9 +122,16 @@ TEST(SupervisorOpsTest, RotateReplacesEveryInstanceOneAfterAnother) {
   }
   EXPECT_TRUE(s.Of("rotated").empty());
   s.Ready(s.spawns.back().id);
-  EXPECT_EQ(s.Of("rotated").size(), 1u);
+  ASSERT_EQ(s.Of("rotated").size(), 1u);
+  EXPECT_EQ(s.Of("rotated")[0].message, "every instance was replaced (3)");
   EXPECT_FALSE(s.sup.rotating());
   EXPECT_FALSE(s.sup.Rotate("nope", s.now).ok());
+  // Scaled to 0 (the slots retiring): nothing to rotate, said as such.
+  ASSERT_TRUE(s.sup.Scale("web", 0, s.now).ok());
+  s.Pump();
+  Status none = s.sup.Rotate("web", s.now);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().message, "no instance to rotate");
 }
 
 // A release that cannot boot: the rotation fails at its first replacement, the instance it
