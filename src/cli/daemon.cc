@@ -604,6 +604,13 @@ class Daemon {
       e.instance = name.substr(0, dot);
       e.incarnation = std::atoi(name.substr(dot + 1).c_str());
       e.reason = DeathReason::kPhoenixKilled;
+      // When it died is not known (with the phoenix, or before): the layer's folder was made at
+      // its birth, so its age now is the most it can have lived.
+      auto made = std::filesystem::last_write_time(entry.path(), ec);
+      if (!ec) {
+        auto lived = std::filesystem::file_time_type::clock::now() - made;
+        e.age = std::max(Millis(0), std::chrono::duration_cast<Millis>(lived));
+      }
       e.message = "found after a phoenix that was killed";
       if (scan.ok()) e.lost = std::move(scan.value());
       Report(e);

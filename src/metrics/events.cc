@@ -110,8 +110,11 @@ std::string EventText(const Event& e) {
     return line;
   }
   if (e.kind == "died") {
-    std::string line = fmt::format("{} died after {} ({}", head, FormatDuration(e.age),
-                                   e.reason ? ToString(*e.reason) : "?");
+    // Found at the next start: when it died is unknown, its age is only an upper bound.
+    const bool found = e.reason == DeathReason::kPhoenixKilled;
+    std::string line =
+        fmt::format("{} died {} {}{} ({}", head, found ? "within" : "after", FormatDuration(e.age),
+                    found ? " of its birth" : "", e.reason ? ToString(*e.reason) : "?");
     if (e.status) line += ", " + e.status->ToString();
     line += ")";
     if (e.lost && !e.lost->files.empty()) {

@@ -38,5 +38,10 @@ test('SIGKILL of phoenix leaves no process and no mount; the next up reports pho
   await again.waitReady(2);
   const died = readEvents(app.eventsFile).filter((e) => e.event === 'died');
   assert.deepEqual(died.map((e) => e.instance).sort(), ['web.1', 'web.2', 'worker.1'], JSON.stringify(died));
-  for (const d of died) assert.equal(d.reason, 'phoenix-killed', JSON.stringify(d));
+  for (const d of died) {
+    assert.equal(d.reason, 'phoenix-killed', JSON.stringify(d));
+    // When it died is unknown; how long it can have lived is (since its birth), not "0s".
+    assert.ok(d.age_ms > 0, JSON.stringify(d));
+  }
+  assert.match(again.stdout, /web\.1 #1 died within \S+ of its birth \(phoenix-killed\)/);
 });
