@@ -117,7 +117,7 @@ int Ps(bool as_json) {
       }
     }
     if (v.is_object() && !Str(v.as_object(), "admin").empty()) {
-      std::printf("admin: %s (/metrics, /status)\n", Str(v.as_object(), "admin").c_str());
+      std::printf("admin: %s (/metrics, /status, /events)\n", Str(v.as_object(), "admin").c_str());
     }
     return true;
   });

@@ -151,7 +151,8 @@ class Daemon {
       term_.System(
           fmt::format("router on http://0.0.0.0:{} for the web instances", opt_.router->port()));
     }
-    if (admin_) term_.System(fmt::format("admin on {} (/metrics, /status)", admin_->url()));
+    if (admin_)
+      term_.System(fmt::format("admin on {} (/metrics, /status, /events)", admin_->url()));
     sup_.Start(Now());
     Pump();
     io_.run();
@@ -234,6 +235,9 @@ class Daemon {
     std::string text = metrics::EventText(e);
     std::string line = metrics::EventJson(e);
     if (events_fd_.valid()) WriteEvent(line + "\n");
+    // The last ones for the admin address's /events, with or without --events.
+    recent_events_.push_back(line);
+    if (recent_events_.size() > kRecentEvents) recent_events_.pop_front();
     if (!text.empty()) {
       term_.System(text);
       Log("phoenix", text);
@@ -935,7 +939,12 @@ class Daemon {
     }
     if (path == "/status") return {200, "application/json", metrics::StatusJson(s) + "\n"};
     if (path == "/") return {200, "text/html; charset=utf-8", metrics::StatusHtml(s)};
-    return {404, "text/plain; charset=utf-8", "not found: try /, /status or /metrics\n"};
+    if (path == "/events") {
+      std::string body;
+      for (const auto& line : recent_events_) body += line + "\n";
+      return {200, "application/x-ndjson", std::move(body)};
+    }
+    return {404, "text/plain; charset=utf-8", "not found: try /, /status, /metrics or /events\n"};
   }
 
   asio::io_context io_;
@@ -952,6 +961,8 @@ class Daemon {
   bool accept_failing_ = false;  // the control socket's last accept failed (said once)
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
+  static constexpr size_t kRecentEvents = 1000;
+  std::deque<std::string> recent_events_;         // JSON lines, oldest first
   std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up
   std::vector<std::shared_ptr<Conn>> stop_waiters_, rotate_waiters_, drill_waiters_;
   router::Stats drill_stats_;

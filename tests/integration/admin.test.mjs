@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { makeApp, up, phoenix, httpGet, httpRequest, waitFor, rawConnect, freePort } from './harness.mjs';
+import { makeApp, up, phoenix, httpGet, httpRequest, waitFor, rawConnect, freePort, readEvents } from './harness.mjs';
 
 const adminPort = async (px) => {
   await px.waitOutput(/admin on http:\/\/127\.0\.0\.1:\d+/);
@@ -65,6 +65,16 @@ test('admin: /metrics counts each instance\'s requests, states and deaths; /stat
   const page = await httpGet(port, '/');
   assert.match(page.headers['content-type'], /^text\/html/);
   assert.match(page.body, /<td>web\.2<\/td>/);
+
+  // The events as JSON lines, without --events: the births, and the death with its reason.
+  const ev = await httpGet(port, '/events');
+  assert.equal(ev.status, 200);
+  assert.equal(ev.headers['content-type'], 'application/x-ndjson');
+  const lines = ev.body.trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(lines.filter((e) => e.event === 'ready').length >= 3, ev.body);
+  const died = lines.find((e) => e.event === 'died');
+  assert.ok(died && died.instance === 'web.1' && died.reason === 'killed', ev.body);
+  assert.deepEqual(lines, readEvents(app.eventsFile).slice(-lines.length), 'the same lines as --events');
 });
 
 test('admin: HEAD, wrong methods, unknown paths, bad and oversized requests, idle hoarders', { timeout: 60000 }, async (t) => {
