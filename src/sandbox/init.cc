@@ -93,13 +93,42 @@ int MountOverlay(const InitOptions& o) {
 // Strict mode: the app root (already attached) becomes read-only, except the folders and files
 // listed in filesystem.writable, which stay writable through binds of the same overlay (so
 // what is written there is still scanned, as scratch, at death).
+// Creates the folders of `rel` under `root` (in the incarnation's own layer) that do not exist,
+// through real folders only: a symbolic link in the release could point outside the app.
+// False when a part of the way is a link or a file.
+bool MakeDirsInside(const std::string& root, const std::string& rel) {
+  std::string path = root;
+  size_t start = 0;
+  while (start < rel.size()) {
+    size_t end = rel.find('/', start);
+    if (end == std::string::npos) end = rel.size();
+    std::string part = rel.substr(start, end - start);
+    start = end + 1;
+    if (part.empty() || part == ".") continue;
+    path += "/" + part;
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) return false;
+      continue;
+    }
+    if (errno != ENOENT || mkdir(path.c_str(), 0755) < 0) return false;
+  }
+  return true;
+}
+
 void MakeReadOnlyExceptWritable(const InitOptions& o) {
   std::vector<std::pair<int, std::string>> keep;
   for (const auto& w : o.writable) {
     std::string path = o.root + "/" + w;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     struct stat st;
-    if (lstat(path.c_str(), &st) < 0) continue;  // absent in the release: stays absent
+    // A writable folder the release lacks ("tmp/" of an app that never shipped one) is made in
+    // the layer, so the app can write there as promised; a writable file stays absent.
+    if (lstat(path.c_str(), &st) < 0) {
+      if (!(w.ends_with('/') && MakeDirsInside(o.root, w))) continue;
+    } else if (S_ISLNK(st.st_mode)) {
+      continue;  // writes through a link go where it points (tmp -> /tmp: the private /tmp)
+    }
     int fd = open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
     if (fd < 0) Fail("bind of writable " + w);
     keep.emplace_back(fd, path);

@@ -85,3 +85,25 @@ test('strict: a write in the app root fails with EROFS, nothing is lost; writabl
   assert.deepEqual(died.scratch.paths, ['tmp/scratch.txt']);
   assert.equal((await px.waitExit(5000)).code, 0);
 });
+
+test('strict: a writable folder the release lacks is made in the layer; none through a link out of the app', { timeout: 20000 }, async (t) => {
+  const app = makeApp(t, 'writer', {
+    files: { 'phoenix.toml': '[process.web]\ninstances = 1\nstop_timeout = "1s"\n\n[filesystem]\nmode = "strict"\nwritable = ["tmp/", "out/cache/"]\n' },
+  });
+  fs.rmSync(path.join(app.dir, 'tmp'), { recursive: true, force: true });
+  // `out` links outside the app: nothing may be made there.
+  const outside = fs.mkdtempSync(path.join(app.root, 'outside-'));
+  fs.symlinkSync(outside, path.join(app.dir, 'out'));
+  const px = await up(app);
+  const [first] = await px.waitReady(1);
+  const one = (await httpGet(first.port, '/')).json;
+  assert.equal(one.did.scratch, 'ok', 'tmp/ is writable although the release has none');
+  assert.equal(one.did.written, 'EROFS');
+  assert.ok(!fs.existsSync(path.join(app.dir, 'tmp')), 'made in the layer, not in the release');
+  assert.deepEqual(fs.readdirSync(outside), [], 'nothing made through the link');
+  const stop = await phoenix(app, ['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  const died = await px.waitEvent((e) => e.event === 'died', { what: 'web.1 died' });
+  assert.equal(died.lost.files, 0, JSON.stringify(died));
+  assert.deepEqual(died.scratch.paths, ['tmp/scratch.txt']);
+});
