@@ -30,6 +30,8 @@ constexpr size_t kSpareChunks = 64;   // body buffers a loop keeps for its next 
 constexpr size_t kFieldBlock = 4096;  // the first block of a request's head fields
 // How long a keep-alive connection waits for its next request before it parks (Session::Park).
 constexpr std::chrono::milliseconds kParkAfter{250};
+// A tunnel one side has closed its half of, without a byte either way (TunnelIdle::HalfClosed).
+constexpr std::chrono::milliseconds kTunnelHalfClosed{5000};
 // How long an answer is awaited after a request body's write timed out (the instance stopped
 // reading: its early answer is there already, or none is coming).
 constexpr std::chrono::milliseconds kEarlyAnswerWait{1000};
@@ -942,9 +944,17 @@ class Session {
       client->at = upstream->at = CoarseNow() + timeout;
       client->fired = upstream->fired = false;  // (a fired deadline is never swept again)
     }
+    // One side closed its half: the other gets kTunnelHalfClosed without a byte to finish
+    // (HAProxy's `timeout client-fin` / `server-fin`). A WebSocket server that never answers
+    // the client's FIN would otherwise keep the tunnel, and its instance's drain, for
+    // tunnel_timeout; a half-closed stream that still carries bytes goes on.
+    void HalfClosed() {
+      timeout = std::min(timeout, kTunnelHalfClosed);
+      Touch();
+    }
   };
 
-  static Task<void> Pipe(Socket& from, Socket& to, const TunnelIdle& idle, uint64_t& passed) {
+  static Task<void> Pipe(Socket& from, Socket& to, TunnelIdle& idle, uint64_t& passed) {
     std::array<char, 16 * 1024> data;
     for (;;) {
       auto [ec, n] = co_await from.async_read_some(asio::buffer(data), kTuple);
@@ -957,6 +967,7 @@ class Session {
     }
     error_code ignored;
     to.shutdown(Socket::shutdown_send, ignored);
+    idle.HalfClosed();
   }
 
   Task<void> Pause() {

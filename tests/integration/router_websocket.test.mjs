@@ -177,6 +177,24 @@ test('router: a tunnel the client left is torn down and does not hold up a drain
   assert.ok(Date.now() - start < 5000, `the drain took ${Date.now() - start} ms`);
 });
 
+test('router: a tunnel the client half-closed, whose server never closes, ends after 5 s without bytes, not at tunnel_timeout', { timeout: 40000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[router]\ntunnel_timeout = "1h"\n\n[process.web]\ninstances = 1\ndrain_timeout = "1h"\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(1);
+  const c = await rawConnect(px.port, { t });
+  c.write(handshake(crypto.randomBytes(16).toString('base64'), '/ws?halfopen=1'));
+  await c.waitData('\r\n\r\n', { what: '101' });
+  // Our FIN (we send no more); the server never answers it with its own.
+  c.socket.end();
+  await c.waitClosed({ timeout: 20000 });
+  // And a drain does not wait for it either: the instance's planned replacement finishes.
+  const r = await phoenix(app, ['kill', 'web.1']);
+  assert.equal(r.code, 0, r.stderr);
+  await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.1' && e.incarnation === 1, { timeout: 20000, what: 'web.1 #1 died' });
+});
+
 test('router: a tunnel with no byte either way for tunnel_timeout is closed; a busy one is not', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\ntunnel_timeout = "1s"\n' } });
   const px = await up(app);

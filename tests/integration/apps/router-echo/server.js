@@ -7,7 +7,8 @@
 //   /chunked          the request body sent back in several chunks (no Content-Length)
 //   /hints            a 103 Early Hints, then the answer
 //   /until-close      a body delimited by the end of the connection (no Content-Length, not chunked)
-//   /ws               a minimal WebSocket echo (text and binary frames, close, ping)
+//   /ws               a minimal WebSocket echo (text and binary frames, close, ping);
+//                     ?halfopen=1: the server never closes its half after the client's FIN
 //   /crash            exits (status 3) without answering
 //   /hang-me          answers, then this instance answers nothing more (hung, still accepting)
 //   /too-large        413 at once, the body unread (?reset=1: then the connection is dropped)
@@ -198,8 +199,10 @@ function accept101(req, socket, head) {
   };
   socket.on('data', (d) => { buf = Buffer.concat([buf, d]); consume(); });
   socket.on('error', () => {});
-  // The client went away: close our side too (the server's sockets allow half-open ones).
-  socket.on('end', () => socket.end());
+  // The client went away: close our side too (the server's sockets allow half-open ones);
+  // /ws?halfopen=1 never does, as a server that ignores the FIN.
+  const halfOpen = new URL(req.url, 'http://x').searchParams.get('halfopen') === '1';
+  socket.on('end', () => { if (!halfOpen) socket.end(); });
   consume();
 }
 
