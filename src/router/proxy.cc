@@ -922,6 +922,11 @@ class Session {
       buf_.consume(buf_.size());
     }
     if (ec) co_return to_client;
+    // The heads' buffers are not needed any more: a long-lived tunnel should not keep them.
+    up.buf.shrink_to_fit();
+    buf_.shrink_to_fit();
+    head_ = std::string();
+    ReleaseChunk();
     // No byte either way for tunnel_timeout: both sides' operations are cancelled (by the
     // sweep), so a tunnel whose peer vanished, or that nobody reads, ends.
     Deadline ud;
@@ -954,13 +959,25 @@ class Session {
     }
   };
 
-  static Task<void> Pipe(Socket& from, Socket& to, TunnelIdle& idle, uint64_t& passed) {
-    std::array<char, 16 * 1024> data;
-    for (;;) {
-      auto [ec, n] = co_await from.async_read_some(asio::buffer(data), kTuple);
+  // One direction of a tunnel. A buffer only while bytes are passing: between them the pipe
+  // waits for readability with none (a WebSocket is mostly idle, and two 16 KiB buffers each
+  // for its whole life made ~33 KiB a connection). Non-blocking reads until one would block,
+  // then a wait: a busy stream pays the wait's epoll_ctl only when it runs dry.
+  Task<void> Pipe(Socket& from, Socket& to, TunnelIdle& idle, uint64_t& passed) {
+    error_code ec;
+    from.non_blocking(true, ec);
+    while (!ec) {
+      std::unique_ptr<char[]> data = TakeSpare();
+      size_t n = from.read_some(asio::buffer(data.get(), kBodyChunk), ec);
+      if (ec == asio::error::would_block) {
+        GiveSpare(std::move(data));
+        std::tie(ec) = co_await from.async_wait(Socket::wait_read, kTuple);
+        continue;
+      }
       if (ec) break;
       idle.Touch();
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.data(), n), kTuple);
+      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.get(), n), kTuple);
+      GiveSpare(std::move(data));
       passed += wn;
       if (wec) break;
       idle.Touch();
@@ -978,25 +995,25 @@ class Session {
   // One body buffer a connection, made on first use: a request's body and its response's
   // never stream at the same time. (In the coroutine frame it would be allocated per request.)
   char* Chunk() {
-    if (!chunk_) {
-      if (!w_.spare_chunks.empty()) {
-        chunk_ = std::move(w_.spare_chunks.back());
-        w_.spare_chunks.pop_back();
-      } else {
-        chunk_ = std::make_unique<char[]>(kBodyChunk);
-      }
-    }
+    if (!chunk_) chunk_ = TakeSpare();
     return chunk_.get();
+  }
+
+  // A kBodyChunk buffer from the loop's spares (or a new one), and back.
+  std::unique_ptr<char[]> TakeSpare() {
+    if (w_.spare_chunks.empty()) return std::make_unique<char[]>(kBodyChunk);
+    std::unique_ptr<char[]> c = std::move(w_.spare_chunks.back());
+    w_.spare_chunks.pop_back();
+    return c;
+  }
+  void GiveSpare(std::unique_ptr<char[]> c) {
+    if (c && w_.spare_chunks.size() < kSpareChunks) w_.spare_chunks.push_back(std::move(c));
   }
 
   // A connection waiting for its next request holds no body buffer: it goes back to the loop
   // for the next request of any connection (idle keep-alive connections cost ~16 KiB less each;
   // HAProxy likewise frees a stream's buffers between requests). A few are kept spare.
-  void ReleaseChunk() {
-    if (!chunk_) return;
-    if (w_.spare_chunks.size() < kSpareChunks) w_.spare_chunks.push_back(std::move(chunk_));
-    chunk_.reset();
-  }
+  void ReleaseChunk() { GiveSpare(std::move(chunk_)); }
 
   Worker& w_;
   // The heads' fields of one request, released after each: blocks from the loop's pool, so

@@ -6,7 +6,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { makeApp, up, rawConnect, httpGet, phoenix, waitFor } from './harness.mjs';
+import { makeApp, up, rawConnect, httpGet, phoenix, waitFor, vmRssKb } from './harness.mjs';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -244,4 +244,31 @@ test('router: a tunnel whose 101 came after header_timeout still ends at tunnel_
   await waitFor(() => ended, { timeout: 6000, what: 'the router ending the idle tunnel' });
   // And the router let go of the client's connection too, though the client never closed it.
   await waitFor(() => fds() <= baseline, { timeout: 6000, what: `phoenix's descriptors back to ${baseline}` });
+});
+
+// An idle tunnel holds no buffers: each direction waits for readability with none, and the
+// heads' buffers go when the tunnel starts (two 16 KiB pipe buffers, a 16 KiB read buffer and
+// an instance connection's 16 KiB buffer each stayed for the tunnel's life).
+test('router: idle WebSockets hold little memory', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nthreads = 1\naccess_log = false\n\n[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  const open = async (count) => {
+    const clients = await Promise.all(Array.from({ length: count }, () => rawConnect(px.port, { t })));
+    for (const c of clients) c.write(handshake(crypto.randomBytes(16).toString('base64')));
+    await Promise.all(clients.map((c) => c.waitData('\r\n\r\n', { what: '101' })));
+    return clients;
+  };
+  await open(100);  // the loop's own pools, made once
+  const before = vmRssKb(px.pid);
+  const clients = [];
+  for (let i = 0; i < 10; i++) clients.push(...await open(100));
+  const each = (vmRssKb(px.pid) - before) / clients.length;
+  t.diagnostic(`RSS of an idle WebSocket: ${each.toFixed(1)} KiB`);
+  assert.ok(each < 20, `an idle WebSocket costs ${each.toFixed(1)} KiB of RSS`);
+  // They still echo.
+  const c = clients[clients.length - 1];
+  const mark = c.data.length;
+  c.write(clientFrame(0x1, Buffer.from('still here')));
+  await c.waitData((text, data) => data.subarray(mark).includes('still here'), { what: 'the echo' });
 });
