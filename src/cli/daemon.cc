@@ -759,7 +759,7 @@ class Daemon {
         }
         break;
       case control::Command::kLogs:
-        if (!req.instance.empty() && req.instance != "phoenix" && !HasInstance(req.instance)) {
+        if (!req.instance.empty() && req.instance != "phoenix" && !HasInstance(req.instance, now)) {
           c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance), true));
           return c->Finish();
         }
@@ -777,7 +777,7 @@ class Daemon {
       case control::Command::kScan:
         // What each live incarnation has written so far (phoenix audit attributes files to
         // requests by scanning before and after each one).
-        if (!req.instance.empty() && !HasInstance(req.instance)) {
+        if (!req.instance.empty() && !HasInstance(req.instance, now)) {
           c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance), true));
           return c->Finish();
         }
@@ -875,7 +875,9 @@ class Daemon {
     return false;
   }
 
-  bool HasInstance(const std::string& name) const {
+  // A slot now, or one with lines still in the log (an instance scaled away).
+  bool HasInstance(const std::string& name, Time now) const {
+    if (IsSlot(name, now)) return true;
     for (const auto& [inst, text] : logs_) {
       if (inst == name) return true;
     }

@@ -66,8 +66,12 @@ std::string EventJson(const Event& e) {
     }
   }
   if (e.kind == "drill") o["recovery_ms"] = e.age.count();
-  if (e.kind != "scaled" && e.kind != "backoff" && e.kind != "rotating" && e.kind != "rotated" &&
-      e.kind != "drill-start" && e.kind != "drill") {
+  if (e.kind == "died" && e.reason == DeathReason::kPhoenixKilled) {
+    // Found at the next start: when it died is unknown, only since when it can have lived.
+    o["age_at_most_s"] = Seconds(e.age);
+  } else if (e.kind != "scaled" && e.kind != "backoff" && e.kind != "rotating" &&
+             e.kind != "rotated" && e.kind != "rotation-failed" && e.kind != "drill-start" &&
+             e.kind != "drill") {
     o["age_s"] = Seconds(e.age);
     o["age_ms"] = e.age.count();
   }

@@ -119,14 +119,18 @@ std::vector<std::string> ListeningAddresses(pid_t root) {
   return {found.begin(), found.end()};
 }
 
-std::vector<unsigned long> Ipv4Listeners(int port) {
-  std::vector<unsigned long> out;
+std::vector<Listener> Ipv4Listeners(int port) {
+  std::vector<Listener> out;
   ForEachListener("/proc/self/net/tcp", [&](const std::string& local, unsigned long inode) {
     size_t colon = local.find(':');
-    if (colon != std::string::npos &&
-        std::strtoul(local.c_str() + colon + 1, nullptr, 16) == static_cast<unsigned long>(port)) {
-      out.push_back(inode);
+    if (colon != 8 ||
+        std::strtoul(local.c_str() + colon + 1, nullptr, 16) != static_cast<unsigned long>(port)) {
+      return;
     }
+    // The kernel prints the address as one 32-bit word in host order: its bytes in memory are
+    // the address in network order again.
+    out.push_back(
+        {inode, static_cast<uint32_t>(std::strtoul(local.substr(0, 8).c_str(), nullptr, 16))});
   });
   return out;
 }

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,13 @@ Result<int> PickFreePort();
 // From /proc (socket inodes of their descriptors, matched in root's /proc/net/tcp and tcp6).
 std::vector<std::string> ListeningAddresses(pid_t root);
 
-// The socket inodes of every process's IPv4 listeners on `port` (any local address), in this
-// network namespace: SO_REUSEPORT lets another process of the same user join a port silently.
-std::vector<unsigned long> Ipv4Listeners(int port);
+// Every process's IPv4 listeners on `port` in this network namespace (SO_REUSEPORT lets another
+// process of the same user join a port silently): socket inode and local address (network
+// byte order; 0 for 0.0.0.0).
+struct Listener {
+  unsigned long inode = 0;
+  uint32_t address = 0;
+};
+std::vector<Listener> Ipv4Listeners(int port);
 
 }  // namespace phoenix::os

@@ -114,11 +114,12 @@ TEST(Ipv4ListenersTest, ListsEveryListenerOnThePortAndNothingElse) {
   int port = Listen(AF_INET, "127.0.0.1");
   auto found = Ipv4Listeners(port);
   ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].address, htonl(INADDR_LOOPBACK));
   // It is this process's socket: its inode is among our descriptors'.
   bool ours = false;
   for (int fd = 0; fd < 1024 && !ours; ++fd) {
     struct stat st {};
-    ours = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == found[0];
+    ours = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == found[0].inode;
   }
   EXPECT_TRUE(ours);
   // A connected socket on a port is no listener; a port nobody listens on has none.

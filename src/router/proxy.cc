@@ -933,6 +933,7 @@ class Session {
     ud.sock = &up.sock;
     Watch uwatch(w_, ud);
     TunnelIdle idle{&client_deadline_, &ud, w_.router.config.tunnel_timeout};
+    idle.websocket = beast::iequals(res[http::field::upgrade], "websocket");
     idle.Touch();
     co_await (Pipe(client_, up.sock, idle, to_upstream) && Pipe(up.sock, client_, idle, to_client));
     error_code ignored;
@@ -949,12 +950,15 @@ class Session {
       client->at = upstream->at = CoarseNow() + timeout;
       client->fired = upstream->fired = false;  // (a fired deadline is never swept again)
     }
-    // One side closed its half: the other gets kTunnelHalfClosed without a byte to finish
-    // (HAProxy's `timeout client-fin` / `server-fin`). A WebSocket server that never answers
-    // the client's FIN would otherwise keep the tunnel, and its instance's drain, for
-    // tunnel_timeout; a half-closed stream that still carries bytes goes on.
+    bool websocket = false;
+    // One side of a WebSocket closed its half: the other gets kTunnelHalfClosed without a byte
+    // to finish (as HAProxy's `timeout client-fin` / `server-fin`). WebSocket ends with close
+    // frames, not a half-close (RFC 6455 7.1.1), so a FIN means that peer is gone; a server that
+    // never answers it would otherwise keep the tunnel, and its instance's drain, for
+    // tunnel_timeout. Other upgrades may half-close on purpose (a stream whose client has said
+    // all it had to say) and keep tunnel_timeout.
     void HalfClosed() {
-      timeout = std::min(timeout, kTunnelHalfClosed);
+      if (websocket) timeout = std::min(timeout, kTunnelHalfClosed);
       Touch();
     }
   };
@@ -974,7 +978,10 @@ class Session {
         std::tie(ec) = co_await from.async_wait(Socket::wait_read, kTuple);
         continue;
       }
-      if (ec) break;
+      if (ec) {
+        GiveSpare(std::move(data));
+        break;
+      }
       idle.Touch();
       auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.get(), n), kTuple);
       GiveSpare(std::move(data));

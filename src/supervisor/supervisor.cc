@@ -251,7 +251,14 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
   if (!was_current && !was_successor) return MaybeFinishShutdown();  // a drained old one
 
   if (slot->retired || shutting_down_) {
-    if (slot->current == 0 && slot->successor == 0) slots_.erase(inc.instance);
+    if (slot->current == 0 && slot->successor == 0) {
+      // The slot a rotation waits for was scaled away: on with the next one.
+      if (slot->instance == rotating_) {
+        rotating_.clear();
+        StepRotation(now);
+      }
+      slots_.erase(inc.instance);
+    }
     return MaybeFinishShutdown();
   }
   if (was_current && slot->successor) {
@@ -271,6 +278,9 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
     // instance it was to replace keeps serving. No retries in the background.
     ++slot->crashes;
     FailRotation(*slot, inc, reason, status);
+    // A scheduled (max-age) replacement the rotation was waiting for is retried as any
+    // scheduled one is, with backoff; one the rotation started is not.
+    if (slot->successor_reason != DeathReason::kRotated) ScheduleRebirth(*slot, now);
     return;
   }
   if (inc.hard_killed) {
@@ -510,6 +520,7 @@ Status Supervisor::Rotate(const std::string& type, Time now) {
   for (const auto& v : order) {
     if (!type.empty() && v.type != type) continue;
     if (v.state == "retiring" || v.state == "dead") continue;  // scaled away, or nothing to replace
+    if (v.instance == rotating_) continue;                     // being replaced right now
     if (std::find(rotate_queue_.begin(), rotate_queue_.end(), v.instance) != rotate_queue_.end()) {
       continue;
     }
@@ -676,6 +687,18 @@ void Supervisor::Shutdown(Time now) {
   Seen(now);
   if (shutting_down_) return;
   shutting_down_ = true;
+  if (rotation_active_) {
+    // A waiting `phoenix rotate` gets its answer now, not a closed connection.
+    rotate_queue_.clear();
+    rotating_.clear();
+    rotation_active_ = false;
+    Event e;
+    e.kind = "rotation-failed";
+    e.instance = "all";
+    e.message = fmt::format("phoenix is stopping; {} of {} instance{} replaced", rotation_done_,
+                            rotation_total_, rotation_total_ == 1 ? "" : "s");
+    Emit(std::move(e));
+  }
   for (auto& [name, slot] : slots_) slot.spawn_at.reset();
   for (auto& [id, inc] : incarnations_) BeginStop(inc, DeathReason::kShutdown, now);
   MaybeFinishShutdown();

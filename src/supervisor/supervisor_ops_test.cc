@@ -178,6 +178,46 @@ TEST(SupervisorOpsTest, RotateFailsWhenAReplacementCannotGetReady) {
   }
 }
 
+// What a rotation must survive: its slot scaled away under it, a second `rotate` while it
+// runs, and phoenix stopping (the waiting command gets an answer each time).
+TEST(SupervisorOpsTest, RotationEndsWhenItsSlotIsScaledAwayOrPhoenixStops) {
+  Shell s(OpsConfig(3));
+  s.Start();
+  s.ReadyAllBooting();
+  s.spawns.clear();
+  ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
+  s.Pump();
+  // Asked again while web.1 is being replaced: web.1 is not queued a second time.
+  ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
+  s.Pump();
+  for (int i = 0; i < 2; ++i) {
+    size_t sig = s.signals.size();
+    s.Ready(s.spawns.back().id);
+    s.ExitSignalled(sig);
+  }
+  ASSERT_EQ(s.spawns.back().instance, "web.3");
+  // web.3 scaled away while its successor boots: the rotation ends, without web.3.
+  ASSERT_TRUE(s.sup.Scale("web", 2, s.now).ok());
+  s.Pump();
+  s.ExitSignalled(0);
+  ASSERT_EQ(s.Of("rotated").size(), 1u) << "the rotation ended";
+  EXPECT_EQ(s.Of("rotated")[0].message,
+            "2 of 3 instances replaced; the others were gone or being born");
+  EXPECT_FALSE(s.sup.rotating());
+  EXPECT_EQ(s.spawns.size(), 3u) << "no slot replaced twice";
+
+  // Stopping phoenix during a rotation answers the waiting command.
+  Shell t(OpsConfig(2));
+  t.Start();
+  t.ReadyAllBooting();
+  ASSERT_TRUE(t.sup.Rotate("web", t.now).ok());
+  t.Pump();
+  t.sup.Shutdown(t.now);
+  t.Pump();
+  ASSERT_EQ(t.Of("rotation-failed").size(), 1u);
+  EXPECT_EQ(t.Of("rotation-failed")[0].message, "phoenix is stopping; 0 of 2 instances replaced");
+}
+
 // A scheduled replacement that crashes waits in backoff beside the instance it replaces,
 // which keeps serving: ps says so ("replacing", the next try as the next rebirth).
 TEST(SupervisorOpsTest, AReplacementInBackoffShowsInTheView) {
