@@ -139,6 +139,7 @@ class Session {
       arena_.release();
       first = false;
       if (!keep_alive) break;
+      idle_end_ = CoarseNow() + w_.router.config.idle_timeout;
     }
     --w_.counters.active;
     error_code ec;
@@ -172,8 +173,12 @@ class Session {
 
   // Waiting for the next request of a keep-alive connection: the idle timeout, and after
   // kParkAfter the read is cancelled by the sweep so the connection can park (ReadHead).
+  // The idle time runs from the end of the last request: empty lines (CRLF) sent meanwhile, or
+  // a wake from parking, do not start it again (a client sending a CRLF every few seconds would
+  // hold the connection for ever).
   void IdleDeadline() {
     ClientDeadline(w_.router.config.idle_timeout);
+    client_deadline_.at = std::min(client_deadline_.at, idle_end_);
     client_deadline_.park_at = CoarseNow() + kParkAfter;
   }
 
@@ -1043,6 +1048,7 @@ class Session {
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;
+  Time idle_end_ = Time::max();  // when the keep-alive wait after the last request ends
   beast::flat_buffer buf_;
   std::string client_ip_;
 };

@@ -122,3 +122,20 @@ test('router: idle_timeout closes a parked keep-alive connection', { timeout: 30
   const after = Date.now() - answered;
   assert.ok(after >= 1500, `closed after ${after} ms, before idle_timeout`);
 });
+
+test('router: empty lines between requests do not restart idle_timeout', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[router]\nthreads = 1\nidle_timeout = "2s"\n\n[process.web]\ninstances = 1\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(1);
+  const c = await rawConnect(px.port, { t });
+  c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData(/\r\n\r\n\{.*\}$/s);
+  // A CRLF every 300 ms (RFC 9112 allows empty lines before a request), for at most 12 s: the
+  // connection must still end about idle_timeout after the answer, not 2 s after the last CRLF.
+  const timer = setInterval(() => { if (!c.closed) c.write('\r\n'); }, 300);
+  t.after(() => clearInterval(timer));
+  await c.waitClosed({ timeout: 12000 });
+  clearInterval(timer);
+});
