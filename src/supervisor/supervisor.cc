@@ -182,11 +182,7 @@ void Supervisor::Ready(IncarnationId id, Time now) {
     slot->successor = 0;
     if (Incarnation* o = Find(old)) BeginStop(*o, slot->successor_reason, now);
   }
-  if (slot && slot->instance == rotating_ && slot->successor == 0) {
-    ++rotation_done_;
-    rotating_.clear();
-    StepRotation(now);
-  }
+  if (slot && slot->instance == rotating_ && slot->successor == 0) NextRotationSlot(true, now);
   CheckDrill(now);
 }
 
@@ -253,10 +249,7 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
   if (slot->retired || shutting_down_) {
     if (slot->current == 0 && slot->successor == 0) {
       // The slot a rotation waits for was scaled away: on with the next one.
-      if (slot->instance == rotating_) {
-        rotating_.clear();
-        StepRotation(now);
-      }
+      if (slot->instance == rotating_) NextRotationSlot(false, now);
       slots_.erase(inc.instance);
     }
     return MaybeFinishShutdown();
@@ -264,11 +257,7 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
   if (was_current && slot->successor) {
     // The replacement is already on its way: it becomes the current one.
     slot->current = std::exchange(slot->successor, 0);
-    if (slot->instance == rotating_) {
-      ++rotation_done_;
-      rotating_.clear();
-      StepRotation(now);
-    }
+    if (slot->instance == rotating_) NextRotationSlot(true, now);
     return;
   }
   if (was_successor && slot->current && slot->instance == rotating_ && !inc.hard_killed &&
@@ -566,31 +555,45 @@ void Supervisor::StepRotation(Time now) {
     // Slots scaled away or dead meanwhile are not counted as replaced.
     e.message = rotation_done_ == rotation_total_
                     ? fmt::format("every instance was replaced ({})", rotation_done_)
-                    : fmt::format("{} of {} instances replaced; the others were gone or being born",
-                                  rotation_done_, rotation_total_);
+                    : RotationCount() + "; the others were gone or being born";
     Emit(std::move(e));
   }
 }
 
-void Supervisor::FailRotation(const Slot& slot, const Incarnation& dead, DeathReason reason,
-                              const ExitStatus& status) {
+// The slot being rotated is done with (its successor serves, or the slot was scaled away).
+void Supervisor::NextRotationSlot(bool replaced, Time now) {
+  if (replaced) ++rotation_done_;
+  rotating_.clear();
+  StepRotation(now);
+}
+
+std::string Supervisor::RotationCount() const {
+  return fmt::format("{} of {} instance{} replaced", rotation_done_, rotation_total_,
+                     rotation_total_ == 1 ? "" : "s");
+}
+
+// Ends a rotation before its queue did: the waiting command gets `e` (rotation-failed).
+void Supervisor::AbortRotation(Event e) {
   rotate_queue_.clear();
   rotating_.clear();
   rotation_active_ = false;
+  e.kind = "rotation-failed";
+  Emit(std::move(e));
+}
+
+void Supervisor::FailRotation(const Slot& slot, const Incarnation& dead, DeathReason reason,
+                              const ExitStatus& status) {
   const Incarnation* cur = Find(slot.current);
   Event e;
-  e.kind = "rotation-failed";
   e.instance = slot.instance;
   e.incarnation = dead.number;
   e.reason = reason;
   e.status = status;
-  e.message = fmt::format(
-      "{} #{} {} before it was ready ({}); {} #{} keeps serving; {} of {} instance{} replaced",
-      slot.instance, dead.number,
-      reason == DeathReason::kBootTimeout ? "timed out booting" : "crashed", status.ToString(),
-      slot.instance, cur ? cur->number : 0, rotation_done_, rotation_total_,
-      rotation_total_ == 1 ? "" : "s");
-  Emit(std::move(e));
+  e.message = fmt::format("{} #{} {} before it was ready ({}); {} #{} keeps serving; {}",
+                          slot.instance, dead.number,
+                          reason == DeathReason::kBootTimeout ? "timed out booting" : "crashed",
+                          status.ToString(), slot.instance, cur ? cur->number : 0, RotationCount());
+  AbortRotation(std::move(e));
 }
 
 Status Supervisor::Drill(const std::string& type, double fraction, Time now) {
@@ -689,15 +692,10 @@ void Supervisor::Shutdown(Time now) {
   shutting_down_ = true;
   if (rotation_active_) {
     // A waiting `phoenix rotate` gets its answer now, not a closed connection.
-    rotate_queue_.clear();
-    rotating_.clear();
-    rotation_active_ = false;
     Event e;
-    e.kind = "rotation-failed";
     e.instance = "all";
-    e.message = fmt::format("phoenix is stopping; {} of {} instance{} replaced", rotation_done_,
-                            rotation_total_, rotation_total_ == 1 ? "" : "s");
-    Emit(std::move(e));
+    e.message = "phoenix is stopping; " + RotationCount();
+    AbortRotation(std::move(e));
   }
   for (auto& [name, slot] : slots_) slot.spawn_at.reset();
   for (auto& [id, inc] : incarnations_) BeginStop(inc, DeathReason::kShutdown, now);

@@ -215,8 +215,11 @@ class Supervisor {
   Time NextInWindow(Time t, const DailyWindow& w) const;
   void HardKill(Incarnation& inc, DeathReason reason);
   void StepRotation(Time now);
+  void NextRotationSlot(bool replaced, Time now);
+  void AbortRotation(Event e);
   void FailRotation(const Slot& slot, const Incarnation& dead, DeathReason reason,
                     const ExitStatus& status);
+  std::string RotationCount() const;  // "1 of 3 instances replaced"
   void CheckDrill(Time now);
   void ChaosTick(Time now);
 

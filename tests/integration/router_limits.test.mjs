@@ -108,7 +108,8 @@ test('router: idle keep-alive connections park, hold little memory, and answer t
   await waitFor(async () => (await parked()) <= 1, { timeout: 10000, what: 'closed connections no longer parked' });
 });
 
-test('router: idle_timeout closes a parked keep-alive connection', { timeout: 30000 }, async (t) => {
+// One keep-alive connection that has had its answer, to a phoenix with idle_timeout = 2s.
+async function answeredConnection(t) {
   const app = makeApp(t, 'router-echo', {
     files: { 'phoenix.toml': '[router]\nthreads = 1\nidle_timeout = "2s"\n\n[process.web]\ninstances = 1\n' },
   });
@@ -117,6 +118,11 @@ test('router: idle_timeout closes a parked keep-alive connection', { timeout: 30
   const c = await rawConnect(px.port, { t });
   c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
   await c.waitData(/\r\n\r\n\{.*\}$/s);
+  return c;
+}
+
+test('router: idle_timeout closes a parked keep-alive connection', { timeout: 30000 }, async (t) => {
+  const c = await answeredConnection(t);
   const answered = Date.now();
   await c.waitClosed({ timeout: 10000 });
   const after = Date.now() - answered;
@@ -124,14 +130,7 @@ test('router: idle_timeout closes a parked keep-alive connection', { timeout: 30
 });
 
 test('router: empty lines between requests do not restart idle_timeout', { timeout: 30000 }, async (t) => {
-  const app = makeApp(t, 'router-echo', {
-    files: { 'phoenix.toml': '[router]\nthreads = 1\nidle_timeout = "2s"\n\n[process.web]\ninstances = 1\n' },
-  });
-  const px = await up(app);
-  await px.waitReady(1);
-  const c = await rawConnect(px.port, { t });
-  c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-  await c.waitData(/\r\n\r\n\{.*\}$/s);
+  const c = await answeredConnection(t);
   // A CRLF every 300 ms (RFC 9112 allows empty lines before a request), for at most 12 s: the
   // connection must still end about idle_timeout after the answer, not 2 s after the last CRLF.
   const timer = setInterval(() => { if (!c.closed) c.write('\r\n'); }, 300);
