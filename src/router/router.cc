@@ -118,7 +118,7 @@ void Worker::Sweep() {
     it = list.empty() && !in_rotation ? pool.erase(it) : std::next(it);
   }
   // No connection left: the head-field blocks kept for the busiest moment go back to malloc.
-  if (counters.active.load(std::memory_order_relaxed) == 0) field_blocks.release();
+  if (counters.active.load(std::memory_order_relaxed) == 0) field_blocks.Release();
   FlushLog();
 }
 
