@@ -65,6 +65,14 @@ struct Shell {
     sup.Start(now);
     Pump();
   }
+  // Every instance ready, then `rotate TYPE` asked for: spawns holds what the rotation starts.
+  void StartRotating(const std::string& type) {
+    Start();
+    ReadyAllBooting();
+    spawns.clear();
+    ASSERT_TRUE(sup.Rotate(type, now).ok());
+    Pump();
+  }
   void ReadyAllBooting() {
     for (const auto& s : spawns) sup.Ready(s.id, now);
     Pump();
@@ -104,11 +112,7 @@ struct Shell {
 
 TEST(SupervisorOpsTest, RotateReplacesEveryInstanceOneAfterAnother) {
   Shell s(OpsConfig(3));
-  s.Start();
-  s.ReadyAllBooting();
-  s.spawns.clear();
-  ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
-  s.Pump();
+  s.StartRotating("web");
   ASSERT_EQ(s.spawns.size(), 1u);
   EXPECT_EQ(s.spawns[0].instance, "web.1");
   EXPECT_EQ(s.spawns[0].incarnation, 2);
@@ -139,11 +143,7 @@ TEST(SupervisorOpsTest, RotateReplacesEveryInstanceOneAfterAnother) {
 TEST(SupervisorOpsTest, RotateFailsWhenAReplacementCannotGetReady) {
   for (bool timeout : {false, true}) {
     Shell s(OpsConfig(2));
-    s.Start();
-    s.ReadyAllBooting();
-    s.spawns.clear();
-    ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
-    s.Pump();
+    s.StartRotating("web");
     ASSERT_EQ(s.spawns.size(), 1u);
     IncarnationId bad = s.spawns[0].id;
     if (timeout) {
@@ -182,11 +182,7 @@ TEST(SupervisorOpsTest, RotateFailsWhenAReplacementCannotGetReady) {
 // runs, and phoenix stopping (the waiting command gets an answer each time).
 TEST(SupervisorOpsTest, RotationEndsWhenItsSlotIsScaledAwayOrPhoenixStops) {
   Shell s(OpsConfig(3));
-  s.Start();
-  s.ReadyAllBooting();
-  s.spawns.clear();
-  ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
-  s.Pump();
+  s.StartRotating("web");
   // Asked again while web.1 is being replaced: web.1 is not queued a second time.
   ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
   s.Pump();
