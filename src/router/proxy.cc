@@ -386,9 +386,10 @@ class Session {
   }
 
   // An upstream connection to `b`: from the pool, or a new one within connect_timeout.
-  Task<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b, bool fresh) {
+  Task<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b, bool fresh,
+                                          bool replayable) {
     if (!fresh) {
-      if (auto u = w_.Take(b)) co_return u;
+      if (auto u = w_.Take(b, replayable)) co_return u;
     }
     auto u = std::make_unique<Upstream>(w_.io);
     u->backend = b;
@@ -544,7 +545,7 @@ class Session {
         co_return !close;
       }
       o.instance = backend->info.instance;
-      up = co_await Connect(backend.b, upgrade || fresh);
+      up = co_await Connect(backend.b, upgrade || fresh, !has_body && IsIdempotent(req.method()));
       if (!up) {
         // The instance never got the request: always safe to try another.
         avoid = backend->info.id;
@@ -711,6 +712,7 @@ class Session {
     // for the rest of it.
     if (upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() && up->buf.size() == 0 &&
         !body_cut_) {
+      up->peek_before_reuse = head_method || o.status == 204 || o.status == 304;
       w_.Put(std::move(up));
     }
     Log(req.base(), request_id, start, o);

@@ -62,7 +62,29 @@ reactor_op::status reactive_socket_recv_op_base<phoenix::router::ReadBuffer>::do
 
 }  // namespace boost::asio::detail
 
+namespace {
+// Socket::Quiet reads the epoll reactor's per-descriptor `try_speculative_` flags, which Asio
+// keeps private: an explicit instantiation may name a private member (C++20 [temp.spec]/6),
+// and this one hands out a pointer to it. The flag for reads is cleared when a read finds the
+// socket exhausted (done_and_exhausted, above) and set by every epoll event that could make it
+// readable (EPOLLIN, EPOLLERR, EPOLLHUP): Boost 1.81, detail/impl/epoll_reactor.ipp.
+using DescriptorState = boost::asio::detail::epoll_reactor::descriptor_state;
+using SpeculativeFlags = bool (DescriptorState::*)[boost::asio::detail::epoll_reactor::max_ops];
+SpeculativeFlags TrySpeculativeMember();
+template <SpeculativeFlags M>
+struct TrySpeculativeAccess {
+  friend SpeculativeFlags TrySpeculativeMember() { return M; }
+};
+template struct TrySpeculativeAccess<&DescriptorState::try_speculative_>;
+static_assert(BOOST_VERSION == 108100, "Socket::Quiet reads Asio's reactor state: check it");
+}  // namespace
+
 namespace phoenix::router {
+
+bool Socket::Quiet() const {
+  const DescriptorState* d = impl_.get_implementation().reactor_data_;
+  return d != nullptr && !(d->*TrySpeculativeMember())[asio::detail::epoll_reactor::read_op];
+}
 
 void Socket::Tune() {
   boost::system::error_code ignored;
@@ -136,7 +158,7 @@ void Worker::Refresh() {
   }
 }
 
-std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend) {
+std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend, bool replayable) {
   auto it = pool.find(backend->info.id);
   if (it == pool.end()) return nullptr;
   auto& list = it->second;
@@ -147,10 +169,21 @@ std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend) 
     // Nothing may be waiting on an idle connection: bytes the instance sent after its response
     // (a body to a HEAD or a 204, a second response) would be read as the answer to the next
     // request, and a FIN means it closed. HAProxy and nginx watch their idle connections for
-    // this; here a peek costs one syscall.
-    char c;
-    if (::recv(u->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-        (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    // this in their poller; so does Asio's reactor, which says whether any event came since the
+    // response's last read emptied the socket (Socket::Quiet). It may not have polled an event
+    // the kernel has queued meanwhile: a request that can go again on another connection takes
+    // that chance (a dead one fails at once and the request is retried, proxy.cc); any other
+    // request, and a connection after a response that should have had no body, pays one
+    // syscall to ask the kernel itself.
+    bool alive;
+    if (replayable && !u->peek_before_reuse && u->sock.Quiet()) {
+      alive = true;
+    } else {
+      char c;
+      alive = ::recv(u->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+              (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    if (alive) {
       u->reused = true;
       u->backend = backend;
       return u;

@@ -82,6 +82,11 @@ class Socket : public asio::basic_stream_socket<tcp, Executor> {
   // No Nagle delay (every write is a whole head or chunk), and TCP_INQ for the reads.
   void Tune();
 
+  // True when the reactor has seen no event on the socket since a read left it empty: no byte,
+  // FIN or error has come since (but for one the kernel has queued and the loop not yet polled).
+  // Costs no syscall; false means "maybe", never "no".
+  bool Quiet() const;
+
   // Beast's parsers and asio::async_read call this; one buffer at a time, like Asio's own
   // single-buffer path (a read may return less than asked).
   template <class Buffers, class Token>
@@ -200,6 +205,9 @@ struct Upstream {
   std::shared_ptr<Backend> backend;
   Time idle_since{};
   bool reused = false;
+  // Its last response had no body by the rules (HEAD, 204, 304), where servers are known to
+  // send one anyway: peeked before reuse whatever the reactor says (Worker::Take).
+  bool peek_before_reuse = false;
 };
 
 struct Counters {
@@ -221,7 +229,10 @@ class Worker {
   void Sweep();
   void FlushLog();
   void Refresh();  // the backend snapshot, when the generation moved
-  std::unique_ptr<Upstream> Take(const std::shared_ptr<Backend>& backend);
+  // An idle connection to `backend`, or null. `replayable`: the request may go again on a fresh
+  // connection if this one turns out dead (idempotent, no body), so a connection the reactor
+  // has seen nothing on since its last response is taken without a peek.
+  std::unique_ptr<Upstream> Take(const std::shared_ptr<Backend>& backend, bool replayable);
   void Put(std::unique_ptr<Upstream> upstream);
   void ForgetBackend(uint64_t id);
 

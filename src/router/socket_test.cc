@@ -1,0 +1,89 @@
+// Socket::Quiet reads Asio's reactor state (router.cc): these check that it says what the pool
+// relies on (Worker::Take), on the Boost this is built with.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "router/router_internal.h"
+
+namespace phoenix::router {
+namespace {
+
+using namespace std::chrono_literals;
+
+class SocketQuietTest : public testing::Test {
+ protected:
+  SocketQuietTest()
+      : io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),  // as a Worker's loop
+        guard_(asio::make_work_guard(io_)),
+        ours_(io_.get_executor()),
+        peer_(io_) {
+    Acceptor acceptor(io_.get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    peer_.connect(acceptor.local_endpoint());
+    acceptor.accept(ours_);
+    ours_.Tune();
+  }
+
+  // Runs the loop (its epoll_wait included) until `done` or 5 s.
+  template <class Pred>
+  bool RunUntil(Pred done) {
+    for (auto end = std::chrono::steady_clock::now() + 5s;
+         !done() && std::chrono::steady_clock::now() < end;) {
+      io_.run_for(5ms);
+    }
+    return done();
+  }
+
+  // One read through the loop, as the router's reads go; returns what it got.
+  std::string Read() {
+    char buf[64];
+    size_t got = 0;
+    bool finished = false;
+    ours_.async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, size_t n) {
+      EXPECT_FALSE(ec) << ec.message();
+      got = n;
+      finished = true;
+    });
+    EXPECT_TRUE(RunUntil([&] { return finished; }));
+    return std::string(buf, got);
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  Socket ours_;
+  tcp::socket peer_;
+};
+
+TEST_F(SocketQuietTest, QuietOnlyWhileNothingCameSinceAReadEmptiedIt) {
+  // Nothing read yet: the reactor cannot know the socket is empty.
+  EXPECT_FALSE(ours_.Quiet());
+  asio::write(peer_, asio::buffer(std::string("response")));
+  EXPECT_EQ(Read(), "response");
+  EXPECT_TRUE(ours_.Quiet());  // the read took all there was
+  io_.run_for(20ms);           // and polling finds nothing new
+  EXPECT_TRUE(ours_.Quiet());
+
+  // A byte after the response (a body to a HEAD, a second response): not quiet once polled.
+  asio::write(peer_, asio::buffer(std::string("x")));
+  EXPECT_TRUE(RunUntil([&] { return !ours_.Quiet(); }));
+  EXPECT_EQ(Read(), "x");
+  EXPECT_TRUE(ours_.Quiet());
+
+  // The instance closes its end (its keep-alive timeout, or it died).
+  peer_.close();
+  EXPECT_TRUE(RunUntil([&] { return !ours_.Quiet(); }));
+}
+
+TEST_F(SocketQuietTest, AReadThatLeavesBytesBehindIsNotQuiet) {
+  asio::write(peer_, asio::buffer(std::string(100, 'a')));
+  // Wait until all 100 bytes are in our socket, then read 64 of them.
+  EXPECT_TRUE(RunUntil([&] { return ours_.available() == 100; }));
+  EXPECT_EQ(Read().size(), 64u);
+  EXPECT_FALSE(ours_.Quiet());
+  EXPECT_EQ(Read().size(), 36u);
+  EXPECT_TRUE(ours_.Quiet());
+}
+
+}  // namespace
+}  // namespace phoenix::router
