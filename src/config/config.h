@@ -3,6 +3,8 @@
 // error is found before the first process is born.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -40,6 +42,19 @@ struct ProcessConfig {
 
 enum class Balance { kRoundRobin, kLeastOutstanding };
 
+// A range of client addresses: "10.0.0.0/8", "fd00::/8", or one address ("127.0.0.1", "::1").
+// IPv4 is held as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one comparison serves both families.
+struct AddressRange {
+  std::array<uint8_t, 16> bytes{};
+  int prefix = 128;  // leading bits of `bytes` an address must share
+  bool Contains(const std::array<uint8_t, 16>& address) const;
+  bool operator==(const AddressRange&) const = default;
+};
+// The message says what is wrong ("10.0.0.0/33: the prefix of an IPv4 range is 0..32").
+Result<AddressRange> ParseAddressRange(std::string_view text);
+// 127.0.0.0/8 and ::1: trusted_proxies' default.
+std::vector<AddressRange> LoopbackRanges();
+
 struct RouterConfig {
   int port = 5000;  // from --port, else [router] port, else $PORT, else 5000
   std::string health_path;
@@ -58,6 +73,12 @@ struct RouterConfig {
   // HAProxy's `timeout tunnel`: a peer that vanished without a FIN does not hold it (and its
   // instance's drain) forever. WebSocket apps ping well within it (socket.io: every 25 s).
   Millis tunnel_timeout = std::chrono::hours(1);
+  // Clients whose X-Forwarded-Proto and X-Forwarded-Port are taken as true, and whose
+  // X-Forwarded-For names the client for the access log: the TLS proxy or load balancer in
+  // front. From anyone else those fields are replaced (a client could claim https). Loopback by
+  // default: a local TLS proxy (nginx, Caddy) works as is, and a local process gains nothing, as
+  // it can reach the instances directly.
+  std::vector<AddressRange> trusted_proxies = LoopbackRanges();
   // `phoenix audit` only (never from phoenix.toml): listen on 127.0.0.1, send a request that
   // names an instance in X-Phoenix-Instance to that one, and name the incarnation that served
   // each answer in X-Phoenix-Instance ("web.2#3").

@@ -257,6 +257,56 @@ Result<AdminConfig> ParseListenAddress(std::string_view text) {
   return admin;
 }
 
+bool AddressRange::Contains(const std::array<uint8_t, 16>& address) const {
+  const int whole = prefix / 8;
+  if (std::memcmp(bytes.data(), address.data(), static_cast<size_t>(whole)) != 0) return false;
+  const int rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (bytes[whole] & mask) == (address[whole] & mask);
+}
+
+Result<AddressRange> ParseAddressRange(std::string_view text) {
+  constexpr std::string_view kExample = "an address or a range, e.g. \"10.0.0.0/8\" or \"::1\"";
+  if (text.find('\0') != std::string_view::npos) {
+    return Error{fmt::format("{} contains a NUL byte", QuoteForMessage(text))};
+  }
+  const size_t slash = text.find('/');
+  const std::string host(text.substr(0, slash));
+  AddressRange range;
+  in_addr v4{};
+  in6_addr v6{};
+  int max_prefix = 128;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    range.bytes[10] = range.bytes[11] = 0xff;  // ::ffff:a.b.c.d
+    std::memcpy(&range.bytes[12], &v4, 4);
+    max_prefix = 32;
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    std::memcpy(range.bytes.data(), &v6, 16);
+  } else {
+    return Error{fmt::format("{} is not {}", QuoteForMessage(text), kExample)};
+  }
+  int prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    auto bits = ParseWholeNumber(text.substr(slash + 1), 0, max_prefix);
+    if (!bits.ok()) {
+      return Error{fmt::format("{}: the prefix of an {} range is 0..{}", QuoteForMessage(text),
+                               max_prefix == 32 ? "IPv4" : "IPv6", max_prefix)};
+    }
+    prefix = *bits;
+  }
+  range.prefix = max_prefix == 32 ? 96 + prefix : prefix;
+  // Bits past the prefix do not count ("10.1.2.3/8" is 10.0.0.0/8, as ip(8) reads it).
+  for (int bit = range.prefix; bit < 128; ++bit) {
+    range.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  }
+  return range;
+}
+
+std::vector<AddressRange> LoopbackRanges() {
+  return {*ParseAddressRange("127.0.0.0/8"), *ParseAddressRange("::1")};
+}
+
 const ProcessConfig* Config::Find(const std::string& type) const {
   for (const ProcessConfig& process : processes) {
     if (process.type == type) return &process;

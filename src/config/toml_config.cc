@@ -21,9 +21,9 @@ using NameList = std::span<const std::string_view>;
 constexpr std::string_view kTopLevelTables[] = {"router", "process", "filesystem", "chaos",
                                                 "admin"};
 constexpr std::string_view kRouterKeys[] = {
-    "port",           "health_path",   "threads",         "balance",          "access_log",
-    "header_timeout", "idle_timeout",  "connect_timeout", "response_timeout", "max_header_bytes",
-    "retry_timeout",  "tunnel_timeout"};
+    "port",           "health_path",    "threads",         "balance",          "access_log",
+    "header_timeout", "idle_timeout",   "connect_timeout", "response_timeout", "max_header_bytes",
+    "retry_timeout",  "tunnel_timeout", "trusted_proxies"};
 constexpr std::string_view kProcessKeys[] = {"instances",    "max_age",       "max_age_jitter",
                                              "boot_timeout", "drain_timeout", "stop_timeout",
                                              "rotate_window"};
@@ -330,6 +330,23 @@ class TomlApplier {
         if (name == "response_timeout") config_.router.response_timeout = timeout;
         if (name == "retry_timeout") config_.router.retry_timeout = timeout;
         if (name == "tunnel_timeout") config_.router.tunnel_timeout = timeout;
+      } else if (name == "trusted_proxies") {
+        const toml::array* array = entry.node->as_array();
+        if (array == nullptr) {
+          return ValueError(*entry.node, path,
+                            fmt::format("expected an array of addresses or ranges like "
+                                        "[\"127.0.0.1\", \"10.0.0.0/8\"], got {}",
+                                        DescribeValue(*entry.node)));
+        }
+        config_.router.trusted_proxies.clear();
+        for (size_t i = 0; i < array->size(); ++i) {
+          const toml::node& element = *array->get(i);
+          std::string element_path = fmt::format("{}[{}]", path, i);
+          ASSIGN_OR_RETURN(std::string text, ExpectString(element, element_path, "\"10.0.0.0/8\""));
+          auto range = ParseAddressRange(text);
+          if (!range.ok()) return ValueError(element, element_path, range.error().message);
+          config_.router.trusted_proxies.push_back(*range);
+        }
       } else {
         return UnknownKey(entry, "router", kRouterKeys);
       }

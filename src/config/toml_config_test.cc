@@ -478,6 +478,61 @@ TEST(ApplyTomlTest, WritablePathsStayInsideTheAppRoot) {
                     "phoenix.toml:2:13: filesystem.writable[0]: the path contains a NUL byte");
 }
 
+TEST(ApplyTomlTest, TrustedProxies) {
+  Config config;
+  EXPECT_EQ(config.router.trusted_proxies, LoopbackRanges());  // the default
+  ASSERT_TRUE(ApplyToml("[router]\ntrusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\"]\n",
+                        "phoenix.toml", config)
+                  .ok());
+  ASSERT_EQ(config.router.trusted_proxies.size(), 2u);
+  EXPECT_EQ(config.router.trusted_proxies[0], *ParseAddressRange("10.0.0.0/8"));
+  ASSERT_TRUE(ApplyToml("[router]\ntrusted_proxies = []\n", "phoenix.toml", config).ok());
+  EXPECT_TRUE(config.router.trusted_proxies.empty());  // trust nobody
+
+  EXPECT_TOML_ERROR("[router]\ntrusted_proxies = \"10.0.0.0/8\"\n",
+                    "phoenix.toml:2:19: router.trusted_proxies: expected an array of addresses");
+  EXPECT_TOML_ERROR("[router]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/33\"]\n",
+                    "phoenix.toml:2:33: router.trusted_proxies[1]: '10.0.0.0/33': the prefix of "
+                    "an IPv4 range is 0..32");
+  EXPECT_TOML_ERROR("[router]\ntrusted_proxies = [\"localhost\"]\n",
+                    "phoenix.toml:2:20: router.trusted_proxies[0]: 'localhost' is not an address "
+                    "or a range");
+  EXPECT_TOML_ERROR("[router]\ntrusted_proxies = [10]\n",
+                    "phoenix.toml:2:20: router.trusted_proxies[0]: expected a string");
+}
+
+TEST(AddressRangeTest, ParsesAndMatches) {
+  auto ip = [](const char* text) {
+    auto r = ParseAddressRange(text);
+    EXPECT_TRUE(r.ok()) << text;
+    return r->bytes;  // a whole address: its bytes
+  };
+  auto range = [](const char* text) { return *ParseAddressRange(text); };
+  EXPECT_TRUE(range("10.0.0.0/8").Contains(ip("10.255.1.2")));
+  EXPECT_FALSE(range("10.0.0.0/8").Contains(ip("11.0.0.1")));
+  EXPECT_TRUE(range("10.1.2.3/8").Contains(ip("10.9.9.9")));  // host bits do not count
+  EXPECT_TRUE(range("172.16.0.0/12").Contains(ip("172.31.255.255")));
+  EXPECT_FALSE(range("172.16.0.0/12").Contains(ip("172.32.0.0")));
+  EXPECT_TRUE(range("192.0.2.7").Contains(ip("192.0.2.7")));
+  EXPECT_FALSE(range("192.0.2.7").Contains(ip("192.0.2.8")));
+  EXPECT_TRUE(range("0.0.0.0/0").Contains(ip("8.8.8.8")));
+  EXPECT_FALSE(range("0.0.0.0/0").Contains(ip("2001:db8::1")));  // IPv4 ranges hold IPv4 only
+  EXPECT_TRUE(range("::1").Contains(ip("::1")));
+  EXPECT_TRUE(range("fd00::/8").Contains(ip("fdab::1")));
+  EXPECT_FALSE(range("fd00::/8").Contains(ip("fe80::1")));
+  EXPECT_TRUE(range("127.0.0.0/8").Contains(ip("::ffff:127.0.0.1")));  // IPv4-mapped
+
+  EXPECT_EQ(ParseAddressRange("10.0.0.0/").error().message,
+            "'10.0.0.0/': the prefix of an IPv4 range is 0..32");
+  EXPECT_EQ(ParseAddressRange("::/129").error().message,
+            "'::/129': the prefix of an IPv6 range is 0..128");
+  EXPECT_FALSE(ParseAddressRange("10.0.0.0/+8").ok());
+  EXPECT_FALSE(ParseAddressRange("").ok());
+  EXPECT_FALSE(ParseAddressRange("10.0.0").ok());
+  EXPECT_FALSE(ParseAddressRange("[::1]").ok());
+  EXPECT_FALSE(ParseAddressRange(std::string_view("10.0.0.1\0", 9)).ok());
+}
+
 TEST(ApplyTomlTest, MessagesEscapeControlCharacters) {
   std::string message = ErrorOf("[process.web]\nmax_age = \"1\\nh\"\n");
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;

@@ -1,10 +1,12 @@
 #include "router/http_rules.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace phoenix::router {
@@ -375,13 +377,74 @@ bool IsIdempotent(http::verb m) {
   }
 }
 
-std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
-                           std::optional<uint64_t> content_length) {
+namespace {
+// Each element of a comma-separated list, without its optional white space, passes `ok`;
+// an empty element fails.
+template <class Pred>
+bool EachElement(std::string_view list, Pred ok) {
+  for (;;) {
+    size_t comma = list.find(',');
+    std::string_view e = list.substr(0, comma);
+    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+    if (e.empty() || !ok(e)) return false;
+    if (comma == std::string_view::npos) return true;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+std::optional<std::array<uint8_t, 16>> ParseIp(std::string_view text) {
+  char z[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof z) return std::nullopt;
+  std::memcpy(z, text.data(), text.size());
+  z[text.size()] = '\0';
+  std::array<uint8_t, 16> a{};
+  in_addr v4{};
+  if (inet_pton(AF_INET, z, &v4) == 1) {
+    a[10] = a[11] = 0xff;  // ::ffff:a.b.c.d, as AddressRange holds IPv4
+    std::memcpy(&a[12], &v4, 4);
+    return a;
+  }
+  if (inet_pton(AF_INET6, z, a.data()) == 1) return a;
+  return std::nullopt;
+}
+}  // namespace
+
+bool InRanges(const std::vector<AddressRange>& ranges, std::string_view address) {
+  auto a = ParseIp(address);
+  return a && std::any_of(ranges.begin(), ranges.end(),
+                          [&](const AddressRange& r) { return r.Contains(*a); });
+}
+
+std::string_view ClientBehindProxies(std::string_view xff, std::string_view peer,
+                                     const std::vector<AddressRange>& trusted) {
+  std::string_view client = peer;
+  while (!xff.empty()) {
+    size_t comma = xff.rfind(',');
+    std::string_view e = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
+    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+    auto a = ParseIp(e);
+    if (!a) break;  // not an address: the proxy before it is as far as the chain is known
+    client = e;
+    if (!std::any_of(trusted.begin(), trusted.end(),
+                     [&](const AddressRange& r) { return r.Contains(*a); })) {
+      break;
+    }
+  }
+  return client;
+}
+
+ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
+                               std::optional<uint64_t> content_length) {
   RemoveHopByHop(req, upgrade);
   // One walk: the client's X-Forwarded-For values, and whether any field must go: Expect (the
   // router answers 100-continue itself, as nginx does), the forwarding fields (ours replace the
   // client's; the request id was read before, and kept when sane), Content-Length (normalised).
-  std::string xff;
+  ForwardedValues values;
+  std::string& xff = values.xff;
+  std::string proto, port;  // a trusted proxy's, all its lines
   bool drop = false;
   bool chunked = false;
   for (const auto& field : req) {
@@ -400,8 +463,14 @@ std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade
         xff.append(field.value());
         xff += ", ";
         drop = true;
-      } else if (IEquals(n, "X-Forwarded-Proto") || IEquals(n, "X-Forwarded-Port") ||
-                 IEquals(n, "X-Request-Id")) {
+      } else if (IEquals(n, "X-Forwarded-Proto") || IEquals(n, "X-Forwarded-Port")) {
+        if (fwd.trusted) {
+          std::string& to = IEquals(n, "X-Forwarded-Proto") ? proto : port;
+          if (!to.empty()) to += ", ";
+          to.append(field.value());
+        }
+        drop = true;
+      } else if (IEquals(n, "X-Request-Id")) {
         drop = true;
       }
     }
@@ -419,6 +488,24 @@ std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade
     }
   }
   xff += fwd.client_ip;
+  if (!proto.empty() && EachElement(proto, [](std::string_view p) {
+        return IEquals(p, "http") || IEquals(p, "https");
+      })) {
+    values.proto = std::move(proto);
+  }
+  if (!port.empty() && EachElement(port, [](std::string_view p) {
+        if (p.size() > 5) return false;
+        int v = 0;
+        for (char c : p) {
+          if (c < '0' || c > '9') return false;
+          v = v * 10 + (c - '0');
+        }
+        return v >= 1 && v <= 65535;
+      })) {
+    values.port = std::move(port);
+  } else {
+    values.port = std::to_string(fwd.router_port);
+  }
   req.version(11);
   if (auto abs = SplitAbsoluteForm(req.target())) {
     // Origin-form to the app, with the target's authority as Host (RFC 9112 3.2.2), as nginx
@@ -433,14 +520,16 @@ std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade
   if (content_length) req.insert(http::field::content_length, std::to_string(*content_length));
   if (chunked) req.insert(http::field::transfer_encoding, "chunked");
   if (upgrade) req.set(http::field::connection, "upgrade");
-  return xff;
+  return values;
 }
 
-void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::string& out) {
+void AppendForwardingLines(const Forwarding& fwd, const ForwardedValues& values, std::string& out) {
   out += "X-Forwarded-For: ";
-  out += xff;
-  out += "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ";
-  out += std::to_string(fwd.router_port);
+  out += values.xff;
+  out += "\r\nX-Forwarded-Proto: ";
+  out += values.proto;
+  out += "\r\nX-Forwarded-Port: ";
+  out += values.port;
   out += "\r\nX-Request-Id: ";
   out += fwd.request_id;
   out += "\r\n";
@@ -448,10 +537,10 @@ void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::s
 
 void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                     std::optional<uint64_t> content_length) {
-  std::string xff = PrepareRequest(req, fwd, upgrade, content_length);
-  req.set("X-Forwarded-For", xff);
-  req.set("X-Forwarded-Proto", "http");
-  req.set("X-Forwarded-Port", std::to_string(fwd.router_port));
+  ForwardedValues values = PrepareRequest(req, fwd, upgrade, content_length);
+  req.set("X-Forwarded-For", values.xff);
+  req.set("X-Forwarded-Proto", values.proto);
+  req.set("X-Forwarded-Port", values.port);
   req.set("X-Request-Id", fwd.request_id);
 }
 

@@ -11,6 +11,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "config/config.h"
 
 namespace phoenix::router {
 
@@ -65,6 +68,16 @@ struct Forwarding {
   // "address:port" the client connected to: the Host sent on for an HTTP/1.0 request that had
   // none, since it goes on as HTTP/1.1, where Host is required (RFC 9112 3.2).
   std::string_view local_host = {};
+  // The client is a trusted proxy ([router] trusted_proxies): its X-Forwarded-Proto and -Port
+  // go on when sane (see ForwardedValues), instead of the router's.
+  bool trusted = false;
+};
+
+// The values of the forwarding fields for one request.
+struct ForwardedValues {
+  std::string xff;             // the client's X-Forwarded-For list, then the client's address
+  std::string proto = "http";  // a trusted proxy's X-Forwarded-Proto when each element is http(s)
+  std::string port;            // a trusted proxy's X-Forwarded-Port when each is 1..65535
 };
 
 // A client's X-Request-Id is kept when it is 20..200 characters of [A-Za-z0-9+/=._-] (as
@@ -79,11 +92,20 @@ void NewRequestId(uint64_t a, uint64_t b, std::string& out);  // the same, in pl
 void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                     std::optional<uint64_t> content_length);
 // The same in two steps, for the hot path: PrepareRequest does all but the four forwarding
-// fields and returns the X-Forwarded-For value; AppendForwardingLines writes those fields as
-// text (no field allocations), to pass to AppendRequestHead as `extra_lines`.
-std::string PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
-                           std::optional<uint64_t> content_length);
-void AppendForwardingLines(const Forwarding& fwd, const std::string& xff, std::string& out);
+// fields and returns their values; AppendForwardingLines writes those fields as text (no field
+// allocations), to pass to AppendRequestHead as `extra_lines`.
+ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
+                               std::optional<uint64_t> content_length);
+void AppendForwardingLines(const Forwarding& fwd, const ForwardedValues& values, std::string& out);
+
+// The client behind a chain of proxies, for the access log: X-Forwarded-For read from the right
+// (the address the last proxy saw first), past every address `trusted` accepts; the first one it
+// does not is the client (nginx's real_ip_recursive). `peer` is the address of the connection,
+// trusted already. An element that is no IP address ends the walk at the one before it.
+std::string_view ClientBehindProxies(std::string_view xff, std::string_view peer,
+                                     const std::vector<AddressRange>& trusted);
+// Whether an address ("10.1.2.3", "::1", "::ffff:10.1.2.3") is in one of the ranges.
+bool InRanges(const std::vector<AddressRange>& ranges, std::string_view address);
 
 // A response's framing fields as the parser read them (`chunked`, `content_length`: its
 // verdict): Transfer-Encoding on one line, its codings joined, and no Content-Length beside it

@@ -319,6 +319,70 @@ TEST(RewriteRequestTest, AppendsToXForwardedFor) {
   EXPECT_EQ(CountOf(two.req(), "X-Forwarded-For"), 1u);
 }
 
+TEST(RewriteRequestTest, ATrustedProxysProtoAndPortGoOnWhenSane) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n\r\n";
+  Forwarding trusted = Fwd();
+  trusted.trusted = true;
+  Parsed p = Parse(head);
+  RewriteRequest(p.req(), trusted, false, std::nullopt);
+  EXPECT_EQ(Field(p.req(), "X-Forwarded-Proto"), "https");
+  EXPECT_EQ(Field(p.req(), "X-Forwarded-Port"), "443");
+  EXPECT_EQ(CountOf(p.req(), "X-Forwarded-Proto"), 1u);
+
+  // The hot path's text form says the same.
+  Parsed q = Parse(head);
+  ForwardedValues v = PrepareRequest(q.req(), trusted, false, std::nullopt);
+  std::string lines;
+  AppendForwardingLines(trusted, v, lines);
+  EXPECT_EQ(lines,
+            "X-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Port: 443\r\n"
+            "X-Request-Id: abcdefghijklmnopqrstuvwxyz\r\n");
+  EXPECT_EQ(CountOf(q.req(), "X-Forwarded-Proto"), 0u);  // (the lines carry it)
+
+  // A chain of proxies: lists, over several lines.
+  Parsed chain = Parse(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https, http\r\n"
+      "x-forwarded-proto: HTTPS\r\nX-Forwarded-Port: 443,\t8443\r\n\r\n");
+  RewriteRequest(chain.req(), trusted, false, std::nullopt);
+  EXPECT_EQ(Field(chain.req(), "X-Forwarded-Proto"), "https, http, HTTPS");
+  EXPECT_EQ(Field(chain.req(), "X-Forwarded-Port"), "443,\t8443");
+
+  // Anything else is the router's, trusted or not.
+  for (const char* bad :
+       {"X-Forwarded-Proto: ftp", "X-Forwarded-Proto: https, gopher", "X-Forwarded-Proto: https,",
+        "X-Forwarded-Proto: ", "X-Forwarded-Port: 0", "X-Forwarded-Port: 65536",
+        "X-Forwarded-Port: 443x", "X-Forwarded-Port: 000443", "X-Forwarded-Port: -1"}) {
+    Parsed b = Parse(std::string("GET / HTTP/1.1\r\nHost: x\r\n") + bad + "\r\n\r\n");
+    RewriteRequest(b.req(), trusted, false, std::nullopt);
+    EXPECT_EQ(Field(b.req(), "X-Forwarded-Proto"), "http") << bad;
+    EXPECT_EQ(Field(b.req(), "X-Forwarded-Port"), "5000") << bad;
+  }
+}
+
+TEST(ClientBehindProxiesTest, WalksFromTheRightPastTrustedAddresses) {
+  const std::vector<AddressRange> trusted = {*ParseAddressRange("10.0.0.0/8"),
+                                             *ParseAddressRange("127.0.0.1")};
+  EXPECT_EQ(ClientBehindProxies("", "127.0.0.1", trusted), "127.0.0.1");
+  EXPECT_EQ(ClientBehindProxies("203.0.113.9", "127.0.0.1", trusted), "203.0.113.9");
+  EXPECT_EQ(ClientBehindProxies("203.0.113.9, 10.1.2.3", "127.0.0.1", trusted), "203.0.113.9");
+  // The client may write anything left of the first untrusted hop: it is not believed.
+  EXPECT_EQ(ClientBehindProxies("1.1.1.1, 203.0.113.9, 10.1.2.3", "127.0.0.1", trusted),
+            "203.0.113.9");
+  // Every hop trusted: the leftmost.
+  EXPECT_EQ(ClientBehindProxies("10.9.9.9,10.1.1.1", "127.0.0.1", trusted), "10.9.9.9");
+  // Not an address: the walk stops at the hop after it.
+  EXPECT_EQ(ClientBehindProxies("unknown, 10.1.2.3", "127.0.0.1", trusted), "10.1.2.3");
+  EXPECT_EQ(ClientBehindProxies("203.0.113.9, <script>", "127.0.0.1", trusted), "127.0.0.1");
+  EXPECT_EQ(ClientBehindProxies("2001:db8::5, 10.0.0.1", "127.0.0.1", trusted), "2001:db8::5");
+
+  EXPECT_TRUE(InRanges(trusted, "10.200.0.1"));
+  EXPECT_TRUE(InRanges(trusted, "::ffff:10.200.0.1"));
+  EXPECT_FALSE(InRanges(trusted, "127.0.0.2"));
+  EXPECT_FALSE(InRanges(trusted, "unknown"));
+  EXPECT_FALSE(InRanges({}, "127.0.0.1"));
+}
+
 TEST(RewriteRequestTest, RemovesHopByHopFields) {
   Parsed p = Parse(
       "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\n"

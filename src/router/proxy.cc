@@ -110,6 +110,7 @@ class Session {
     error_code ec;
     auto ep = client_.remote_endpoint(ec);
     client_ip_ = ec ? "unknown" : ep.address().to_string();
+    trusted_ = !ec && InRanges(w.router.config.trusted_proxies, client_ip_);
   }
 
   Task<void> Run() {
@@ -370,7 +371,7 @@ class Session {
     auto host = req.find(http::field::host);
     if (host != req.end()) e.host = host->value();
     e.request_id = request_id;
-    e.client_ip = client_ip_;
+    e.client_ip = fwd_ip_.empty() ? client_ip_ : fwd_ip_;
     e.instance = o.instance;
     e.status = o.status;
     e.connect_ms =
@@ -382,6 +383,7 @@ class Session {
     e.code = o.code;
     e.desc = o.desc;
     AppendAccessLine(e, w_.log_buf);
+    fwd_ip_.clear();  // (this request's only)
     if (w_.log_buf.size() > 32 * 1024) w_.FlushLog();
   }
 
@@ -464,14 +466,23 @@ class Session {
         local_host = fmt::format("{}:{}", addr, local.port());
       }
     }
-    const Forwarding fwd{client_ip_, w_.router.port(), request_id, local_host};
+    const Forwarding fwd{client_ip_, w_.router.port(), request_id, local_host, trusted_};
+    ForwardedValues values = PrepareRequest(req.base(), fwd, pre.upgrade, length);
     if (pre.has_body) {
-      RewriteRequest(req.base(), fwd, pre.upgrade, length);  // Beast's serializer streams the body
+      // Beast's serializer streams the body, and writes the head from the fields.
+      req.set("X-Forwarded-For", values.xff);
+      req.set("X-Forwarded-Proto", values.proto);
+      req.set("X-Forwarded-Port", values.port);
+      req.set("X-Request-Id", request_id);
     } else {
       // The head is written by hand: the forwarding fields go in as text.
-      std::string xff = PrepareRequest(req.base(), fwd, pre.upgrade, length);
       extra_.clear();
-      AppendForwardingLines(fwd, xff, extra_);
+      AppendForwardingLines(fwd, values, extra_);
+    }
+    // The access log names the client behind a trusted proxy, as Heroku's `fwd` does.
+    if (trusted_ && w_.router.log) {
+      fwd_ip_ = ClientBehindProxies(std::string_view(values.xff).substr(0, values.xff.rfind(',')),
+                                    client_ip_, w_.router.config.trusted_proxies);
     }
     return pre;
   }
@@ -1053,6 +1064,8 @@ class Session {
   Time idle_end_ = Time::max();  // when the keep-alive wait after the last request ends
   beast::flat_buffer buf_;
   std::string client_ip_;
+  bool trusted_ = false;  // the client is a trusted proxy (Forwarding::trusted)
+  std::string fwd_ip_;    // the client behind it, for the access log
 };
 
 }  // namespace

@@ -68,10 +68,13 @@ export function portAccepts(port, timeout = 500) {
   });
 }
 
-/** GET or POST over plain HTTP with a deadline; resolves { status, headers, body, json }. */
-export function httpRequest(port, urlPath = '/', { method = 'GET', headers = {}, body, timeout = 5000 } = {}) {
+/**
+ * GET or POST over plain HTTP with a deadline; resolves { status, headers, body, json }.
+ * `localAddress` (e.g. '127.0.0.2') is the address the connection comes from.
+ */
+export function httpRequest(port, urlPath = '/', { method = 'GET', headers = {}, body, timeout = 5000, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method, headers, timeout }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path: urlPath, method, headers, timeout, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {

@@ -145,16 +145,48 @@ test('router: X-Forwarded-* and X-Request-Id reach the app; hop-by-hop fields do
     assert.match(r3.json.headers['x-request-id'], UUID4, `replaced: ${insane}`);
   }
 
-  // X-Forwarded-For from the client is kept and appended to; Proto and Port are the router's.
+  // X-Forwarded-For from the client is kept and appended to. The client is on loopback, which
+  // [router] trusted_proxies trusts by default (a local TLS proxy): its Proto and Port go on.
   const chain = await httpGet(px.port, '/xff', {
     headers: { 'x-forwarded-for': '203.0.113.9, 10.1.2.3', 'x-forwarded-proto': 'https', 'x-forwarded-port': '443' },
   });
   assert.equal(chain.json.headers['x-forwarded-for'], '203.0.113.9, 10.1.2.3, 127.0.0.1');
-  assert.equal(chain.json.headers['x-forwarded-proto'], 'http');
-  assert.equal(chain.json.headers['x-forwarded-port'], String(px.port));
+  assert.equal(chain.json.headers['x-forwarded-proto'], 'https');
+  assert.equal(chain.json.headers['x-forwarded-port'], '443');
   const count = (name) => chain.json.rawHeaders.filter((x, i) => i % 2 === 0 && x.toLowerCase() === name).length;
   assert.equal(count('x-forwarded-for'), 1);
   assert.equal(count('x-forwarded-proto'), 1);
+  // The log names the first address the trusted proxy did not vouch for (10.1.2.3 is not trusted).
+  await px.waitOutput(new RegExp(`path="/xff" .*request_id=${chain.json.headers['x-request-id']} fwd="10\\.1\\.2\\.3" `));
+});
+
+test('router: X-Forwarded-Proto and -Port are believed from trusted proxies only', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[router]\ntrusted_proxies = ["127.0.0.2", "10.0.0.0/8"]\n\n[process.web]\ninstances = 1\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(1);
+  const headers = { 'x-forwarded-for': '198.51.100.4, 203.0.113.9, 10.1.2.3', 'x-forwarded-proto': 'https', 'x-forwarded-port': '443' };
+
+  // From 127.0.0.1, not in the list: a client claiming https gets the router's own values.
+  const direct = await httpGet(px.port, '/direct', { headers });
+  assert.equal(direct.json.headers['x-forwarded-proto'], 'http');
+  assert.equal(direct.json.headers['x-forwarded-port'], String(px.port));
+  assert.equal(direct.json.headers['x-forwarded-for'], '198.51.100.4, 203.0.113.9, 10.1.2.3, 127.0.0.1');
+  await px.waitOutput(/path="\/direct" .* fwd="127\.0\.0\.1" /);
+
+  // From the trusted proxy: believed; the log names the client behind 10.1.2.3 (trusted too).
+  const proxied = await httpGet(px.port, '/proxied', { headers, localAddress: '127.0.0.2' });
+  assert.equal(proxied.json.headers['x-forwarded-proto'], 'https');
+  assert.equal(proxied.json.headers['x-forwarded-port'], '443');
+  assert.equal(proxied.json.headers['x-forwarded-for'], '198.51.100.4, 203.0.113.9, 10.1.2.3, 127.0.0.2');
+  await px.waitOutput(/path="\/proxied" .* fwd="203\.0\.113\.9" /);
+
+  // A POST (its head goes out through another path) and a value that is not a protocol.
+  const post = await httpRequest(px.port, '/post', { method: 'POST', body: 'x', headers, localAddress: '127.0.0.2' });
+  assert.equal(post.json.headers['x-forwarded-proto'], 'https');
+  const odd = await httpGet(px.port, '/odd', { headers: { 'x-forwarded-proto': 'javascript' }, localAddress: '127.0.0.2' });
+  assert.equal(odd.json.headers['x-forwarded-proto'], 'http');
 });
 
 test('router: pipelined requests are answered in order; HEAD has no body', { timeout: 30000 }, async (t) => {
