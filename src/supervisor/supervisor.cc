@@ -464,8 +464,20 @@ Status Supervisor::Scale(const std::string& type, int count, Time now) {
 Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
   Seen(now);
   Slot* slot = FindSlot(instance);
-  if (!slot || slot->retired) return Error{fmt::format("no instance '{}'", instance)};
+  if (!slot) return Error{fmt::format("no instance '{}'", instance)};
   if (shutting_down_) return Error{"phoenix is shutting down"};
+  if (slot->retired) {
+    // Scaled away and draining: a planned kill has nothing to add; --now cuts the drain short
+    // (as `systemctl kill` does to a unit that is stopping). It is not reborn either way.
+    if (!hard) {
+      return Error{fmt::format("{} is already stopping (scaled away); kill --now ends it at once",
+                               instance)};
+    }
+    for (IncarnationId id : {slot->current, slot->successor}) {
+      if (Incarnation* i = Find(id)) HardKill(*i, DeathReason::kScaledDown);
+    }
+    return OkStatus();
+  }
   Incarnation* inc = Find(slot->current);
   if (hard && (slot->current || slot->successor)) {
     for (IncarnationId id : {slot->current, slot->successor}) {

@@ -1144,7 +1144,10 @@ TEST(SupervisorTest, ScaleDownRetiresTheHighestIndexWithoutRebirth) {
   EXPECT_EQ(h.StopRoutings()[0].id, third);
   EXPECT_TRUE(h.Spawns().empty());
   EXPECT_EQ(h.ViewOf("web.3").state, "retiring");
-  EXPECT_FALSE(h.Kill("web.3").ok()) << "a retiring instance is not killable";
+  Status planned = h.Kill("web.3");
+  ASSERT_FALSE(planned.ok()) << "a retiring instance is stopping already";
+  EXPECT_EQ(planned.error().message,
+            "web.3 is already stopping (scaled away); kill --now ends it at once");
 
   h.Drained(third);
   EXPECT_EQ(h.OnlyEvent("stopping").reason, DeathReason::kScaledDown);
@@ -1159,6 +1162,22 @@ TEST(SupervisorTest, ScaleDownRetiresTheHighestIndexWithoutRebirth) {
   ASSERT_TRUE(h.Scale("web", 3).ok());
   ASSERT_EQ(h.Spawns().size(), 1u);
   EXPECT_EQ(h.Spawns()[0].instance, "web.3");
+}
+
+TEST(SupervisorTest, KillNowCutsAScaledDownInstancesDrainShort) {
+  Harness h;
+  StartReady(h);
+  ASSERT_TRUE(h.Scale("web", 3).ok());
+  h.ReadyAll();
+  IncarnationId third = h.Id("web.3", 1);
+  ASSERT_TRUE(h.Scale("web", 2).ok());
+  h.events.clear();
+  ASSERT_TRUE(h.Kill("web.3", true).ok());
+  EXPECT_EQ(h.Inc(third).signals, std::vector<int>{SIGKILL});
+  h.Exit(third, kSigkill);
+  EXPECT_EQ(h.OnlyEvent("died").reason, DeathReason::kScaledDown);
+  EXPECT_TRUE(h.Spawns().empty()) << "scaled away: not reborn";
+  EXPECT_FALSE(h.FindView("web.3").has_value());
 }
 
 TEST(SupervisorTest, ScaleDownByTwoKeepsTheLowestIndices) {
