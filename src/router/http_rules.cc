@@ -12,10 +12,13 @@
 namespace phoenix::router {
 namespace {
 
+// ASCII only, as field names and tokens are (RFC 9110 5.1); std::tolower is a call into the
+// locale for every byte.
+constexpr char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 bool IEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
+           return AsciiLower(x) == AsciiLower(y);
          });
 }
 
@@ -317,10 +320,13 @@ void AppendRequestHead(const RequestHead& req, std::string& out, std::string_vie
 }
 
 void AppendResponseHead(const ResponseHead& res, std::string& out) {
-  char status[16];
-  int n = std::snprintf(status, sizeof status, " %03u ", res.result_int());
   out += res.version() == 10 ? "HTTP/1.0" : "HTTP/1.1";
-  out.append(status, static_cast<size_t>(n));
+  // Three digits (the parser takes no other status; ours are all of them): no printf.
+  const unsigned code = res.result_int() % 1000;
+  const char status[5] = {' ', static_cast<char>('0' + code / 100),
+                          static_cast<char>('0' + code / 10 % 10),
+                          static_cast<char>('0' + code % 10), ' '};
+  out.append(status, sizeof status);
   std::string_view reason = res.reason();
   if (reason.empty()) reason = std::string_view(http::obsolete_reason(res.result()));
   out += reason;
