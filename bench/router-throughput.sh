@@ -15,7 +15,10 @@
 # always count against the same configuration. Each cell is the median of RUNS runs. Everything is unpinned on
 # loopback, so wrk, the proxy and the backend share the cores: the ratios matter more than the
 # absolute rates. "proxy CPU" is the proxy process's utime+stime (nginx: master + workers)
-# per 1,000 requests.
+# per 1,000 requests; "backend CPU" the same for the backend nginx that run used (phoenix's own
+# instance, or the shared one), and "idle" the machine's idle CPU time per 1,000 requests: wrk,
+# proxy and backend share two cores, so a proxy that makes the backend work harder, or leaves a
+# core idle while it waits, loses requests/s even at a lower CPU cost of its own.
 # Before each run the script waits (up to QUIET_WAIT s, 30) until the machine is under 20 % busy
 # with other work, since other sessions compile on it.
 # usage: bench/router-throughput.sh [PHOENIX_BIN]
@@ -119,6 +122,13 @@ proxy_ticks() {
     *) cpu_ticks "${PID[$1]}" ;;
   esac
 }
+# The backend nginx (master + worker) a run of $1 sends its requests to.
+backend_ticks() {
+  case ${KIND[$1]} in
+    phoenix) descendant_ticks "${PID[$1]}" ;;
+    *) tree_ticks "${PID[direct]}" ;;
+  esac
+}
 
 # ------------------------------------------------------------------ warm-up, then the rounds
 for n in "${NAMES[@]}"; do
@@ -132,14 +142,17 @@ echo "# order of each round: random, SEED=$SEED" | emit
 : >"$RUNS_JSON"
 measure() {
   local n=$1 wt=$2 r=$3
-  c0=$(proxy_ticks "$n")
+  c0=$(proxy_ticks "$n") b0=$(backend_ticks "$n") i0=$(idle_ticks)
   run_wrk "$BENCH_TMP/run.json" -t"$wt" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$n]}/"
-  c1=$(proxy_ticks "$n")
+  c1=$(proxy_ticks "$n") b1=$(backend_ticks "$n") i1=$(idle_ticks)
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const [, , , , , ticks, tck, busy, backend, idle] = process.argv.map(Number);
     Object.assign(r, { name: process.argv[2], wrk_threads: +process.argv[3], round: +process.argv[4],
-                       cpu_ms: (+process.argv[5]) * 1000 / +process.argv[6], busy_before: +process.argv[7] });
-    console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$TCK" "$QUIET_BUSY" >>"$RUNS_JSON"
+                       cpu_ms: ticks * 1000 / tck, backend_ms: backend * 1000 / tck,
+                       idle_ms: idle * 1000 / tck, busy_before: busy });
+    console.log(JSON.stringify(r));' "$BENCH_TMP/run.json" "$n" "$wt" "$r" "$((c1 - c0))" "$TCK" "$QUIET_BUSY" \
+    "$((b1 - b0))" "$((i1 - i0))" >>"$RUNS_JSON"
 }
 for_each_run measure "${ORDER[@]}"
 
@@ -182,12 +195,15 @@ for (const wt of threads) {
     cell[n] = { rps: median(col("rps")), p50: median(col("p50_ms")), p99: median(col("p99_ms")),
       min: Math.min(...col("rps")), max: Math.max(...col("rps")), errors: col("errors").reduce((a, b) => a + b, 0),
       bad: rs.filter((r) => !r.ok).length,
-      cpu: reqs ? col("cpu_ms").reduce((a, b) => a + b, 0) * 1000 / reqs : NaN };
+      cpu: reqs ? col("cpu_ms").reduce((a, b) => a + b, 0) * 1000 / reqs : NaN,
+      backend: reqs ? col("backend_ms").reduce((a, b) => a + b, 0) * 1000 / reqs : NaN,
+      idle: reqs ? col("idle_ms").reduce((a, b) => a + b, 0) * 1000 / reqs : NaN };
   }
   const ha = (n) => cell[n.replace(/^(phoenix|nginx)-[tw]/, "haproxy-t")];
   console.log(`\nwrk -t${wt}:`);
-  const h = ["", "req/s", "(min-max)", "p50 ms", "p99 ms", "vs HAProxy", "vs direct", "p99 vs HAProxy", "proxy CPU ms/1k req", "errors"];
-  const w = [28, 9, 17, 8, 8, 11, 10, 15, 20, 7];
+  const h = ["", "req/s", "(min-max)", "p50 ms", "p99 ms", "vs HAProxy", "vs direct", "p99 vs HAProxy",
+    "proxy CPU", "backend", "idle", "errors"];
+  const w = [28, 9, 17, 8, 8, 11, 10, 15, 10, 9, 7, 7];
   const line = (a) => console.log(a.map((x, i) => (i ? String(x).padStart(w[i]) : String(x).padEnd(w[i]))).join(""));
   line(h);
   for (const n of order) {
@@ -196,8 +212,8 @@ for (const wt of threads) {
     const hx = n === "direct" ? null : ha(n);
     line([label[n], fmt(c.rps, 0), `${fmt(c.min, 0)}-${fmt(c.max, 0)}`, fmt(c.p50, 2), fmt(c.p99, 2),
       hx ? fmt(c.rps / hx.rps, 2) + "x" : "", fmt(c.rps / cell.direct.rps, 2) + "x",
-      hx ? fmt(c.p99 / hx.p99, 2) + "x" : "", n === "direct" ? "" : fmt(c.cpu, 1),
-      c.errors + (c.bad ? ` (${c.bad} runs failed)` : "")]);
+      hx ? fmt(c.p99 / hx.p99, 2) + "x" : "", n === "direct" ? "" : fmt(c.cpu, 1), fmt(c.backend, 1),
+      fmt(c.idle, 1), c.errors + (c.bad ? ` (${c.bad} runs failed)` : "")]);
   }
 }
 // Paired by round: each run against the HAProxy run of the same round (seconds apart, so both
@@ -227,6 +243,8 @@ for (const wt of threads) for (const n of order) {
 {
   echo
   echo "vs HAProxy: req/s ratio to HAProxy with the same thread count (goal >= 1.0x, aim 1.1x);"
+  echo "proxy CPU, backend, idle: ms of CPU time per 1,000 requests (the proxy's, the backend nginx's,"
+  echo "the machine's idle time);"
   echo "p99 vs HAProxy: p99 ratio (goal <= 1.0x). phoenix also adds X-Forwarded-Proto/-Port and"
   echo "X-Request-Id to each request; HAProxy and nginx add X-Forwarded-For only."
 } | emit

@@ -155,6 +155,20 @@ tree_ticks() {
   echo "$t"
 }
 
+# CPU ticks of every process below $1 (not $1 itself): a phoenix's instances and theirs.
+descendant_ticks() {
+  local t=0 p
+  for p in $(children_of "$1"); do t=$((t + $(cpu_ticks "$p") + $(descendant_ticks "$p"))); done
+  echo "$t"
+}
+
+# Idle ticks of the whole machine (all CPUs), from /proc/stat.
+idle_ticks() {
+  local cpu user nice system idle rest
+  read -r cpu user nice system idle rest </proc/stat
+  echo "$idle"
+}
+
 # PM2 into a temp dir (as footprint.sh does). Sets PM2_BIN and PM2_VERSION, or PM2_STATUS.
 pm2_install() {
   PM2_STATUS="" PM2_BIN="" PM2_VERSION=""
