@@ -296,9 +296,20 @@ Result<AddressRange> ParseAddressRange(std::string_view text) {
     prefix = *bits;
   }
   range.prefix = max_prefix == 32 ? 96 + prefix : prefix;
-  // Bits past the prefix do not count ("10.1.2.3/8" is 10.0.0.0/8, as ip(8) reads it).
+  // Bits set past the prefix are a typo in a list that decides whom to believe ("10.0.0.1/0"
+  // would trust every IPv4 client, "::ffff:10.0.0.0/8" is ::/8): refused, as Python's
+  // ipaddress does, with the range that was probably meant.
+  AddressRange meant = range;
   for (int bit = range.prefix; bit < 128; ++bit) {
-    range.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+    meant.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+  }
+  if (meant.bytes != range.bytes) {
+    char text_buf[INET6_ADDRSTRLEN];
+    const void* src = max_prefix == 32 ? static_cast<const void*>(&meant.bytes[12])
+                                       : static_cast<const void*>(meant.bytes.data());
+    inet_ntop(max_prefix == 32 ? AF_INET : AF_INET6, src, text_buf, sizeof text_buf);
+    return Error{fmt::format("{} has bits set past its /{} prefix (did you mean \"{}/{}\"?)",
+                             QuoteForMessage(text), prefix, text_buf, prefix)};
   }
   return range;
 }

@@ -510,7 +510,6 @@ TEST(AddressRangeTest, ParsesAndMatches) {
   auto range = [](const char* text) { return *ParseAddressRange(text); };
   EXPECT_TRUE(range("10.0.0.0/8").Contains(ip("10.255.1.2")));
   EXPECT_FALSE(range("10.0.0.0/8").Contains(ip("11.0.0.1")));
-  EXPECT_TRUE(range("10.1.2.3/8").Contains(ip("10.9.9.9")));  // host bits do not count
   EXPECT_TRUE(range("172.16.0.0/12").Contains(ip("172.31.255.255")));
   EXPECT_FALSE(range("172.16.0.0/12").Contains(ip("172.32.0.0")));
   EXPECT_TRUE(range("192.0.2.7").Contains(ip("192.0.2.7")));
@@ -527,6 +526,15 @@ TEST(AddressRangeTest, ParsesAndMatches) {
   EXPECT_EQ(ParseAddressRange("::/129").error().message,
             "'::/129': the prefix of an IPv6 range is 0..128");
   EXPECT_FALSE(ParseAddressRange("10.0.0.0/+8").ok());
+  // Bits past the prefix: a typo that would trust far more than meant.
+  EXPECT_EQ(ParseAddressRange("10.0.0.1/0").error().message,
+            "'10.0.0.1/0' has bits set past its /0 prefix (did you mean \"0.0.0.0/0\"?)");
+  EXPECT_EQ(ParseAddressRange("10.1.2.3/8").error().message,
+            "'10.1.2.3/8' has bits set past its /8 prefix (did you mean \"10.0.0.0/8\"?)");
+  EXPECT_EQ(ParseAddressRange("::ffff:10.0.0.0/8").error().message,
+            "'::ffff:10.0.0.0/8' has bits set past its /8 prefix (did you mean \"::/8\"?)");
+  EXPECT_TRUE(ParseAddressRange("::ffff:10.0.0.0/104").ok());  // mapped 10/8, written out
+  EXPECT_TRUE(range("::ffff:10.0.0.0/104").Contains(ip("10.1.2.3")));
   EXPECT_FALSE(ParseAddressRange("").ok());
   EXPECT_FALSE(ParseAddressRange("10.0.0").ok());
   EXPECT_FALSE(ParseAddressRange("[::1]").ok());

@@ -61,8 +61,8 @@ void AppendAccessLine(const AccessEntry& e, std::string& out) {
   out += " dyno=";
   AppendToken(e.instance, out);
   fmt::format_to(std::back_inserter(out),
-                 " connect={}ms service={}ms status={} bytes={} protocol=http\n", e.connect_ms,
-                 e.service_ms, e.status, e.bytes);
+                 " connect={}ms service={}ms status={} bytes={} protocol={}\n", e.connect_ms,
+                 e.service_ms, e.status, e.bytes, e.protocol);
 }
 
 }  // namespace phoenix::router

@@ -12,6 +12,7 @@ namespace phoenix::router {
 
 struct AccessEntry {
   std::string_view method, path, host, request_id, client_ip, instance;
+  std::string_view protocol = "http";  // "https" when a trusted proxy in front said so
   int status = 0;
   int64_t connect_ms = 0, service_ms = 0;
   uint64_t bytes = 0;

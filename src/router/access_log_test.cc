@@ -36,6 +36,12 @@ TEST(AccessLogTest, InfoLine) {
             "connect=1ms service=12ms status=200 bytes=5120 protocol=http\n");
 }
 
+TEST(AccessLogTest, ProtocolATrustedProxySaid) {
+  AccessEntry e = Normal();
+  e.protocol = "https";
+  EXPECT_TRUE(Line(e).ends_with(" bytes=5120 protocol=https\n")) << Line(e);
+}
+
 TEST(AccessLogTest, AppendsWithoutClearing) {
   std::string out = "before\n";
   AppendAccessLine(Normal(), out);

@@ -384,21 +384,6 @@ bool IsIdempotent(http::verb m) {
 }
 
 namespace {
-// Each element of a comma-separated list, without its optional white space, passes `ok`;
-// an empty element fails.
-template <class Pred>
-bool EachElement(std::string_view list, Pred ok) {
-  for (;;) {
-    size_t comma = list.find(',');
-    std::string_view e = list.substr(0, comma);
-    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
-    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
-    if (e.empty() || !ok(e)) return false;
-    if (comma == std::string_view::npos) return true;
-    list.remove_prefix(comma + 1);
-  }
-}
-
 std::optional<std::array<uint8_t, 16>> ParseIp(std::string_view text) {
   char z[INET6_ADDRSTRLEN + 1];
   if (text.empty() || text.size() >= sizeof z) return std::nullopt;
@@ -431,9 +416,19 @@ std::string_view ClientBehindProxies(std::string_view xff, std::string_view peer
     xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
     while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
     while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
-    auto a = ParseIp(e);
+    if (e.empty()) continue;  // "a, , b", or a trailing comma
+    // An address may come with its port, as some proxies write it: "192.0.2.1:4711",
+    // "[2001:db8::1]:4711" (RFC 7239 6's form), or in brackets alone.
+    std::string_view address = e;
+    if (address.front() == '[') {
+      size_t close = address.find(']');
+      address = close == std::string_view::npos ? std::string_view() : address.substr(1, close - 1);
+    } else if (std::count(address.begin(), address.end(), ':') == 1) {
+      address = address.substr(0, address.find(':'));
+    }
+    auto a = ParseIp(address);
     if (!a) break;  // not an address: the proxy before it is as far as the chain is known
-    client = e;
+    client = address;
     if (!std::any_of(trusted.begin(), trusted.end(),
                      [&](const AddressRange& r) { return r.Contains(*a); })) {
       break;
@@ -442,15 +437,52 @@ std::string_view ClientBehindProxies(std::string_view xff, std::string_view peer
   return client;
 }
 
+namespace {
+// Fields that say how the client reached the edge, which only a proxy in front can know:
+// from anyone else they are claims (a client saying it came over https, or from another host or
+// address, to an app that believes its proxy). Ours replace X-Forwarded-For/-Proto/-Port; these
+// go on from trusted proxies only.
+bool ProxyOnlyField(const RequestHead::value_type& field) {
+  if (field.name() == http::field::forwarded) return true;  // RFC 7239
+  if (field.name() != http::field::unknown) return false;
+  std::string_view n = field.name_string();
+  return IEquals(n, "X-Forwarded-Host") || IEquals(n, "X-Forwarded-Server") ||
+         IEquals(n, "X-Forwarded-Ssl") || IEquals(n, "X-Forwarded-Scheme") ||
+         IEquals(n, "X-Url-Scheme") || IEquals(n, "Front-End-Https") || IEquals(n, "X-Real-Ip");
+}
+
+// The last element of a comma-separated list (what the nearest proxy added), without its white
+// space; empty if there is none.
+std::string_view LastElement(std::string_view list) {
+  size_t comma = list.rfind(',');
+  std::string_view e = comma == std::string_view::npos ? list : list.substr(comma + 1);
+  while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+  while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+  return e;
+}
+
+// 1..65535 in plain decimal ("443", "0443"), else 0.
+int PortNumber(std::string_view text) {
+  if (text.empty() || text.size() > 5) return 0;
+  int v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + (c - '0');
+  }
+  return v <= 65535 ? v : 0;
+}
+}  // namespace
+
 ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                                std::optional<uint64_t> content_length) {
   RemoveHopByHop(req, upgrade);
   // One walk: the client's X-Forwarded-For values, and whether any field must go: Expect (the
   // router answers 100-continue itself, as nginx does), the forwarding fields (ours replace the
-  // client's; the request id was read before, and kept when sane), Content-Length (normalised).
+  // client's; the request id was read before, and kept when sane), Content-Length (normalised),
+  // and from an untrusted client the fields only a proxy may set.
   ForwardedValues values;
   std::string& xff = values.xff;
-  std::string proto, port;  // a trusted proxy's, all its lines
+  std::string_view proto, port;  // a trusted proxy's: the last line's last element
   bool drop = false;
   bool chunked = false;
   for (const auto& field : req) {
@@ -463,29 +495,44 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
     } else if (field.name() == http::field::expect ||
                (content_length && field.name() == http::field::content_length)) {
       drop = true;
+    } else if (!fwd.trusted && ProxyOnlyField(field)) {
+      drop = true;
     } else if (field.name() == http::field::unknown) {
       std::string_view n = field.name_string();
       if (IEquals(n, "X-Forwarded-For")) {
         xff.append(field.value());
         xff += ", ";
         drop = true;
-      } else if (IEquals(n, "X-Forwarded-Proto") || IEquals(n, "X-Forwarded-Port")) {
-        if (fwd.trusted) {
-          std::string& to = IEquals(n, "X-Forwarded-Proto") ? proto : port;
-          if (!to.empty()) to += ", ";
-          to.append(field.value());
-        }
+      } else if (IEquals(n, "X-Forwarded-Proto")) {
+        proto = LastElement(field.value());
+        drop = true;
+      } else if (IEquals(n, "X-Forwarded-Port")) {
+        port = LastElement(field.value());
         drop = true;
       } else if (IEquals(n, "X-Request-Id")) {
         drop = true;
       }
     }
   }
+  // A trusted proxy's word for the scheme, and for the port (the scheme's own when it gives
+  // none), taken together or not at all; one value each, lowercase, as the proxy nearest to us
+  // said it (apps read the first element of a list, which the client may have written). Read
+  // before the fields they view are erased.
+  values.port = std::to_string(fwd.router_port);
+  if (fwd.trusted && !proto.empty()) {
+    const bool https = IEquals(proto, "https");
+    const int number = port.empty() ? (https ? 443 : 80) : PortNumber(port);
+    if ((https || IEquals(proto, "http")) && number != 0) {
+      values.proto = https ? "https" : "http";
+      values.port = std::to_string(number);
+    }
+  }
   if (drop) {
     for (auto it = req.begin(); it != req.end();) {
       bool go = it->name() == http::field::expect || it->name() == http::field::transfer_encoding ||
-                (content_length && it->name() == http::field::content_length);
-      if (it->name() == http::field::unknown) {
+                (content_length && it->name() == http::field::content_length) ||
+                (!fwd.trusted && ProxyOnlyField(*it));
+      if (!go && it->name() == http::field::unknown) {
         std::string_view n = it->name_string();
         go = IEquals(n, "X-Forwarded-For") || IEquals(n, "X-Forwarded-Proto") ||
              IEquals(n, "X-Forwarded-Port") || IEquals(n, "X-Request-Id");
@@ -494,24 +541,6 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
     }
   }
   xff += fwd.client_ip;
-  if (!proto.empty() && EachElement(proto, [](std::string_view p) {
-        return IEquals(p, "http") || IEquals(p, "https");
-      })) {
-    values.proto = std::move(proto);
-  }
-  if (!port.empty() && EachElement(port, [](std::string_view p) {
-        if (p.size() > 5) return false;
-        int v = 0;
-        for (char c : p) {
-          if (c < '0' || c > '9') return false;
-          v = v * 10 + (c - '0');
-        }
-        return v >= 1 && v <= 65535;
-      })) {
-    values.port = std::move(port);
-  } else {
-    values.port = std::to_string(fwd.router_port);
-  }
   req.version(11);
   if (auto abs = SplitAbsoluteForm(req.target())) {
     // Origin-form to the app, with the target's authority as Host (RFC 9112 3.2.2), as nginx

@@ -69,15 +69,19 @@ struct Forwarding {
   // none, since it goes on as HTTP/1.1, where Host is required (RFC 9112 3.2).
   std::string_view local_host = {};
   // The client is a trusted proxy ([router] trusted_proxies): its X-Forwarded-Proto and -Port
-  // go on when sane (see ForwardedValues), instead of the router's.
+  // go on when sane (see ForwardedValues), instead of the router's, and so do the fields only a
+  // proxy may set (Forwarded, X-Forwarded-Host, X-Real-Ip...), which others' requests lose.
   bool trusted = false;
 };
 
 // The values of the forwarding fields for one request.
 struct ForwardedValues {
-  std::string xff;             // the client's X-Forwarded-For list, then the client's address
-  std::string proto = "http";  // a trusted proxy's X-Forwarded-Proto when each element is http(s)
-  std::string port;            // a trusted proxy's X-Forwarded-Port when each is 1..65535
+  std::string xff;  // the client's X-Forwarded-For list, then the client's address
+  // A trusted proxy's X-Forwarded-Proto (its last element, "http" or "https", lowercase) and
+  // X-Forwarded-Port (its last element, 1..65535; 443 or 80 when it sent none), both or neither;
+  // else "http" and the router's port.
+  std::string proto = "http";
+  std::string port;
 };
 
 // A client's X-Request-Id is kept when it is 20..200 characters of [A-Za-z0-9+/=._-] (as

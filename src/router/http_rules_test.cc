@@ -340,24 +340,60 @@ TEST(RewriteRequestTest, ATrustedProxysProtoAndPortGoOnWhenSane) {
             "X-Request-Id: abcdefghijklmnopqrstuvwxyz\r\n");
   EXPECT_EQ(CountOf(q.req(), "X-Forwarded-Proto"), 0u);  // (the lines carry it)
 
-  // A chain of proxies: lists, over several lines.
+  // A chain of proxies: the nearest one's word (the last element of the last line), lowercase.
   Parsed chain = Parse(
-      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https, http\r\n"
-      "x-forwarded-proto: HTTPS\r\nX-Forwarded-Port: 443,\t8443\r\n\r\n");
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: http, javascript\r\n"
+      "x-forwarded-proto: http, HTTPS\r\nX-Forwarded-Port: 80,\t0443\r\n\r\n");
   RewriteRequest(chain.req(), trusted, false, std::nullopt);
-  EXPECT_EQ(Field(chain.req(), "X-Forwarded-Proto"), "https, http, HTTPS");
-  EXPECT_EQ(Field(chain.req(), "X-Forwarded-Port"), "443,\t8443");
+  EXPECT_EQ(Field(chain.req(), "X-Forwarded-Proto"), "https");
+  EXPECT_EQ(Field(chain.req(), "X-Forwarded-Port"), "443");
 
-  // Anything else is the router's, trusted or not.
+  // No port from the proxy: the scheme's own, not ours (nginx's `proxy_set_header
+  // X-Forwarded-Proto $scheme` alone; an app would build https://host:5000/ links).
+  for (auto [sent, port] : {std::pair{"https", "443"}, {"http", "80"}}) {
+    Parsed b =
+        Parse(std::string("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: ") + sent + "\r\n\r\n");
+    RewriteRequest(b.req(), trusted, false, std::nullopt);
+    EXPECT_EQ(Field(b.req(), "X-Forwarded-Proto"), sent);
+    EXPECT_EQ(Field(b.req(), "X-Forwarded-Port"), port);
+  }
+
+  // Anything else is the router's pair, trusted or not: both values or neither.
   for (const char* bad :
        {"X-Forwarded-Proto: ftp", "X-Forwarded-Proto: https, gopher", "X-Forwarded-Proto: https,",
-        "X-Forwarded-Proto: ", "X-Forwarded-Port: 0", "X-Forwarded-Port: 65536",
-        "X-Forwarded-Port: 443x", "X-Forwarded-Port: 000443", "X-Forwarded-Port: -1"}) {
+        "X-Forwarded-Proto: ", "X-Forwarded-Port: 443",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Port: 0",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Port: 65536",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Port: 443x",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Port: 000443",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Port: -1"}) {
     Parsed b = Parse(std::string("GET / HTTP/1.1\r\nHost: x\r\n") + bad + "\r\n\r\n");
     RewriteRequest(b.req(), trusted, false, std::nullopt);
     EXPECT_EQ(Field(b.req(), "X-Forwarded-Proto"), "http") << bad;
     EXPECT_EQ(Field(b.req(), "X-Forwarded-Port"), "5000") << bad;
   }
+}
+
+TEST(RewriteRequestTest, FieldsOnlyAProxyMaySetGoOnFromTrustedProxiesOnly) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: x\r\nForwarded: for=192.0.2.60;proto=https\r\n"
+      "X-Forwarded-Host: evil.example\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Scheme: https\r\n"
+      "X-Url-Scheme: https\r\nFront-End-Https: on\r\nX-Real-IP: 192.0.2.60\r\n"
+      "X-Forwarded-Server: edge\r\nX-Kept: k\r\n\r\n";
+  const char* only_proxy[] = {"Forwarded",          "X-Forwarded-Host",  "X-Forwarded-Ssl",
+                              "X-Forwarded-Scheme", "X-Url-Scheme",      "Front-End-Https",
+                              "X-Real-IP",          "X-Forwarded-Server"};
+  Parsed untrusted = Parse(head);
+  RewriteRequest(untrusted.req(), Fwd(), false, std::nullopt);
+  for (const char* f : only_proxy) EXPECT_EQ(CountOf(untrusted.req(), f), 0u) << f;
+  EXPECT_EQ(Field(untrusted.req(), "X-Kept"), "k");
+
+  Forwarding trusted = Fwd();
+  trusted.trusted = true;
+  Parsed proxied = Parse(head);
+  RewriteRequest(proxied.req(), trusted, false, std::nullopt);
+  for (const char* f : only_proxy) EXPECT_EQ(CountOf(proxied.req(), f), 1u) << f;
+  EXPECT_EQ(Field(proxied.req(), "X-Forwarded-Host"), "evil.example");
 }
 
 TEST(ClientBehindProxiesTest, WalksFromTheRightPastTrustedAddresses) {
@@ -373,6 +409,11 @@ TEST(ClientBehindProxiesTest, WalksFromTheRightPastTrustedAddresses) {
   EXPECT_EQ(ClientBehindProxies("10.9.9.9,10.1.1.1", "127.0.0.1", trusted), "10.9.9.9");
   // Not an address: the walk stops at the hop after it.
   EXPECT_EQ(ClientBehindProxies("unknown, 10.1.2.3", "127.0.0.1", trusted), "10.1.2.3");
+  // Ports, brackets and empty elements, as some proxies write them.
+  EXPECT_EQ(ClientBehindProxies("203.0.113.9:4711, 10.1.2.3", "127.0.0.1", trusted), "203.0.113.9");
+  EXPECT_EQ(ClientBehindProxies("[2001:db8::5]:4711, [10.1.2.3]", "127.0.0.1", trusted),
+            "2001:db8::5");
+  EXPECT_EQ(ClientBehindProxies("203.0.113.9, , 10.1.2.3,", "127.0.0.1", trusted), "203.0.113.9");
   EXPECT_EQ(ClientBehindProxies("203.0.113.9, <script>", "127.0.0.1", trusted), "127.0.0.1");
   EXPECT_EQ(ClientBehindProxies("2001:db8::5, 10.0.0.1", "127.0.0.1", trusted), "2001:db8::5");
 

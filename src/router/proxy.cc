@@ -372,6 +372,7 @@ class Session {
     if (host != req.end()) e.host = host->value();
     e.request_id = request_id;
     e.client_ip = fwd_ip_.empty() ? client_ip_ : fwd_ip_;
+    if (log_https_) e.protocol = "https";
     e.instance = o.instance;
     e.status = o.status;
     e.connect_ms =
@@ -384,6 +385,7 @@ class Session {
     e.desc = o.desc;
     AppendAccessLine(e, w_.log_buf);
     fwd_ip_.clear();  // (this request's only)
+    log_https_ = false;
     if (w_.log_buf.size() > 32 * 1024) w_.FlushLog();
   }
 
@@ -481,6 +483,7 @@ class Session {
     }
     // The access log names the client behind a trusted proxy, as Heroku's `fwd` does.
     if (trusted_ && w_.router.log) {
+      log_https_ = values.proto == "https";
       fwd_ip_ = ClientBehindProxies(std::string_view(values.xff).substr(0, values.xff.rfind(',')),
                                     client_ip_, w_.router.config.trusted_proxies);
     }
@@ -556,7 +559,10 @@ class Session {
         co_return !close;
       }
       o.instance = backend->info.instance;
-      up = co_await Connect(backend.b, upgrade || fresh, !has_body && IsIdempotent(req.method()));
+      // Replayable: idempotent, no body, and no send lost yet (a dead pooled connection would
+      // count as a second lost send, and a request of death stops at that; Worker::Take).
+      up = co_await Connect(backend.b, upgrade || fresh,
+                            !has_body && IsIdempotent(req.method()) && lost_sends_ == 0);
       if (!up) {
         // The instance never got the request: always safe to try another.
         avoid = backend->info.id;
@@ -1064,8 +1070,9 @@ class Session {
   Time idle_end_ = Time::max();  // when the keep-alive wait after the last request ends
   beast::flat_buffer buf_;
   std::string client_ip_;
-  bool trusted_ = false;  // the client is a trusted proxy (Forwarding::trusted)
-  std::string fwd_ip_;    // the client behind it, for the access log
+  bool trusted_ = false;    // the client is a trusted proxy (Forwarding::trusted)
+  std::string fwd_ip_;      // the client behind it, for the access log
+  bool log_https_ = false;  // and the scheme it said, for the same
 };
 
 }  // namespace

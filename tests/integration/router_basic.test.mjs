@@ -166,27 +166,38 @@ test('router: X-Forwarded-Proto and -Port are believed from trusted proxies only
   });
   const px = await up(app);
   await px.waitReady(1);
-  const headers = { 'x-forwarded-for': '198.51.100.4, 203.0.113.9, 10.1.2.3', 'x-forwarded-proto': 'https', 'x-forwarded-port': '443' };
+  const headers = {
+    'x-forwarded-for': '198.51.100.4, 203.0.113.9, 10.1.2.3', 'x-forwarded-proto': 'https', 'x-forwarded-port': '8443',
+    forwarded: 'for=198.51.100.4;proto=https', 'x-forwarded-host': 'elsewhere.example', 'x-real-ip': '198.51.100.4',
+  };
 
-  // From 127.0.0.1, not in the list: a client claiming https gets the router's own values.
+  // From 127.0.0.1, not in the list: a client claiming https gets the router's own values, and
+  // what only a proxy may say is gone.
   const direct = await httpGet(px.port, '/direct', { headers });
   assert.equal(direct.json.headers['x-forwarded-proto'], 'http');
   assert.equal(direct.json.headers['x-forwarded-port'], String(px.port));
   assert.equal(direct.json.headers['x-forwarded-for'], '198.51.100.4, 203.0.113.9, 10.1.2.3, 127.0.0.1');
-  await px.waitOutput(/path="\/direct" .* fwd="127\.0\.0\.1" /);
+  for (const f of ['forwarded', 'x-forwarded-host', 'x-real-ip']) assert.equal(direct.json.headers[f], undefined, f);
+  await px.waitOutput(/path="\/direct" .* fwd="127\.0\.0\.1" .* protocol=http\n/);
 
   // From the trusted proxy: believed; the log names the client behind 10.1.2.3 (trusted too).
   const proxied = await httpGet(px.port, '/proxied', { headers, localAddress: '127.0.0.2' });
   assert.equal(proxied.json.headers['x-forwarded-proto'], 'https');
-  assert.equal(proxied.json.headers['x-forwarded-port'], '443');
+  assert.equal(proxied.json.headers['x-forwarded-port'], '8443');
   assert.equal(proxied.json.headers['x-forwarded-for'], '198.51.100.4, 203.0.113.9, 10.1.2.3, 127.0.0.2');
-  await px.waitOutput(/path="\/proxied" .* fwd="203\.0\.113\.9" /);
+  assert.equal(proxied.json.headers['x-forwarded-host'], 'elsewhere.example');
+  assert.equal(proxied.json.headers.forwarded, 'for=198.51.100.4;proto=https');
+  await px.waitOutput(/path="\/proxied" .* fwd="203\.0\.113\.9" .* protocol=https\n/);
 
-  // A POST (its head goes out through another path) and a value that is not a protocol.
+  // A POST (its head goes out through another path); a proxy that sends the scheme alone (the
+  // app gets that scheme's port, not the router's); a value that is not a scheme.
   const post = await httpRequest(px.port, '/post', { method: 'POST', body: 'x', headers, localAddress: '127.0.0.2' });
   assert.equal(post.json.headers['x-forwarded-proto'], 'https');
+  const alone = await httpGet(px.port, '/alone', { headers: { 'x-forwarded-proto': 'https' }, localAddress: '127.0.0.2' });
+  assert.equal(alone.json.headers['x-forwarded-port'], '443');
   const odd = await httpGet(px.port, '/odd', { headers: { 'x-forwarded-proto': 'javascript' }, localAddress: '127.0.0.2' });
   assert.equal(odd.json.headers['x-forwarded-proto'], 'http');
+  assert.equal(odd.json.headers['x-forwarded-port'], String(px.port));
 });
 
 test('router: pipelined requests are answered in order; HEAD has no body', { timeout: 30000 }, async (t) => {
