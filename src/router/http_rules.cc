@@ -621,6 +621,14 @@ void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version
   bool upgrade = res.result() == http::status::switching_protocols;
   RemoveHopByHop(res, upgrade);
   res.version(client_version == 10 ? 10 : 11);
+  // No message length in a 1xx or a 204 (RFC 9110 8.6, RFC 9112 6.1): they have no body
+  // whatever an instance says, and a client or proxy in front that believed the field would
+  // wait for bytes that never come, or read the next response as this one's body.
+  const unsigned code = res.result_int();
+  if (code / 100 == 1 || code == 204) {
+    res.erase(http::field::content_length);
+    res.erase(http::field::transfer_encoding);
+  }
   if (upgrade) {
     res.set(http::field::connection, "upgrade");
   } else if (client_version == 10) {

@@ -586,6 +586,23 @@ TEST(RewriteResponseTest, RemovesHopByHopAndKeepsTheRest) {
   EXPECT_EQ(res.version(), 11u);
 }
 
+TEST(RewriteResponseTest, NoMessageLengthIn1xxOr204) {
+  for (const char* status : {"204 No Content", "103 Early Hints", "100 Continue"}) {
+    for (const char* length : {"Content-Length: 5", "Transfer-Encoding: chunked"}) {
+      auto res = Response(std::string("HTTP/1.1 ") + status + "\r\n" + length +
+                          "\r\nX-Kept: k\r\n\r\n");
+      RewriteResponse(res, true, 11);
+      EXPECT_EQ(CountOf(res, "Content-Length"), 0u) << status;
+      EXPECT_EQ(CountOf(res, "Transfer-Encoding"), 0u) << status;
+      EXPECT_EQ(Field(res, "X-Kept"), "k");
+    }
+  }
+  // A 304 may tell the length the 200 would have had.
+  auto nm = Response("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n");
+  RewriteResponse(nm, true, 11);
+  EXPECT_EQ(Field(nm, "Content-Length"), "5");
+}
+
 TEST(RewriteResponseTest, CloseWhenNotKeptAlive) {
   auto res = Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
   RewriteResponse(res, false, 11);
