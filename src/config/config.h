@@ -153,5 +153,8 @@ std::optional<std::string> ClosestName(std::string_view name,
                                        const std::vector<std::string>& candidates);
 // `text` in single quotes with control bytes escaped (\n, \x01), for a one-line message.
 std::string QuoteForMessage(std::string_view text);
+// The first character of `text`: its whole UTF-8 sequence ("é" is two bytes), or one byte when
+// that is not valid UTF-8; for "invalid character X" messages.
+std::string_view FirstCharacter(std::string_view text);
 
 }  // namespace phoenix

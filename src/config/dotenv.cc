@@ -143,7 +143,7 @@ class DotenvParser {
       return ErrorHere(
           fmt::format("invalid character {} at the start of a key (keys are letters, "
                       "digits and '_', and do not start with a digit)",
-                      QuoteForMessage(line_rest.substr(0, 1))));
+                      QuoteForMessage(FirstCharacter(line_rest))));
     }
     if (!IsKeyStart(key.front())) {
       return ErrorAt(line, column,
@@ -166,7 +166,7 @@ class DotenvParser {
     return ErrorAt(
         line, key_end_column,
         fmt::format("invalid character {} in key {} (keys are letters, digits and '_')",
-                    QuoteForMessage(after_key.substr(0, 1)), QuoteForMessage(written_key)));
+                    QuoteForMessage(FirstCharacter(after_key)), QuoteForMessage(written_key)));
   }
 
   Result<std::string> ParseValue(const std::string& key) {

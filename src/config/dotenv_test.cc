@@ -130,6 +130,9 @@ TEST(ParseDotenvTest, InvalidCharacterInKey) {
 
   message = ErrorOf("A.B=1\n");
   EXPECT_EQ(message.rfind(".env:1:2: invalid character '.' in key 'A.B'", 0), 0u) << message;
+  message = ErrorOf("K\xC3\x89Y=1\n");
+  EXPECT_EQ(message.rfind(".env:1:2: invalid character '\xC3\x89' in key 'K\xC3\x89Y'", 0), 0u)
+      << message;
 }
 
 TEST(ParseDotenvTest, InvalidCharacterAtKeyStart) {

@@ -161,9 +161,33 @@ std::optional<std::string> ClosestName(std::string_view name,
   return std::nullopt;
 }
 
+namespace {
+// Length of the valid UTF-8 sequence at the start of `text`, or 0 (a stray or broken byte).
+size_t Utf8Length(std::string_view text) {
+  const auto lead = static_cast<unsigned char>(text[0]);
+  size_t n = lead < 0x80           ? 1
+             : (lead >> 5) == 0x6  ? 2
+             : (lead >> 4) == 0xe  ? 3
+             : (lead >> 3) == 0x1e ? 4
+                                   : 0;
+  if (n == 0 || n > text.size()) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xc0) != 0x80) return 0;
+  }
+  return n;
+}
+}  // namespace
+
+std::string_view FirstCharacter(std::string_view text) {
+  if (text.empty()) return text;
+  size_t n = Utf8Length(text);
+  return text.substr(0, n ? n : 1);
+}
+
 std::string QuoteForMessage(std::string_view text) {
   std::string out = "'";
-  for (char c : text) {
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
     switch (c) {
       case '\n':
         out += "\\n";
@@ -177,10 +201,20 @@ std::string QuoteForMessage(std::string_view text) {
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
           out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+        } else if (static_cast<unsigned char>(c) >= 0x80) {
+          // Whole UTF-8 characters as they are; a byte that is not one is escaped, so that a
+          // message never carries broken text to the terminal.
+          if (size_t n = Utf8Length(text.substr(i))) {
+            out.append(text.substr(i, n));
+            i += n;
+            continue;
+          }
+          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
         } else {
           out += c;
         }
     }
+    ++i;
   }
   out += "'";
   return out;
@@ -352,7 +386,8 @@ Result<std::map<std::string, int>> ParseScale(const std::string& text) {
       return Error{
           fmt::format("entry {}: invalid character {} in process type (use letters, "
                       "digits, '_' and '-')",
-                      QuoteForMessage(entry), QuoteForMessage(std::string_view(&*bad_char, 1)))};
+                      QuoteForMessage(entry),
+                      QuoteForMessage(FirstCharacter(type.substr(bad_char - type.begin()))))};
     }
     auto count = ParseWholeNumber(entry.substr(equals + 1), 0, kMaxInstances);
     if (!count.ok()) {

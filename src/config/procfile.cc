@@ -58,10 +58,11 @@ Result<ProcfileEntry> ParseEntry(std::string_view line, int line_number,
   }
   std::string_view type = line.substr(begin, colon - begin);
   if (type_end < colon) {
-    return ErrorAt(file_name, line_number, type_end + 1,
-                   fmt::format("invalid character {} in process type {} (use letters, digits, "
-                               "'_' and '-')",
-                               QuoteForMessage(line.substr(type_end, 1)), QuoteForMessage(type)));
+    return ErrorAt(
+        file_name, line_number, type_end + 1,
+        fmt::format("invalid character {} in process type {} (use letters, digits, "
+                    "'_' and '-')",
+                    QuoteForMessage(FirstCharacter(line.substr(type_end))), QuoteForMessage(type)));
   }
   if (type.size() > kMaxTypeLength) {
     return ErrorAt(file_name, line_number, begin + 1,
