@@ -357,7 +357,9 @@ RequestFacts Facts(const RequestHead& req) {
         break;
     }
   }
-  facts.upgrade = upgrade_field && IsUpgrade(req);
+  // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): it goes on as a plain request,
+  // without the field (hop-by-hop).
+  facts.upgrade = upgrade_field && req.version() >= 11 && IsUpgrade(req);
   return facts;
 }
 

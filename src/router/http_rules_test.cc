@@ -782,6 +782,15 @@ TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
   EXPECT_FALSE(g.has_expect);
   EXPECT_FALSE(g.upgrade);  // Upgrade without Connection: upgrade
   EXPECT_EQ(g.request_id, "");
+
+  // HTTP/1.0: Upgrade is ignored (RFC 9110 7.8), even with Connection: upgrade.
+  Parsed h = Parse(
+      "GET /chat HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  ASSERT_FALSE(h.ec);
+  EXPECT_FALSE(Facts(h.req()).upgrade);
+  RewriteRequest(h.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(CountOf(h.req(), "Upgrade"), 0u);
 }
 
 // What FixRequestVersion makes of `head`: the refusal's status, or 0 and the head rewritten.
