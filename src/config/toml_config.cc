@@ -331,22 +331,11 @@ class TomlApplier {
         if (name == "retry_timeout") config_.router.retry_timeout = timeout;
         if (name == "tunnel_timeout") config_.router.tunnel_timeout = timeout;
       } else if (name == "trusted_proxies") {
-        const toml::array* array = entry.node->as_array();
-        if (array == nullptr) {
-          return ValueError(*entry.node, path,
-                            fmt::format("expected an array of addresses or ranges like "
-                                        "[\"127.0.0.1\", \"10.0.0.0/8\"], got {}",
-                                        DescribeValue(*entry.node)));
-        }
-        config_.router.trusted_proxies.clear();
-        for (size_t i = 0; i < array->size(); ++i) {
-          const toml::node& element = *array->get(i);
-          std::string element_path = fmt::format("{}[{}]", path, i);
-          ASSIGN_OR_RETURN(std::string text, ExpectString(element, element_path, "\"10.0.0.0/8\""));
-          auto range = ParseAddressRange(text);
-          if (!range.ok()) return ValueError(element, element_path, range.error().message);
-          config_.router.trusted_proxies.push_back(*range);
-        }
+        ASSIGN_OR_RETURN(
+            config_.router.trusted_proxies,
+            ExpectArrayOf<AddressRange>(*entry.node, path,
+                                        "addresses or ranges like [\"127.0.0.1\", \"10.0.0.0/8\"]",
+                                        "\"10.0.0.0/8\"", ParseAddressRange));
       } else {
         return UnknownKey(entry, "router", kRouterKeys);
       }
@@ -452,7 +441,9 @@ class TomlApplier {
                                         QuoteForMessage(mode), suggestion));
         }
       } else if (name == "writable") {
-        ASSIGN_OR_RETURN(config_.filesystem.writable, ExpectWritable(node, path));
+        ASSIGN_OR_RETURN(config_.filesystem.writable,
+                         ExpectArrayOf<std::string>(node, path, "paths like [\"tmp/\"]", "\"tmp/\"",
+                                                    NormalizeWritable));
       } else {
         return UnknownKey(entry, "filesystem", kFilesystemKeys);
       }
@@ -460,24 +451,27 @@ class TomlApplier {
     return OkStatus();
   }
 
-  Result<std::vector<std::string>> ExpectWritable(const toml::node& node,
-                                                  std::string_view path) const {
+  // An array of strings, each made into a T by `parse`; an error names the element.
+  // `what`: "paths like [\"tmp/\"]", for "expected an array of ...".
+  template <class T, class Parse>
+  Result<std::vector<T>> ExpectArrayOf(const toml::node& node, std::string_view path,
+                                       std::string_view what, std::string_view example,
+                                       Parse parse) const {
     const toml::array* array = node.as_array();
     if (array == nullptr) {
-      return ValueError(
-          node, path,
-          fmt::format("expected an array of paths like [\"tmp/\"], got {}", DescribeValue(node)));
+      return ValueError(node, path,
+                        fmt::format("expected an array of {}, got {}", what, DescribeValue(node)));
     }
-    std::vector<std::string> writable;
+    std::vector<T> out;
     for (size_t i = 0; i < array->size(); ++i) {
       const toml::node& element = *array->get(i);
       std::string element_path = fmt::format("{}[{}]", path, i);
-      ASSIGN_OR_RETURN(std::string raw, ExpectString(element, element_path, "\"tmp/\""));
-      auto normalized = NormalizeWritable(raw);
-      if (!normalized.ok()) return ValueError(element, element_path, normalized.error().message);
-      writable.push_back(std::move(normalized).value());
+      ASSIGN_OR_RETURN(std::string text, ExpectString(element, element_path, example));
+      auto parsed = parse(text);
+      if (!parsed.ok()) return ValueError(element, element_path, parsed.error().message);
+      out.push_back(std::move(parsed).value());
     }
-    return writable;
+    return out;
   }
 
   Status ApplyChaos(const toml::table& table) {
