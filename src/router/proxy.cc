@@ -592,7 +592,6 @@ class Session {
         ud.at = CoarseNow() + d;
       };
       bool sent = false;
-      early_head_ = false;
       error_code ec;
       up_deadline(cfg.response_timeout);
       if (!has_body) {
@@ -603,18 +602,17 @@ class Session {
         sent = !ec;
       } else {
         BodySent r = co_await SendBody(*up, ud, request_id, expect_continue && version == 11, start,
-                                       o, body_started, version);
+                                       o, body_started);
         if (r == BodySent::kAnswered) co_return false;
         // The instance may have stopped taking the body because it answered already (413 from
         // an upload limit, then closed): what it sent before it closed is still read, and an
         // answer there is passed on (the client's connection then closes, its body unread).
         sent = r == BodySent::kSent || body_started;
         body_cut_ = r != BodySent::kSent && body_started;
-        early_head_ = r == BodySent::kEarlyAnswer;  // and its head is read already
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
-      bool got_byte = early_head_;
-      if (sent && !early_head_) {
+      bool got_byte = false;
+      if (sent) {
         for (;;) {
           rp_slot.emplace(std::piecewise_construct, std::make_tuple(),
                           std::make_tuple(Alloc(&arena_)));
@@ -848,40 +846,14 @@ class Session {
     co_return !ec;
   }
 
-  enum class BodySent { kSent, kUpstreamFailed, kAnswered, kEarlyAnswer };
-
-  // The instance spoke while the request body was still coming: reads its heads. A 1xx is
-  // passed on (not 100: the router answered Expect itself) and kSent says the body goes on; a
-  // final head is kEarlyAnswer, left in res_parser_; an instance that closed or sent no HTTP
-  // is kUpstreamFailed (the body was consumed: a 502).
-  Task<BodySent> EarlyHead(Upstream& up, Deadline& ud, unsigned version) {
-    for (;;) {
-      res_parser_.emplace(std::piecewise_construct, std::make_tuple(),
-                          std::make_tuple(Alloc(&arena_)));
-      res_parser_->body_limit(std::numeric_limits<uint64_t>::max());
-      res_parser_->header_limit(kMaxResponseHead);
-      ud.fired = false;
-      ud.at = CoarseNow() + w_.router.config.response_timeout;
-      auto [ec, n] = co_await http::async_read_header(up.sock, up.buf, *res_parser_, kTuple);
-      if (ec == http::error::bad_status && AddReasonSpace(up.buf)) continue;
-      if (ec) co_return BodySent::kUpstreamFailed;
-      const int code = static_cast<int>(res_parser_->get().result_int());
-      if (code >= 200 || code == 101) co_return BodySent::kEarlyAnswer;
-      if (code != 100 && version != 10 && !co_await Informational(version)) {
-        co_return BodySent::kUpstreamFailed;
-      }
-      if (up.buf.size() == 0) co_return BodySent::kSent;
-    }
-  }
+  enum class BodySent { kSent, kUpstreamFailed, kAnswered };
 
   // Sends a request with a body (Beast's serializer frames it, the parser reads it from the
   // client through one buffer). kAnswered: the client got an answer or went away, and the
-  // request is logged; the connection ends. kEarlyAnswer: the instance answered before the body
-  // ended, and that answer's head is in res_parser_. Its own coroutine, so that the serializer
-  // is not in every request's frame.
+  // request is logged; the connection ends. Its own coroutine, so that the serializer is not in
+  // every request's frame.
   Task<BodySent> SendBody(Upstream& up, Deadline& ud, const std::string& request_id,
-                          bool expect_continue, Time start, Outcome& o, bool& body_started,
-                          unsigned version) {
+                          bool expect_continue, Time start, Outcome& o, bool& body_started) {
     const RouterConfig& cfg = w_.router.config;
     auto& req = parser_->get();
     http::serializer<true, http::buffer_body, Fields> sr{req};
@@ -898,37 +870,10 @@ class Session {
     while (!ec) {
       body_started = true;  // from here on it is consumed: the request cannot be retried
       if (!parser_->is_done()) {
-        ClientDeadline(cfg.response_timeout);
-        error_code wait_ec;
-        if (buf_.size() == 0) {
-          // Nothing of the body is here: wait for more of it or for the instance, whichever
-          // comes first. An instance may answer before the body ends (a 413 to an upload, a 401,
-          // a stream it answers as it reads), and that answer must not wait for a body the
-          // client may finish late or never (RFC 9112 9.3).
-          ud.fired = false;
-          ud.at = CoarseNow() + cfg.response_timeout;
-          auto first = co_await (client_.async_wait(Socket::wait_read, kTuple) ||
-                                 up.sock.async_wait(Socket::wait_read, kTuple));
-          if (first.index() == 1 && !std::get<0>(std::get<1>(first))) {
-            BodySent r = co_await EarlyHead(up, ud, version);
-            if (r == BodySent::kEarlyAnswer || r == BodySent::kUpstreamFailed) co_return r;
-            continue;  // a 1xx, passed on: the body goes on
-          }
-          // The client's deadline passed (the sweep cancels both waits, in no set order), or its
-          // wait failed otherwise: as the read would have. (The instance's own deadline alone:
-          // the body goes on, with both deadlines set again.)
-          if (client_deadline_.fired) {
-            wait_ec = asio::error::operation_aborted;
-          } else if (first.index() == 0) {
-            wait_ec = std::get<0>(std::get<0>(first));
-          }
-        }
         req.body().data = chunk;
         req.body().size = kBodyChunk;
-        error_code rec = wait_ec;
-        if (!rec)
-          std::tie(rec, std::ignore) =
-              co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        ClientDeadline(cfg.response_timeout);
+        auto [rec, rn] = co_await http::async_read_some(client_, buf_, *parser_, kTuple);
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
           // The instance gets no more of it. A body whose framing is bad (chunk sizes) gets a
@@ -1126,8 +1071,7 @@ class Session {
   int lost_sends_ = 0;              // the request's sends whose connection failed before any answer
   bool body_cut_ = false;           // the request's body stopped short: an early answer was read
   Deadline up_deadline_;            // the response's, while an upstream exchange runs
-  bool linger_ = false;      // an answer ended the connection: drain what the client still sends
-  bool early_head_ = false;  // the instance answered while the body came (SendBody)
+  bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;
   Time idle_end_ = Time::max();  // when the keep-alive wait after the last request ends

@@ -104,24 +104,11 @@ test('router: an early answer while the instance stops reading the body reaches 
   assert.equal(next.body, '/after-stall');
 });
 
-test('router: an answer given before the body ends passes at once; a body that stops coming gets a 408', { timeout: 60000 }, async (t) => {
-  // response_timeout 3s bounds both: without the fix the 413 came only when it fired, as a close.
-  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nresponse_timeout = "3s"\n\n[process.web]\ninstances = 1\n' } });
+test('router: a request body that stops coming gets a 408, not a silent close', { timeout: 60000 }, async (t) => {
+  // The app waits for the whole body (/upload); the client sends 3 bytes of 100,000 and stops.
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nresponse_timeout = "2s"\n\n[process.web]\ninstances = 1\n' } });
   const px = await up(app);
   await px.waitReady(1);
-
-  // A client that sent 3 bytes of a 100,000-byte body and waits: the app refuses the upload at
-  // once, and that answer reaches the client while the body is still owed.
-  const c = await rawConnect(px.port, { t });
-  const sentAt = Date.now();
-  c.write('POST /too-large HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc');
-  await c.waitData((text) => text.endsWith('too large\n\r\n0\r\n\r\n'), { what: 'the 413', timeout: 2500 });
-  assert.match(c.text, /^HTTP\/1\.1 413 /);
-  assert.ok(Date.now() - sentAt < 2500, 'before response_timeout');
-  await c.waitClosed();  // the rest of the body is unread: the connection ends
-
-  // The app waits for the whole body, which stops coming: the client gets a 408 at
-  // response_timeout (not a silent close), and the log says the router timed it out.
   const d = await rawConnect(px.port, { t });
   d.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc');
   await d.waitData((text) => /^HTTP\/1\.1 408 /.test(text), { what: 'the 408', timeout: 10000 });
