@@ -448,9 +448,16 @@ bool ProxyOnlyField(const RequestHead::value_type& field) {
   if (field.name() == http::field::forwarded) return true;  // RFC 7239
   if (field.name() != http::field::unknown) return false;
   std::string_view n = field.name_string();
-  return IEquals(n, "X-Forwarded-Host") || IEquals(n, "X-Forwarded-Server") ||
-         IEquals(n, "X-Forwarded-Ssl") || IEquals(n, "X-Forwarded-Scheme") ||
-         IEquals(n, "X-Url-Scheme") || IEquals(n, "Front-End-Https") || IEquals(n, "X-Real-Ip");
+  // (X-Original-URL and X-Rewrite-URL: some frameworks route on them instead of the target,
+  // which would take a request past the path rules of a proxy in front.)
+  for (std::string_view f :
+       {"X-Forwarded-Host", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+        "X-Forwarded-Prefix", "X-Forwarded-Client-Cert", "X-Url-Scheme", "Front-End-Https",
+        "X-Real-Ip", "Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Url",
+        "X-Rewrite-Url"}) {
+    if (IEquals(n, f)) return true;
+  }
+  return false;
 }
 
 // The last element of a comma-separated list (what the nearest proxy added), without its white

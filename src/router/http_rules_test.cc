@@ -379,10 +379,12 @@ TEST(RewriteRequestTest, FieldsOnlyAProxyMaySetGoOnFromTrustedProxiesOnly) {
       "GET / HTTP/1.1\r\nHost: x\r\nForwarded: for=192.0.2.60;proto=https\r\n"
       "X-Forwarded-Host: evil.example\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Scheme: https\r\n"
       "X-Url-Scheme: https\r\nFront-End-Https: on\r\nX-Real-IP: 192.0.2.60\r\n"
-      "X-Forwarded-Server: edge\r\nX-Kept: k\r\n\r\n";
-  const char* only_proxy[] = {"Forwarded",          "X-Forwarded-Host",  "X-Forwarded-Ssl",
-                              "X-Forwarded-Scheme", "X-Url-Scheme",      "Front-End-Https",
-                              "X-Real-IP",          "X-Forwarded-Server"};
+      "X-Forwarded-Server: edge\r\nX-Original-URL: /admin\r\nTrue-Client-IP: 192.0.2.60\r\n"
+      "X-Kept: k\r\n\r\n";
+  const char* only_proxy[] = {"Forwarded",          "X-Forwarded-Host",   "X-Forwarded-Ssl",
+                              "X-Forwarded-Scheme", "X-Url-Scheme",       "Front-End-Https",
+                              "X-Real-IP",          "X-Forwarded-Server", "X-Original-URL",
+                              "True-Client-IP"};
   Parsed untrusted = Parse(head);
   RewriteRequest(untrusted.req(), Fwd(), false, std::nullopt);
   for (const char* f : only_proxy) EXPECT_EQ(CountOf(untrusted.req(), f), 0u) << f;
@@ -589,8 +591,8 @@ TEST(RewriteResponseTest, RemovesHopByHopAndKeepsTheRest) {
 TEST(RewriteResponseTest, NoMessageLengthIn1xxOr204) {
   for (const char* status : {"204 No Content", "103 Early Hints", "100 Continue"}) {
     for (const char* length : {"Content-Length: 5", "Transfer-Encoding: chunked"}) {
-      auto res = Response(std::string("HTTP/1.1 ") + status + "\r\n" + length +
-                          "\r\nX-Kept: k\r\n\r\n");
+      auto res =
+          Response(std::string("HTTP/1.1 ") + status + "\r\n" + length + "\r\nX-Kept: k\r\n\r\n");
       RewriteResponse(res, true, 11);
       EXPECT_EQ(CountOf(res, "Content-Length"), 0u) << status;
       EXPECT_EQ(CountOf(res, "Transfer-Encoding"), 0u) << status;
