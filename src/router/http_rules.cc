@@ -579,13 +579,16 @@ void AppendForwardingLines(const Forwarding& fwd, const ForwardedValues& values,
   out += "\r\n";
 }
 
-void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
-                    std::optional<uint64_t> content_length) {
-  ForwardedValues values = PrepareRequest(req, fwd, upgrade, content_length);
+void SetForwardingFields(RequestHead& req, const Forwarding& fwd, const ForwardedValues& values) {
   req.set("X-Forwarded-For", values.xff);
   req.set("X-Forwarded-Proto", values.proto);
   req.set("X-Forwarded-Port", values.port);
   req.set("X-Request-Id", fwd.request_id);
+}
+
+void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
+                    std::optional<uint64_t> content_length) {
+  SetForwardingFields(req, fwd, PrepareRequest(req, fwd, upgrade, content_length));
 }
 
 bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> content_length) {

@@ -101,6 +101,8 @@ void RewriteRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
 ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                                std::optional<uint64_t> content_length);
 void AppendForwardingLines(const Forwarding& fwd, const ForwardedValues& values, std::string& out);
+// The same four fields as fields, for a head Beast's serializer writes (a request with a body).
+void SetForwardingFields(RequestHead& req, const Forwarding& fwd, const ForwardedValues& values);
 
 // The client behind a chain of proxies, for the access log: X-Forwarded-For read from the right
 // (the address the last proxy saw first), past every address `trusted` accepts; the first one it

@@ -471,11 +471,7 @@ class Session {
     const Forwarding fwd{client_ip_, w_.router.port(), request_id, local_host, trusted_};
     ForwardedValues values = PrepareRequest(req.base(), fwd, pre.upgrade, length);
     if (pre.has_body) {
-      // Beast's serializer streams the body, and writes the head from the fields.
-      req.set("X-Forwarded-For", values.xff);
-      req.set("X-Forwarded-Proto", values.proto);
-      req.set("X-Forwarded-Port", values.port);
-      req.set("X-Request-Id", request_id);
+      SetForwardingFields(req.base(), fwd, values);  // Beast's serializer writes this head
     } else {
       // The head is written by hand: the forwarding fields go in as text.
       extra_.clear();
