@@ -114,10 +114,14 @@ TEST(ParseProcfileTest, BadTypeCharacterPointsAtIt) {
   EXPECT_EQ(message.rfind("Procfile:1:4: invalid character ' '", 0), 0u) << message;
 
   // A character beyond ASCII is named whole, not as its first byte.
-  message = ErrorOf(ParseProcfile("w\xC3\xA9" "b: x\n", "Procfile"));
-  EXPECT_EQ(
-      message.rfind("Procfile:1:2: invalid character '\xC3\xA9' in process type 'w\xC3\xA9" "b'", 0),
-      0u)
+  message =
+      ErrorOf(ParseProcfile("w\xC3\xA9"
+                            "b: x\n",
+                            "Procfile"));
+  EXPECT_EQ(message.rfind("Procfile:1:2: invalid character '\xC3\xA9' in process type 'w\xC3\xA9"
+                          "b'",
+                          0),
+            0u)
       << message;
 
   message =

@@ -637,9 +637,13 @@ TEST(QuoteForMessageTest, EscapesControlBytes) {
   // A byte that is not whole UTF-8 is escaped: a message never prints broken text.
   EXPECT_EQ(QuoteForMessage("w\xC3"), "'w\\xc3'");
   EXPECT_EQ(QuoteForMessage("\xFF\xE2\x82\xAC"), "'\\xff\xE2\x82\xAC'");
-  EXPECT_EQ(FirstCharacter("\xC3\xA9" "b"), "\xC3\xA9");
+  EXPECT_EQ(FirstCharacter("\xC3\xA9"
+                           "b"),
+            "\xC3\xA9");
   EXPECT_EQ(FirstCharacter("\xF0\x9F\x98\x80!"), "\xF0\x9F\x98\x80");
-  EXPECT_EQ(FirstCharacter("\xC3" "b"), "\xC3");
+  EXPECT_EQ(FirstCharacter("\xC3"
+                           "b"),
+            "\xC3");
   EXPECT_EQ(FirstCharacter(""), "");
 }
 
