@@ -514,8 +514,12 @@ class Daemon {
                     "phoenix-health\r\nConnection: close\r\n\r\n",
                     opt_.config.router.health_path, r->port));
     auto buf = std::make_shared<asio::streambuf>(4096);
-    r->last_probe =
-        fmt::format("$PORT accepts, but GET {} was not answered", opt_.config.router.health_path);
+    // Said only until a check completes: a boot timeout that falls while a check is in flight
+    // reports what the last completed one got (503), not that this one had no answer yet.
+    if (r->last_probe.empty()) {
+      r->last_probe =
+          fmt::format("$PORT accepts, but GET {} was not answered", opt_.config.router.health_path);
+    }
     asio::async_write(*sock, asio::buffer(*req), [this, r, sock, req, buf](auto ec, size_t) {
       if (ec) return RetryProbe(r);
       asio::async_read_until(*sock, *buf, "\r\n", [this, r, sock, buf](auto ec2, size_t) {
