@@ -41,7 +41,7 @@ nginx_backend_template "$BENCH_TMP/backend.conf.in"
 DIRECT_PORT=$(free_port)
 mkdir -p "$BENCH_TMP/direct"
 sed -e "s/@PORT@/$DIRECT_PORT/g" -e "s|@DIR@|$BENCH_TMP/direct|g" "$BENCH_TMP/backend.conf.in" >"$BENCH_TMP/direct/nginx.conf"
-start_nginx "$BENCH_TMP/direct/nginx.conf"
+start_backend_nginx "$BENCH_TMP/direct/nginx.conf"
 
 APP="$BENCH_TMP/nginx-app"
 nginx_backend_app "$APP" "$BENCH_TMP/backend.conf.in"

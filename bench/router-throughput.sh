@@ -44,7 +44,7 @@ nginx_backend_template "$BENCH_TMP/backend.conf.in"
 DIRECT_PORT=$(free_port)
 mkdir -p "$BENCH_TMP/direct"
 sed -e "s/@PORT@/$DIRECT_PORT/g" -e "s|@DIR@|$BENCH_TMP/direct|g" "$BENCH_TMP/backend.conf.in" >"$BENCH_TMP/direct/nginx.conf"
-start_nginx "$BENCH_TMP/direct/nginx.conf"
+start_backend_nginx "$BENCH_TMP/direct/nginx.conf"
 declare -A PORT PID KIND
 NAMES=()
 add() { NAMES+=("$1"); PORT[$1]=$2; PID[$1]=$3; KIND[$1]=$4; }
