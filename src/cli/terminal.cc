@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "os/line_sink.h"
+
 namespace phoenix::cli {
 
 Terminal::Terminal(const Config& config) : tty_(isatty(STDOUT_FILENO)) {
@@ -30,12 +32,7 @@ void Terminal::System(const std::string& line) { Write("phoenix", "1", line); }
 void Terminal::Write(const std::string& name, const std::string& colour, const std::string& line) {
   std::string out = tty_ ? fmt::format("\x1b[{}m{:<{}} |\x1b[0m {}\n", colour, name, width_, line)
                          : fmt::format("{:<{}} | {}\n", name, width_, line);
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::write(STDOUT_FILENO, out.data() + done, out.size() - done);
-    if (n <= 0) break;  // a closed terminal must not stop the supervisor
-    done += n;
-  }
+  os::Stdout().Write(out);  // never blocks: a terminal nobody reads must not stop the supervisor
 }
 
 }  // namespace phoenix::cli

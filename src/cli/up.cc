@@ -17,13 +17,14 @@
 #include "cli/daemon.h"
 #include "control/paths.h"
 #include "os/fs.h"
+#include "os/line_sink.h"
 #include "os/spawn.h"
 
 namespace phoenix::cli {
 namespace {
 
 // Access-log lines from the router's threads, "router  | ..." like an instance's output; each
-// batch goes out in one write(2), so lines are never torn.
+// batch is queued whole, so lines are never torn.
 void WriteAccessLog(std::string_view lines) {
   static const bool tty = isatty(STDOUT_FILENO);
   std::string out;
@@ -37,11 +38,7 @@ void WriteAccessLog(std::string_view lines) {
     out += '\n';
     start = nl + 1;
   }
-  for (size_t done = 0; done < out.size();) {
-    ssize_t n = ::write(STDOUT_FILENO, out.data() + done, out.size() - done);
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
+  os::Stdout().Write(out);  // queued: a stdout nobody reads must not stop the router
 }
 
 int Refuse(const std::string& message) {

@@ -64,3 +64,27 @@ test('logs -f INSTANCE keeps printing new lines of that instance until phoenix s
   assert.ok(await follow.exitWithin(5000), 'phoenix logs -f did not end when phoenix stopped');
   assert.equal((await px.waitExit(5000)).code, 0);
 });
+
+// phoenix's terminal is a pipe here; `phoenix up | slow-logger` or a full journald pipe is the
+// same. Whoever reads it late, or never, must stop neither the router nor the supervisor: lines
+// past what phoenix queues are dropped and counted, as HAProxy and nginx drop log lines.
+test('a stdout nobody reads stops neither requests nor the supervisor; dropped lines are counted', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'echo'); // the access log is on
+  const px = await up(app);
+  await px.waitReady(2);
+  px.child.stdout.pause();
+  // 3 MB of the app's output (more than the 2 MiB phoenix queues), then access-log lines.
+  for (let i = 0; i < 30; i++) {
+    const r = await httpGet(px.port, '/spam?lines=100&size=1000', { timeout: 10000 });
+    assert.equal(r.status, 200);
+  }
+  for (let i = 0; i < 300; i++) assert.equal((await httpGet(px.port, '/')).status, 200);
+  const ps = await phoenix(app, ['ps']);
+  assert.equal(ps.code, 0, ps.stderr);
+
+  px.child.stdout.resume();
+  await px.waitOutput(/^phoenix\s*\| \d+ lines of output dropped: it was not read for \d+\.\ds$/m);
+  const t1 = token();
+  await httpGet(px.port, `/say?text=${t1}`);
+  await px.waitOutput(new RegExp(`said: ${t1}$`, 'm'));
+});

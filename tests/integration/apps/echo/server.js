@@ -1,6 +1,7 @@
 'use strict';
 // echo: answers every request with what this instance knows about itself, as JSON.
-// GET /say?text=T prints T on stdout (to test logs). A worker (worker.js) prints its env instead.
+// GET /say?text=T prints T on stdout (to test logs); /spam?lines=N&size=S prints N lines of S
+// bytes. A worker (worker.js) prints its env instead.
 const http = require('http');
 
 const instance = process.env.PHOENIX_INSTANCE;
@@ -21,6 +22,10 @@ function describe() {
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/say') console.log(`said: ${url.searchParams.get('text')}`);
+  if (url.pathname === '/spam') {
+    const line = `${'s'.repeat(Number(url.searchParams.get('size')))}\n`;
+    process.stdout.write(line.repeat(Number(url.searchParams.get('lines'))));
+  }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify(describe()));
 });
