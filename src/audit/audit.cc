@@ -429,7 +429,8 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
         f.files.size(), f.files.size() == 1 ? "" : "s", bytes);
     for (const auto& w : f.files) {
       if (!w.evidence.empty()) {
-        f.evidence.push_back(fmt::format("{} written by step {}: {}", w.path, w.step, w.evidence));
+        f.evidence.push_back(
+            fmt::format("{} written by step {}: {}", PrintableLine(w.path), w.step, w.evidence));
         break;
       }
     }
@@ -490,8 +491,8 @@ void MakeValidUtf8(json::value& v) {
 }
 
 std::string FileLine(const FileWrite& w) {
-  std::string s = fmt::format("{} ({} bytes, {} by {}, step {})", w.path, w.bytes, w.change,
-                              w.incarnation, w.step);
+  std::string s = fmt::format("{} ({} bytes, {} by {}, step {})", PrintableLine(w.path), w.bytes,
+                              w.change, w.incarnation, w.step);
   if (!w.evidence.empty()) s += ": " + w.evidence;
   return s;
 }

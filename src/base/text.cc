@@ -1,5 +1,7 @@
 #include "base/text.h"
 
+#include <fmt/format.h>
+
 namespace phoenix {
 namespace {
 
@@ -42,6 +44,31 @@ std::string ValidUtf8(std::string_view text) {
     size_t n = SequenceLength(text);
     if (n == 0) {
       out += kReplacement;
+      n = 1;
+    } else {
+      out += text.substr(0, n);
+    }
+    text.remove_prefix(n);
+  }
+  return out;
+}
+
+std::string PrintableLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const auto c = static_cast<unsigned char>(text[0]);
+    size_t n = 1;
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c >= 0x80 && (n = SequenceLength(text)) == 0) {
+      out += fmt::format("\\x{:02x}", c);
       n = 1;
     } else {
       out += text.substr(0, n);

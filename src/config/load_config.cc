@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/text.h"
 #include "config/config.h"
 
 namespace phoenix {
@@ -185,39 +186,7 @@ std::string_view FirstCharacter(std::string_view text) {
 }
 
 std::string QuoteForMessage(std::string_view text) {
-  std::string out = "'";
-  for (size_t i = 0; i < text.size();) {
-    const char c = text[i];
-    switch (c) {
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        } else if (static_cast<unsigned char>(c) >= 0x80) {
-          // Whole UTF-8 characters as they are; a byte that is not one is escaped, so that a
-          // message never carries broken text to the terminal.
-          if (size_t n = Utf8Length(text.substr(i))) {
-            out.append(text.substr(i, n));
-            i += n;
-            continue;
-          }
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-    ++i;
-  }
-  out += "'";
-  return out;
+  return fmt::format("'{}'", PrintableLine(text));
 }
 
 Result<int> ParseWholeNumber(std::string_view text, int min, int max) {

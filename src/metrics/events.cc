@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <chrono>
 
+#include "base/text.h"
+
 namespace phoenix::metrics {
 namespace json = boost::json;
 namespace {
@@ -30,7 +32,7 @@ std::string ListPaths(const std::vector<sandbox::LostFile>& files, size_t max) {
   std::string out;
   for (size_t i = 0; i < files.size() && i < max; ++i) {
     if (i) out += ", ";
-    out += files[i].path;
+    out += PrintableLine(files[i].path);  // an app's name must not split or recolour the line
     if (files[i].change == sandbox::Change::kDeleted) out += " (deleted)";
   }
   if (files.size() > max) out += ", ...";
