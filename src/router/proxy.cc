@@ -756,6 +756,21 @@ class Session {
     for (;;) {
       size_t n = 0;
       bool done = res_parser_->is_done();
+      if (!head_sent && !done && up.buf.size() == 0 && up.sock.Quiet()) {
+        // No byte of the body is here yet (an event stream, a slow report): the head goes on
+        // now, as nginx and HAProxy pass it on once read. The client sees its status at once
+        // (an EventSource opens), and response_timeout counts between reads, not until a
+        // first body byte that may come later than it.
+        ClientDeadline(cfg.response_timeout);
+        auto [wec, wn] = co_await asio::async_write(client_, asio::buffer(head_), kTuple);
+        if (wec) {
+          keep_alive = false;
+          o.code = "H27";
+          o.desc = "Client went away";
+          break;
+        }
+        head_sent = true;
+      }
       if (!done) {
         res.body().data = chunk;
         res.body().size = kBodyChunk;

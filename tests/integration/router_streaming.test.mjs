@@ -190,3 +190,32 @@ test('router: an answer given before the body was taken (an upload limit) reache
   }
   assert.doesNotMatch(px.stdout, /status=502/);
 });
+
+// An event stream, a slow report: the app sends its head, the body comes later. The head must
+// reach the client when the app sends it (an EventSource opens on it), not with the first body
+// byte, which may come after response_timeout (the router then made a 504 of the app's 200).
+test('router: a response head goes on before its body comes', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  for (const length of ['', '1']) {
+    const id = `h${length}${Date.now()}`;
+    const head = new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: px.port, path: `/held?id=${id}&length=${length}`, timeout: 20000 }, resolve);
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('no head within 20 s: held back until the body?')));
+    });
+    const res = await head; // before the fix: only after /release below, which never came
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-type'], 'text/event-stream');
+    let body = '';
+    res.setEncoding('utf8').on('data', (d) => { body += d; });
+    const ended = new Promise((resolve) => res.on('end', resolve));
+    const released = await new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: px.port, path: `/release?id=${id}` }, (r) => { r.resume(); resolve(r.statusCode); }).on('error', reject);
+    });
+    assert.equal(released, 200);
+    await ended;
+    assert.equal(body, 'data: released\n\n');
+  }
+});

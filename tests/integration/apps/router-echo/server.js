@@ -6,6 +6,8 @@
 //   /download?bytes=N N bytes of 'x', streamed with backpressure (&chunked=1: no Content-Length)
 //   /chunked          the request body sent back in several chunks (no Content-Length)
 //   /hints            a 103 Early Hints, then the answer
+//   /held?id=X        the head at once (an event stream), the body only when /release?id=X comes
+//                     (&length=1: with a Content-Length)
 //   /until-close      a body delimited by the end of the connection (no Content-Length, not chunked)
 //   /ws               a minimal WebSocket echo (text and binary frames, close, ping);
 //                     ?halfopen=1: the server never closes its half after the client's FIN
@@ -60,6 +62,7 @@ function download(res, total, chunked) {
 
 // Heads up to 64 KiB (Node's default is 16 KiB), so that the router's own limit is what is tested.
 let hung = false;  // /hang-me: from then on this instance answers nothing (a deadlock)
+const held = new Map();  // /held responses waiting for their /release, by id
 const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
   if (logRequests) console.log(`seen ${req.method} ${req.url}`);
   if (hung) return;
@@ -105,6 +108,22 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     // A 103 Early Hints before the answer.
     res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
     setTimeout(() => json(res, 200, { hinted: true }), 50);
+    return;
+  }
+  if (url.pathname === '/held') {
+    const body = 'data: released\n\n';
+    const headers = { 'content-type': 'text/event-stream', 'x-instance': instance };
+    if (url.searchParams.get('length')) headers['content-length'] = String(body.length);
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    held.set(url.searchParams.get('id'), () => res.end(body));
+    return;
+  }
+  if (url.pathname === '/release') {
+    const release = held.get(url.searchParams.get('id'));
+    held.delete(url.searchParams.get('id'));
+    if (release) release();
+    json(res, release ? 200 : 404, {});
     return;
   }
   if (url.pathname === '/until-close') {
