@@ -327,6 +327,33 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
     if (!url_v || !url_v->is_string()) return Error{where("request.url: expected a string")};
     if (!method_v || !method_v->is_string())
       return Error{where("request.method: expected a string")};
+    // A recording is replayed to the app as it says: what would not be one request (a method
+    // or a header with CR LF in it) is refused, as a scenario's is. (The URL's target is
+    // percent-encoded as a browser sends it: EncodeTarget.)
+    const std::string_view method_text = method_v->as_string();
+    if (!IsToken(method_text)) {
+      return Error{where(
+          fmt::format("request.method: {} is not an HTTP method", QuoteForMessage(method_text)))};
+    }
+    if (auto* headers = ro.if_contains("headers"); headers && headers->is_array()) {
+      for (size_t i = 0; i < headers->as_array().size(); ++i) {
+        const auto& h = headers->as_array()[i];
+        auto* n = h.is_object() ? h.as_object().if_contains("name") : nullptr;
+        auto* v = h.is_object() ? h.as_object().if_contains("value") : nullptr;
+        if (!n || !v || !n->is_string() || !v->is_string()) continue;
+        const std::string_view name = n->as_string();
+        if (!name.starts_with(':') && !IsToken(name)) {
+          return Error{where(fmt::format("request.headers[{}]: {} is not a header name", i,
+                                         QuoteForMessage(name)))};
+        }
+        if (!IsFieldValue(v->as_string())) {
+          return Error{
+              where(fmt::format("request.headers[{}] ({}): control characters in a "
+                                "header value",
+                                i, QuoteForMessage(name)))};
+        }
+      }
+    }
     Entry e{&ev.as_object(), &ro, index, std::nullopt};
     if (auto* t = ev.as_object().if_contains("startedDateTime"); t && t->is_string())
       e.started = ParseTime(t->as_string());

@@ -61,6 +61,36 @@ TEST(HarTest, BadRecordingsAreErrorsNotCrashes) {
   }
 }
 
+// A recording is replayed as one request an entry: a field that would end its line (CR LF in
+// a header value, a method or URL with a space) could smuggle a second request to the app.
+TEST(HarTest, RefusesWhatWouldNotBeOneRequest) {
+  auto har = [](const std::string& request) {
+    return R"({"log": {"entries": [{"request": {"method": "GET", "url": "http://a/"}}, )"
+           R"({"request": )" +
+           request + "}]}}";
+  };
+  struct Case {
+    std::string request, message;
+  };
+  for (
+      const Case& c : std::vector<Case>{
+          {R"({"method": "GET", "url": "http://a/x", "headers": [{"name": "X", "value": "a\r\n\r\nDELETE /smuggled HTTP/1.1\r\nHost: x"}]})",
+           "t.har: entry 2: request.headers[0] ('X'): control characters in a header value"},
+          {R"({"method": "GET", "url": "http://a/x", "headers": [{"name": ":authority", "value": "a"}, {"name": "X Y", "value": "1"}]})",
+           "t.har: entry 2: request.headers[1]: 'X Y' is not a header name"},
+          {R"({"method": "GE T", "url": "http://a/x"})",
+           "t.har: entry 2: request.method: 'GE T' is not an HTTP method"}}) {
+    auto r = ParseHar(har(c.request), "t.har");
+    ASSERT_FALSE(r.ok()) << c.request;
+    EXPECT_EQ(r.error().message, c.message);
+  }
+  // HTTP/2 recordings name pseudo-headers with a colon; they are dropped, not refused.
+  auto ok = ParseHar(
+      har(R"({"method": "GET", "url": "http://a/x", "headers": [{"name": ":path", "value": "/x"}, {"name": "accept", "value": "text/html\t"}]})"),
+      "t.har");
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+}
+
 TEST(HarTest, AcceptsAUtf8ByteOrderMark) {
   auto r = ParseHar(
       "\xEF\xBB\xBF{\"log\": {\"entries\": [{\"request\": {\"method\": \"GET\", \"url\": "

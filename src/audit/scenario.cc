@@ -132,6 +132,24 @@ Result<std::vector<PathItem>> ParseJsonPath(std::string_view path) {
   return items;
 }
 
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c <= 32 || c >= 127) return false;
+    if (std::string_view("\"(),/:;<=>?@[\\]{}").find(static_cast<char>(c)) !=
+        std::string_view::npos)
+      return false;
+  }
+  return true;
+}
+
+bool IsFieldValue(std::string_view s) {
+  for (unsigned char c : s) {
+    if ((c < 32 && c != '\t') || c == 127) return false;
+  }
+  return true;
+}
+
 namespace {
 
 constexpr std::string_view kStepFields[] = {"name",      "method",  "path",   "headers",
@@ -171,24 +189,6 @@ std::string TypeName(const json::value& v) {
       return "an object";
   }
   return "?";
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (c <= 32 || c >= 127) return false;
-    if (std::string_view("\"(),/:;<=>?@[\\]{}").find(static_cast<char>(c)) !=
-        std::string_view::npos)
-      return false;
-  }
-  return true;
-}
-
-bool IsFieldValue(std::string_view s) {
-  for (unsigned char c : s) {
-    if ((c < 32 && c != '\t') || c == 127) return false;
-  }
-  return true;
 }
 
 // One step's parser: every error says where.

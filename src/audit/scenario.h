@@ -114,4 +114,9 @@ bool ExpandTemplate(std::string_view text, const Pairs& values, std::string& out
 // Line and column (1-based) of a byte offset, for JSON syntax errors.
 std::pair<int, int> LineColumn(std::string_view text, size_t offset);
 
+// RFC 9110 5.6.2: a method or a header name. And a header value: no control byte but TAB
+// (5.5), so that no value can end its line and start another header, or another request.
+bool IsToken(std::string_view s);
+bool IsFieldValue(std::string_view s);
+
 }  // namespace phoenix::audit
