@@ -153,6 +153,16 @@ void BuildFilesystem(const InitOptions& o) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) Fail("make / private");
   int root_mnt = MountOverlay(o);
   if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) Fail("tmpfs /tmp");
+  // The host's other world-writable scratch places, private too (as systemd's PrivateTmp does
+  // /var/tmp, and PrivateDevices /dev/shm): a session or upload kept there would otherwise be
+  // shared by every instance and outlive each, unseen by the lost-state report.
+  for (const char* dir : {"/var/tmp", "/dev/shm"}) {
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) {
+      Fail(std::string("tmpfs ") + dir);
+    }
+  }
   // Our own /proc, so the app sees its own process tree (and we do not leak the host's pids).
   (void)mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   MakeDirs(o.root);

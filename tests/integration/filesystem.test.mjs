@@ -1,6 +1,7 @@
 // The sandbox's filesystem: in "ephemeral" mode what an incarnation writes in the app root is
 // invisible on the host and to the next incarnation, and is listed in its died event (lost state;
-// paths under filesystem.writable listed apart as scratch); /tmp is private. In "strict" mode a
+// paths under filesystem.writable listed apart as scratch); /tmp, /var/tmp and /dev/shm are
+// private. In "strict" mode a
 // write in the app root fails with EROFS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +14,8 @@ test('ephemeral: writes are invisible on the host and to the next incarnation, a
   const px = await up(app);
   const [first] = await px.waitReady(1);
   const one = (await httpGet(first.port, '/')).json;
-  assert.deepEqual(one.did, { written: 'ok', existing: 'ok', doomed: 'ok', scratch: 'ok', privateTmp: 'ok' });
-  assert.deepEqual(one.saw, { written: false, existing: 'original\n', doomed: true, scratch: false, privateTmp: false });
+  assert.deepEqual(one.did, { written: 'ok', existing: 'ok', doomed: 'ok', scratch: 'ok', privateTmp: 'ok', privateVarTmp: 'ok', privateShm: 'ok' });
+  assert.deepEqual(one.saw, { written: false, existing: 'original\n', doomed: true, scratch: false, privateTmp: false, privateVarTmp: false, privateShm: false });
 
   // The host's app root is as released; the private /tmp file is not in the host's /tmp.
   assert.ok(!fs.existsSync(path.join(app.dir, 'written.txt')), 'written.txt leaked to the host');
@@ -22,6 +23,8 @@ test('ephemeral: writes are invisible on the host and to the next incarnation, a
   assert.ok(fs.existsSync(path.join(app.dir, 'doomed.txt')), 'doomed.txt was deleted on the host');
   assert.ok(!fs.existsSync(path.join(app.dir, 'tmp', 'scratch.txt')), 'tmp/scratch.txt leaked to the host');
   assert.ok(!fs.existsSync(`/tmp/${app.marker}.txt`), "the instance's /tmp is the host's /tmp");
+  assert.ok(!fs.existsSync(`/var/tmp/${app.marker}.txt`), "the instance's /var/tmp is the host's");
+  assert.ok(!fs.existsSync(`/dev/shm/${app.marker}.txt`), "the instance's /dev/shm is the host's");
 
   const kill = await phoenix(app, ['kill', 'web.1']);
   assert.equal(kill.code, 0, kill.stderr);
@@ -32,7 +35,7 @@ test('ephemeral: writes are invisible on the host and to the next incarnation, a
   assert.equal(second.incarnation, 2);
   const two = (await httpGet(second.port, '/')).json;
   assert.equal(two.incarnation, '2');
-  assert.deepEqual(two.saw, { written: false, existing: 'original\n', doomed: true, scratch: false, privateTmp: false },
+  assert.deepEqual(two.saw, { written: false, existing: 'original\n', doomed: true, scratch: false, privateTmp: false, privateVarTmp: false, privateShm: false },
     'the second incarnation saw what the first one wrote');
 
   // The died event lists the lost state, with scratch apart.

@@ -6,6 +6,7 @@
 //   doomed.txt         deleted (shipped with the app)
 //   tmp/scratch.txt    created under a `writable` folder: scratch, not lost state
 //   /tmp/<marker>.txt  private /tmp: must not appear on the host
+//   /var/tmp/<marker>.txt, /dev/shm/<marker>.txt   private too
 const fs = require('fs');
 const http = require('http');
 
@@ -16,6 +17,8 @@ const saw = {
   doomed: fs.existsSync('doomed.txt'),
   scratch: fs.existsSync('tmp/scratch.txt'),
   privateTmp: fs.existsSync(`/tmp/${marker}.txt`),
+  privateVarTmp: fs.existsSync(`/var/tmp/${marker}.txt`),
+  privateShm: fs.existsSync(`/dev/shm/${marker}.txt`),
 };
 
 function attempt(fn) {
@@ -27,6 +30,8 @@ const did = {
   doomed: attempt(() => fs.unlinkSync('doomed.txt')),
   scratch: attempt(() => fs.writeFileSync('tmp/scratch.txt', 'scratch!')),
   privateTmp: attempt(() => fs.writeFileSync(`/tmp/${marker}.txt`, 'private')),
+  privateVarTmp: attempt(() => fs.writeFileSync(`/var/tmp/${marker}.txt`, 'private')),
+  privateShm: attempt(() => fs.writeFileSync(`/dev/shm/${marker}.txt`, 'private')),
 };
 
 http.createServer((req, res) => {
