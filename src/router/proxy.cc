@@ -669,8 +669,13 @@ class Session {
         }
         continue;
       }
+      // What went wrong, for the log: an answer came but could not be passed on, or none did.
+      const char* desc = timed_out                         ? "Request timeout"
+                         : ec == http::error::header_limit ? "Response head too large"
+                         : got_byte                        ? "Bad response from the instance"
+                                                           : "Connection closed without response";
       co_await Fail(req.base(), request_id, start, timed_out ? 504 : 502, timed_out ? "H12" : "H13",
-                    timed_out ? "Request timeout" : "Connection closed without response", true);
+                    desc, true);
       co_return false;
     }
 

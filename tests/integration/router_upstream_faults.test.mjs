@@ -52,6 +52,9 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   assert.equal(post.body, '/after-close');
 
   assert.doesNotMatch(px.stdout, /path="\/after[^"]*" .*status=502/);
+  // The log says what went wrong: the instance answered, its head was too large to pass on.
+  assert.match(px.stdout, /code=H13 desc="Response head too large" .*path="\/huge-head" .*status=502/);
+  assert.match(px.stdout, /code=H13 desc="Bad response from the instance" .*path="\/not-http" .*status=502/);
 });
 
 test('router: a response\'s framing goes on as the router read it, in one form', { timeout: 30000 }, async (t) => {
