@@ -263,6 +263,18 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
     return r;
   }
   const RunResult& b = r.runs.at(1);
+  if (b.command_exit > 0) {
+    // It passed once and failed on a second run just like the first: what fails is not the
+    // spreading of requests, but the command run twice (data it left in a shared database, a
+    // name it creates that must be new) or a flaky test.
+    r.verdict = "baseline-broken";
+    r.error = fmt::format(
+        "the test command passed on the baseline but failed on a second baseline run (one "
+        "instance, never reborn; exit {}): the audit runs it 4 times, so it must pass on every "
+        "run (not depend on what an earlier run left in a shared store)\n{}",
+        b.command_exit, b.command_output);
+    return r;
+  }
   // The baseline must pass its own checks: otherwise the scenario does not fit the app.
   for (size_t i = 0; i < sc.steps.size(); ++i) {
     const Outcome& o = a.steps.at(i);
@@ -305,8 +317,29 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
       const Outcome& o = run.steps[i];
       std::string observed;
       bool differs = false;
-      if (!o.ran) continue;  // not sent: a value an earlier (failing) step should have given
-      if (!o.error.empty()) {
+      // A value the baseline extracted here and this run did not: the step's answer lacked it
+      // (a token only the instance that issued it knows), even if its status matched.
+      std::string missed;
+      for (const auto& name : o.extract_missed) {
+        if (std::find(base.extract_missed.begin(), base.extract_missed.end(), name) ==
+            base.extract_missed.end()) {
+          missed = name;
+          break;
+        }
+      }
+      if (!o.ran) {
+        // Not sent: a value an earlier step should have given. The baseline sent and passed
+        // every step, so a step that could not be checked is no pass; it is named with the
+        // earlier difference that caused it, if there is one.
+        auto cause = std::find_if(r.findings.rbegin(), r.findings.rend(),
+                                  [&](const Finding& x) { return x.run == run.name; });
+        if (cause != r.findings.rend()) {
+          cause->also_steps.push_back(static_cast<int>(i + 1));
+          continue;
+        }
+        differs = true;
+        observed = Describe(o);
+      } else if (!o.error.empty()) {
         differs = true;
         observed = Describe(o);
       } else if (step.expect.any()) {
@@ -332,6 +365,11 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
             }
           }
         }
+      }
+      if (!differs && !missed.empty()) {
+        differs = true;
+        observed = fmt::format("{}, without the {{{{{}}}}} the baseline's answer gave", Describe(o),
+                               missed);
       }
       if (!differs) continue;
       Finding f;

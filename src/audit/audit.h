@@ -58,10 +58,11 @@ struct Outcome {
   std::vector<std::string> tokens;
   std::string served;  // "web.2#3"
   std::vector<std::string> expect_failures;
-  std::vector<std::string> cookies_sent;  // names
-  std::vector<std::string> cookies_set;   // names
-  std::vector<FileWrite> files;           // written while this step was served
-  bool carried_file = false;              // a multipart upload with a file part
+  std::vector<std::string> extract_missed;  // names this step's `extract` found no value for
+  std::vector<std::string> cookies_sent;    // names
+  std::vector<std::string> cookies_set;     // names
+  std::vector<FileWrite> files;             // written while this step was served
+  bool carried_file = false;                // a multipart upload with a file part
   double ms = 0;
 };
 

@@ -695,7 +695,11 @@ RunResult Replay(const AuditOptions& opt, const Scenario& sc, const RunPlan& pla
         out.expect_failures = CheckExpect(step.expect, *res);
         for (const auto& set : res->All("Set-Cookie")) jar.Store(set, b.request.target, UnixNow());
         for (const auto& e : step.extract) {
-          if (auto v = ExtractValue(e, *res)) values.emplace_back(e.name, *v);
+          if (auto v = ExtractValue(e, *res)) {
+            values.emplace_back(e.name, *v);
+          } else {
+            out.extract_missed.push_back(e.name);
+          }
         }
       }
       run.steps.push_back(std::move(out));

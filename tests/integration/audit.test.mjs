@@ -96,9 +96,13 @@ for (const [mode, scenario, expected] of [
   ['global-cache', 'notes.json', ['global-cache']],
   ['json-db', 'notes.json', ['local-db-file']],
   ['polling', 'polling.json', ['in-memory-websocket-state']],
+  // The refresh answers 200 either way; what differs is the token it leaves out, and the step
+  // that needs it cannot be sent: that is state, not a pass.
+  ['memory-token', 'tokens.json', ['global-cache']],
+  ['cookie-session', 'tokens.json', []],
   ['stateless', 'notes.json', []],
 ]) {
-  test(`a ${mode} app: ${expected.length ? expected.join(', ') : 'clean'}`, async (t) => {
+  test(`a ${mode} app, ${scenario}: ${expected.length ? expected.join(', ') : 'clean'}`, async (t) => {
     const app = makeApp(t, 'audit-kinds', { files: { '.env': `MODE=${mode}\n` } });
     const r = await audit(t, app, ['--scenario', path.join(SCENARIOS, scenario)]);
     assert.equal(r.code, expected.length ? 1 : 0, r.stdout + r.stderr);
@@ -201,6 +205,13 @@ test('a test command: clean on the stateless example; a command that fails on th
   assert.equal(broken.code, 2, broken.stdout + broken.stderr);
   assert.equal(broken.report.verdict, 'baseline-broken');
   assert.match(broken.stdout, /the test command fails on the baseline .*exit 3\nexpected 200, got 500/);
+  // A command that passes once and then fails (it left a record in the shared store that its
+  // next run trips on): the second baseline fails too, so the spread runs are not to blame.
+  const once = path.join(app.root, 'ran-once');
+  const twice = await audit(t, app, ['--', 'sh', '-c', `if [ -e ${once} ]; then echo "user ana exists" >&2; exit 4; fi; touch ${once}`], { env: { REDIS_URL: redis.url } });
+  assert.equal(twice.code, 2, twice.stdout + twice.stderr);
+  assert.equal(twice.report.verdict, 'baseline-broken');
+  assert.match(twice.stdout, /failed on a second baseline run .*exit 4.*\nuser ana exists/s);
 });
 
 // The corpus on real libraries: Express with express-session (MemoryStore, session-file-store,

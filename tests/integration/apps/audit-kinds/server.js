@@ -4,6 +4,9 @@
 //   cookie-session  the session is an HMAC-signed cookie: stateless
 //   global-cache    notes kept in a module-level array
 //   json-db         notes kept in data/notes.json on the local disk
+//   memory-token    bearer tokens in a Map (POST /token, GET /token/refresh, GET /token/me);
+//                   a refresh with an unknown token answers 200 with no new token (the trap:
+//                   the status matches, the value is missing); in other modes tokens are signed
 //   polling         long-polling sessions in a Map (as engine.io / socket.io's polling transport)
 //   stateless       notes nowhere, answers computed from the request alone
 const http = require('node:http');
@@ -17,6 +20,7 @@ const SECRET = 'audit-test-secret';
 const sessions = new Map();
 const notes = [];
 const polls = new Map();
+const tokens = new Map();
 const DB = path.join(__dirname, 'data', 'notes.json');
 
 function readBody(req) {
@@ -69,6 +73,30 @@ const server = http.createServer(async (req, res) => {
       return json(res, 200, { user }, { 'Set-Cookie': `sid=${sid}; Path=/; HttpOnly` });
     }
     return json(res, 200, { user }, { 'Set-Cookie': `session=${sign(user)}; Path=/; HttpOnly` });
+  }
+  if (url.pathname.startsWith('/token')) {
+    const bearer = (req.headers.authorization || '').replace(/^Bearer /, '');
+    let known;
+    if (MODE === 'memory-token') {
+      known = tokens.get(bearer);
+    } else {
+      const user = Buffer.from(bearer.split('.')[0] || '', 'base64url').toString();
+      known = bearer && sign(user) === bearer ? user : undefined;
+    }
+    const issue = (user) => {
+      if (MODE !== 'memory-token') return sign(user);
+      const t = crypto.randomBytes(16).toString('hex');
+      tokens.set(t, user);
+      return t;
+    };
+    if (req.method === 'POST' && url.pathname === '/token') {
+      const user = new URLSearchParams(body).get('user') || 'nobody';
+      return json(res, 200, { user }, { 'X-Auth-Token': issue(user) });
+    }
+    if (url.pathname === '/token/refresh') {
+      return json(res, 200, { ok: true }, known ? { 'X-Auth-Token': issue(known) } : {});
+    }
+    if (url.pathname === '/token/me') return known ? json(res, 200, { user: known }) : json(res, 401, { error: 'no token' });
   }
   if (url.pathname === '/me') {
     const user = userOf(req);
