@@ -44,6 +44,34 @@ void JsonLeaves(const json::value& v, std::string& path, std::vector<std::string
   }
 }
 
+// The length of a base64 (or base64url) token at the start of `text` (a CSRF token, a signed
+// id: "3R+78nRat8TUmwNSED0ywIgPtzjWfy0uXQsCes1p7Ak="), or 0. Split at its + / = - like words,
+// two random tokens of one length would differ in the number of their pieces, and no longer
+// look generated. Only runs that mix upper and lower case and digits, 20 characters or more,
+// with a character that would split them: paths and words stay words.
+size_t Base64Run(std::string_view text) {
+  if (text.empty() || !std::isalnum(static_cast<unsigned char>(text[0]))) return 0;
+  size_t n = 0, upper = 0, lower = 0, digits = 0, splitters = 0;
+  while (n < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[n]);
+    if (std::isupper(c)) {
+      ++upper;
+    } else if (std::islower(c)) {
+      ++lower;
+    } else if (std::isdigit(c)) {
+      ++digits;
+    } else if (c == '+' || c == '/' || c == '-') {
+      ++splitters;
+    } else if (c != '_') {
+      break;
+    }
+    ++n;
+  }
+  for (int pad = 0; pad < 2 && n < text.size() && text[n] == '='; ++pad, ++n) ++splitters;
+  if (n < 20 || !upper || !lower || !digits || !splitters) return 0;
+  return n;
+}
+
 }  // namespace
 
 std::vector<std::string> Tokenize(std::string_view body, std::string_view content_type) {
@@ -64,6 +92,9 @@ std::vector<std::string> Tokenize(std::string_view body, std::string_view conten
     unsigned char c = static_cast<unsigned char>(body[i]);
     if (std::isspace(c)) {
       ++i;
+    } else if (size_t n = Base64Run(body.substr(i)); n > 0) {
+      raw.emplace_back(body.substr(i, n));
+      i += n;
     } else if (std::isalnum(c) || c == '_' || c >= 0x80) {
       size_t start = i;
       while (i < body.size()) {

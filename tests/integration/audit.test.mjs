@@ -109,7 +109,7 @@ for (const [mode, scenario, expected] of [
     assert.deepEqual(kinds(r.report), expected, r.stdout);
     if (mode === 'json-db') {
       const f = r.report.findings[0];
-      assert.ok(f.files.some((w) => w.path === 'data/notes.json' && w.step === 1), JSON.stringify(f));
+      assert.ok(f.files.some((w) => w.path === 'data/notes.json' && w.step === 3), JSON.stringify(f));
     }
   });
 }

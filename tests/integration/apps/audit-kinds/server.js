@@ -106,6 +106,14 @@ const server = http.createServer(async (req, res) => {
     }
     return json(res, 200, { user, at: new Date().toISOString() });
   }
+  if (url.pathname === '/notes/new') {
+    // A per-request CSRF token in standard base64 (+ / =), as Rails writes authenticity_token:
+    // it varies by itself and is no state.
+    const token = () => crypto.randomBytes(32).toString('base64');
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    return res.end(`<meta name="csrf-token" content="${token()}">\n<form method="post" action="/notes">` +
+      `<input type="hidden" name="authenticity_token" value="${token()}"><input name="text"></form>\n`);
+  }
   if (req.method === 'POST' && url.pathname === '/notes') {
     const note = { id: crypto.randomUUID(), text: JSON.parse(body || '{}').text || '' };
     if (MODE === 'global-cache') notes.push(note);
