@@ -36,7 +36,10 @@ using asio::local::stream_protocol;
 
 namespace {
 
+// The backlog `phoenix logs` shows: the last 10,000 lines, and at most 4 MiB of them (a few
+// MB of memory is the promise; 10,000 lines of 16 KiB would be 160 MB).
 constexpr size_t kLogLines = 10000;
+constexpr size_t kLogBytes = 4 << 20;
 constexpr size_t kMaxLine = 16 * 1024;
 constexpr size_t kMaxFollowerBacklog = 4 << 20;
 
@@ -646,7 +649,11 @@ class Daemon {
   // ---------------------------------------------------------------- logs
   void Log(const std::string& instance, const std::string& text) {
     logs_.push_back({instance, text});
-    if (logs_.size() > kLogLines) logs_.pop_front();
+    logs_bytes_ += instance.size() + text.size();
+    while (logs_.size() > kLogLines || (logs_bytes_ > kLogBytes && logs_.size() > 1)) {
+      logs_bytes_ -= logs_.front().first.size() + logs_.front().second.size();
+      logs_.pop_front();
+    }
     if (followers_.empty()) return;
     std::string line = LogJson(instance, text);
     for (auto it = followers_.begin(); it != followers_.end();) {
@@ -967,6 +974,7 @@ class Daemon {
   bool accept_failing_ = false;  // the control socket's last accept failed (said once)
   std::map<IncarnationId, std::shared_ptr<Running>> running_;
   std::deque<std::pair<std::string, std::string>> logs_;
+  size_t logs_bytes_ = 0;  // of logs_' instance names and texts
   static constexpr size_t kRecentEvents = 1000;
   std::deque<std::string> recent_events_;         // JSON lines, oldest first
   std::vector<std::shared_ptr<Conn>> followers_;  // logs -f, until they hang up

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { makeApp, up, phoenix, phoenixBackground, httpGet, waitFor } from './harness.mjs';
+import { makeApp, up, phoenix, phoenixBackground, httpGet, waitFor, vmRssKb } from './harness.mjs';
 
 const token = () => `tok${randomBytes(5).toString('hex')}`;
 
@@ -87,4 +87,26 @@ test('a stdout nobody reads stops neither requests nor the supervisor; dropped l
   const t1 = token();
   await httpGet(px.port, `/say?text=${t1}`);
   await px.waitOutput(new RegExp(`said: ${t1}$`, 'm'));
+});
+
+// The backlog `phoenix logs` keeps is bounded in bytes too, not only in lines: an app that prints
+// long lines must not grow phoenix by its output (10,000 lines of 16 KiB would be 160 MB).
+test('the logs backlog is bounded in bytes: long lines do not grow phoenix', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'echo', { files: { 'phoenix.toml': '[router]\naccess_log = false\n[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  for (let i = 0; i < 12; i++) {
+    const r = await httpGet(px.port, '/spam?lines=500&size=16000', { timeout: 20000 }); // 8 MB each
+    assert.equal(r.status, 200);
+  }
+  const last = token();
+  await httpGet(px.port, `/say?text=${last}`);
+  let logs;
+  await waitFor(async () => {
+    logs = await phoenix(app, ['logs', 'web.1'], { timeout: 30000 });
+    return logs.stdout.includes(last);
+  }, { timeout: 20000, what: 'the last line in phoenix logs' });
+  assert.ok(logs.stdout.length < 8 << 20, `phoenix logs printed ${logs.stdout.length} bytes`);
+  const rss = vmRssKb(px.pid);
+  assert.ok(rss < 64 * 1024, `phoenix RSS ${rss} KiB after 96 MB of output`);
 });
