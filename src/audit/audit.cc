@@ -179,6 +179,17 @@ std::string Classify(const Scenario& sc, size_t i, const RunResult& run, const O
                     o.served.empty() ? "this instance" : o.served));
     return "local-db-file";
   }
+  if (i == 0) {
+    // No request came before: nothing was created through another instance. What differs is
+    // what the process holds from its start (a secret, a cache, a choice made at boot), or an
+    // answer that varies more than the two baselines happened to show.
+    evidence.push_back(fmt::format(
+        "the first request already differs on {}: the answer comes from something the process "
+        "made at its start and keeps in memory (a random secret, a cache filled at boot), or it "
+        "varies by itself more than the two baselines showed",
+        o.served.empty() ? "this instance" : o.served));
+    return "global-cache";
+  }
   evidence.push_back(fmt::format(
       "data created through one instance was missing when read through {}, and no file was "
       "written: it lives in the process's memory",
