@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cctype>
@@ -331,7 +332,42 @@ void AppendResponseHead(const ResponseHead& res, std::string& out) {
   if (reason.empty()) reason = std::string_view(http::obsolete_reason(res.result()));
   out += reason;
   out += "\r\n";
-  AppendFields(res, out);
+  bool has_date = false;
+  for (const auto& field : res) {
+    has_date = has_date || field.name() == http::field::date;
+    out += field.name_string();
+    out += ": ";
+    out += field.value();
+    out += "\r\n";
+  }
+  // RFC 9110 6.6.1: a response forwarded without a Date gets one from a recipient with a clock
+  // (nginx adds its own too).
+  if (!has_date) {
+    out += "Date: ";
+    out += HttpDateNow();
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+std::string_view HttpDateNow() {
+  // Once a second a thread: time(2) is a vDSO read, the formatting is not.
+  thread_local time_t last = -1;
+  thread_local char text[32];
+  if (time_t now = time(nullptr); now != last) {
+    static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm {};
+    gmtime_r(&now, &tm);
+    // IMF-fixdate (RFC 9110 5.6.7), in English whatever the locale: "Sun, 06 Nov 1994 08:49:37
+    // GMT".
+    fmt::format_to_n(text, sizeof text, "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+                     kDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+    last = now;
+  }
+  return {text, 29};
 }
 
 RequestFacts Facts(const RequestHead& req) {

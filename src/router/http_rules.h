@@ -127,7 +127,9 @@ void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version
 // The head as it goes on the wire, appended to `out` in one piece (one write(2), no scattered
 // field buffers as Beast's serializer gives).
 void AppendRequestHead(const RequestHead& req, std::string& out, std::string_view extra_lines = {});
-void AppendResponseHead(const ResponseHead& res, std::string& out);
+void AppendResponseHead(const ResponseHead& res, std::string& out);  // adds a missing Date
+// The current time as an HTTP date (IMF-fixdate, 29 characters), formatted once a second.
+std::string_view HttpDateNow();
 
 bool IsUpgrade(const RequestHead& req);
 

@@ -588,6 +588,26 @@ TEST(RewriteResponseTest, RemovesHopByHopAndKeepsTheRest) {
   EXPECT_EQ(res.version(), 11u);
 }
 
+// RFC 9110 6.6.1: a response without a Date gets one on its way; one with a Date keeps it.
+TEST(AppendResponseHeadTest, AddsAMissingDate) {
+  std::string out;
+  AppendResponseHead(Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"), out);
+  EXPECT_TRUE(std::regex_match(
+      out, std::regex("HTTP/1\\.1 200 OK\r\nContent-Length: 2\r\nDate: "
+                      "(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
+                      "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) 20[0-9][0-9] "
+                      "[0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT\r\n\r\n")))
+      << out;
+  out.clear();
+  AppendResponseHead(
+      Response(
+          "HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\n"),
+      out);
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\n");
+  EXPECT_EQ(HttpDateNow().size(), 29u);
+}
+
 TEST(RewriteResponseTest, NoMessageLengthIn1xxOr204) {
   for (const char* status : {"204 No Content", "103 Early Hints", "100 Continue"}) {
     for (const char* length : {"Content-Length: 5", "Transfer-Encoding: chunked"}) {

@@ -335,9 +335,9 @@ class Session {
   Task<void> SendError(int status, const std::string& request_id, bool close,
                        std::string_view extra = {}) {
     std::string body = fmt::format("{} {}\n", status, ReasonPhrase(status));
-    std::string msg =
-        fmt::format("HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n", status,
-                    ReasonPhrase(status), body.size());
+    std::string msg = fmt::format(
+        "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n", status,
+        ReasonPhrase(status), HttpDateNow(), body.size());
     msg += extra;
     if (!request_id.empty()) msg += fmt::format("X-Request-Id: {}\r\n", request_id);
     if (close) msg += "Connection: close\r\n";
