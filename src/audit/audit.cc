@@ -317,7 +317,7 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
     r.warnings.push_back(
         fmt::format("written at boot (dies with every instance, holds no user "
                     "data): {} ({} bytes)",
-                    w.path, w.bytes));
+                    PrintableLine(w.path), w.bytes));
   }
   // Differences from the baseline.
   for (size_t ri = 2; ri < r.runs.size(); ++ri) {

@@ -47,28 +47,34 @@ void JsonLeaves(const json::value& v, std::string& path, std::vector<std::string
 // The length of a base64 (or base64url) token at the start of `text` (a CSRF token, a signed
 // id: "3R+78nRat8TUmwNSED0ywIgPtzjWfy0uXQsCes1p7Ak="), or 0. Split at its + / = - like words,
 // two random tokens of one length would differ in the number of their pieces, and no longer
-// look generated. Only runs that mix upper and lower case and digits, 20 characters or more,
-// with a character that would split them: paths and words stay words.
+// look generated. Only runs of 20 characters or more that read as random: upper and lower case
+// and digits, changing class at least every third character (random base64 does about two
+// times in three); "Products/Details/1234" or "getUserProfileById" stay words.
 size_t Base64Run(std::string_view text) {
   if (text.empty() || !std::isalnum(static_cast<unsigned char>(text[0]))) return 0;
-  size_t n = 0, upper = 0, lower = 0, digits = 0, splitters = 0;
+  auto kind = [](unsigned char c) { return std::isupper(c) ? 1 : std::islower(c) ? 2 : 3; };
+  size_t n = 0, upper = 0, lower = 0, digits = 0, splitters = 0, alnum = 0, changes = 0;
+  int previous = 0;
   while (n < text.size()) {
     unsigned char c = static_cast<unsigned char>(text[n]);
-    if (std::isupper(c)) {
-      ++upper;
-    } else if (std::islower(c)) {
-      ++lower;
-    } else if (std::isdigit(c)) {
-      ++digits;
+    if (std::isalnum(c)) {
+      int k = kind(c);
+      upper += k == 1;
+      lower += k == 2;
+      digits += k == 3;
+      changes += previous != 0 && previous != k;
+      previous = k;
+      ++alnum;
     } else if (c == '+' || c == '/' || c == '-') {
       ++splitters;
+      previous = 0;
     } else if (c != '_') {
       break;
     }
     ++n;
   }
   for (int pad = 0; pad < 2 && n < text.size() && text[n] == '='; ++pad, ++n) ++splitters;
-  if (n < 20 || !upper || !lower || !digits || !splitters) return 0;
+  if (n < 20 || !upper || !lower || !digits || !splitters || changes * 3 < alnum) return 0;
   return n;
 }
 

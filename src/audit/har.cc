@@ -327,33 +327,6 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
     if (!url_v || !url_v->is_string()) return Error{where("request.url: expected a string")};
     if (!method_v || !method_v->is_string())
       return Error{where("request.method: expected a string")};
-    // A recording is replayed to the app as it says: what would not be one request (a method
-    // or a header with CR LF in it) is refused, as a scenario's is. (The URL's target is
-    // percent-encoded as a browser sends it: EncodeTarget.)
-    const std::string_view method_text = method_v->as_string();
-    if (!IsToken(method_text)) {
-      return Error{where(
-          fmt::format("request.method: {} is not an HTTP method", QuoteForMessage(method_text)))};
-    }
-    if (auto* headers = ro.if_contains("headers"); headers && headers->is_array()) {
-      for (size_t i = 0; i < headers->as_array().size(); ++i) {
-        const auto& h = headers->as_array()[i];
-        auto* n = h.is_object() ? h.as_object().if_contains("name") : nullptr;
-        auto* v = h.is_object() ? h.as_object().if_contains("value") : nullptr;
-        if (!n || !v || !n->is_string() || !v->is_string()) continue;
-        const std::string_view name = n->as_string();
-        if (!name.starts_with(':') && !IsToken(name)) {
-          return Error{where(fmt::format("request.headers[{}]: {} is not a header name", i,
-                                         QuoteForMessage(name)))};
-        }
-        if (!IsFieldValue(v->as_string())) {
-          return Error{
-              where(fmt::format("request.headers[{}] ({}): control characters in a "
-                                "header value",
-                                i, QuoteForMessage(name)))};
-        }
-      }
-    }
     Entry e{&ev.as_object(), &ro, index, std::nullopt};
     if (auto* t = ev.as_object().if_contains("startedDateTime"); t && t->is_string())
       e.started = ParseTime(t->as_string());
@@ -403,6 +376,16 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
       skip("another host");
       continue;
     }
+    // An entry replayed to the app goes as the recording says: what would not be one request
+    // (a method or a header with CR LF in it) is refused, as a scenario's is. (Entries not
+    // replayed are not looked at; the target is percent-encoded as a browser sends it.)
+    auto refuse = [&](const std::string& why) {
+      return Error{fmt::format("{}: entry {}: {}", file, e.index, why)};
+    };
+    if (!IsToken(method)) {
+      return refuse(
+          fmt::format("request.method: {} is not an HTTP method", QuoteForMessage(method)));
+    }
     Step step;
     step.number = static_cast<int>(sc.steps.size()) + 1;
     step.method = method;
@@ -410,12 +393,22 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
     step.name = fmt::format("{} {}", step.method, Utf8Prefix(step.path, 80));
     step.templates = false;
     if (auto* headers = ro.if_contains("headers"); headers && headers->is_array()) {
-      for (const auto& h : headers->as_array()) {
+      for (size_t hi = 0; hi < headers->as_array().size(); ++hi) {
+        const auto& h = headers->as_array()[hi];
         if (!h.is_object()) continue;
         auto* n = h.as_object().if_contains("name");
         auto* v = h.as_object().if_contains("value");
         if (!n || !v || !n->is_string() || !v->is_string()) continue;
         if (Dropped(n->as_string())) continue;
+        if (!IsToken(n->as_string())) {
+          return refuse(fmt::format("request.headers[{}]: {} is not a header name", hi,
+                                    QuoteForMessage(n->as_string())));
+        }
+        if (!IsFieldValue(v->as_string())) {
+          return refuse(
+              fmt::format("request.headers[{}] ({}): control characters in a header value", hi,
+                          QuoteForMessage(n->as_string())));
+        }
         step.headers.emplace_back(std::string(n->as_string()), std::string(v->as_string()));
       }
     }

@@ -1,6 +1,7 @@
 #include "os/line_sink.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,22 +44,28 @@ struct LineSink::State {
         broken = true;
         pending.clear();
       } else if (unreported > 0) {
-        // Said where the lines went missing: after what was just written, before what came
-        // once there was room again.
+        // Said where the lines went missing: after every line queued before the first drop
+        // (Write drops all that comes until this notice is in), before what comes next.
         auto stuck = std::chrono::duration<double>(std::chrono::steady_clock::now() - first_drop);
-        pending.insert(
-            0, fmt::format("{}{} line{} of output dropped: it was not read for {:.1f}s\n", prefix,
-                           unreported, unreported == 1 ? "" : "s", stuck.count()));
+        pending += fmt::format("{}{} line{} of output dropped: it was not read for {:.1f}s\n",
+                               prefix, unreported, unreported == 1 ? "" : "s", stuck.count());
         unreported = 0;
       }
       if (pending.empty()) drained.notify_all();
     }
   }
 
+  // False when the output is gone for good (EPIPE, EBADF...). A non-blocking descriptor (a
+  // parent such as Node sets O_NONBLOCK on the pipe it shares with us) is waited on, not lost.
   bool WriteAll(std::string_view out) const {
     while (!out.empty()) {
       ssize_t n = ::write(fd, out.data(), out.size());
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, -1) < 0 && errno != EINTR) return false;
+        continue;
+      }
       if (n <= 0) return false;
       out.remove_prefix(static_cast<size_t>(n));
     }
@@ -94,7 +101,9 @@ void LineSink::Write(std::string_view lines) {
   State& s = *state_;
   std::unique_lock lock(s.mu);
   if (s.broken || s.closing) return;
-  if (s.pending.size() + lines.size() > s.max_queued && (s.writing || !s.pending.empty())) {
+  // Once a line is dropped, all are until the writer has put the notice in its place.
+  if (s.unreported > 0 ||
+      (s.pending.size() + lines.size() > s.max_queued && (s.writing || !s.pending.empty()))) {
     if (s.unreported == 0) s.first_drop = std::chrono::steady_clock::now();
     size_t n = std::max<size_t>(1, std::count(lines.begin(), lines.end(), '\n'));
     s.unreported += n;

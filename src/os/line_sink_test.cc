@@ -82,6 +82,29 @@ TEST(LineSink, NeverBlocksAndCountsDrops) {
   EXPECT_TRUE(got.ends_with("s\nafter\n")) << got.substr(at);
 }
 
+// A parent (Node, with stdio inherited) may have set O_NONBLOCK on the pipe phoenix writes: a
+// full pipe is then EAGAIN, which must mean "wait", not "the output is gone".
+TEST(LineSink, NonBlockingOutputIsWaitedOn) {
+  Pipe p;
+  fcntl(p.w.get(), F_SETPIPE_SZ, 4096);
+  fcntl(p.w.get(), F_SETFL, fcntl(p.w.get(), F_GETFL) | O_NONBLOCK);
+  LineSink sink(p.w.get(), 1 << 20, "phoenix | ");
+  std::string want;
+  for (int i = 0; i < 500; ++i) {
+    sink.Write(Line(i));
+    want += Line(i);
+  }
+  std::string got;
+  std::thread reader([&] { got = ReadAll(p.r.get()); });
+  EXPECT_TRUE(sink.Flush(10000));
+  sink.Write("after\n");
+  EXPECT_TRUE(sink.Flush(10000));
+  p.w.Reset();
+  reader.join();
+  EXPECT_EQ(got, want + "after\n");
+  EXPECT_EQ(sink.dropped(), 0u);
+}
+
 TEST(LineSink, GoneReaderIsNotAnError) {
   signal(SIGPIPE, SIG_IGN);  // as the daemon runs
   Pipe p;

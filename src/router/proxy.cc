@@ -754,6 +754,7 @@ class Session {
     head_.clear();
     AppendResponseHead(res.base(), head_);
     bool head_sent = false;
+    const bool early_head_ok = chunked_out || res_parser_->content_length().has_value();
     char* chunk = Chunk();
     char frame[24];
     static constexpr char kCrlf[] = "\r\n";
@@ -761,11 +762,12 @@ class Session {
     for (;;) {
       size_t n = 0;
       bool done = res_parser_->is_done();
-      if (!head_sent && !done && up.buf.size() == 0 && up.sock.Quiet()) {
+      if (!head_sent && !done && up.buf.size() == 0 && early_head_ok && up.sock.Quiet()) {
         // No byte of the body is here yet (an event stream, a slow report): the head goes on
-        // now, as nginx and HAProxy pass it on once read. The client sees its status at once
-        // (an EventSource opens), and response_timeout counts between reads, not until a
-        // first body byte that may come later than it.
+        // now, as nginx and HAProxy pass it on once read, and the client sees its status at
+        // once (an EventSource opens). Only when the client can tell a body cut short from a
+        // whole one (a length, or chunks): a body that ends with the connection would look
+        // complete, an empty 200 instead of the 502/504 it gets when nothing was sent.
         ClientDeadline(cfg.response_timeout);
         auto [wec, wn] = co_await asio::async_write(client_, asio::buffer(head_), kTuple);
         if (wec) {
@@ -787,6 +789,10 @@ class Session {
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
           upstream_ok = false;  // cut mid-body: the client sees the connection close
+          if (head_sent && ud.fired) {
+            o.code = "H18";
+            o.desc = "Server response interrupted (no byte within response_timeout)";
+          }
           if (!head_sent) {
             // Nothing of it reached the client yet (a bad first chunk, no byte in time): the
             // client gets a 502 (504) rather than a connection closed without an answer.
