@@ -7,8 +7,12 @@ namespace {
 
 void MaybeNotify(Backend& b) {
   // Dekker with Pick(): a picker increments in_flight then reads draining; we set draining
-  // then read in_flight (both seq_cst), so one of us sees the other.
-  if (b.draining.load() && b.in_flight.load() == 0 && !b.notified.exchange(true)) {
+  // then read in_flight (both seq_cst), so one of us sees the other. Drained when all that is
+  // left in flight are tunnels. in_flight is read before tunnels, and a tunnel's end takes
+  // tunnels down before in_flight: so a read never pairs a tunnel's end in one with its
+  // presence in the other (which would count an ordinary request as a tunnel).
+  const int in_flight = b.in_flight.load();
+  if (b.draining.load() && in_flight == b.tunnels.load() && !b.notified.exchange(true)) {
     b.gone.store(true);
     if (b.on_drained) b.on_drained();
   }
@@ -172,5 +176,12 @@ void Backends::Release(Backend& b) {
   b.in_flight.fetch_sub(1);
   MaybeNotify(b);
 }
+
+void Backends::TunnelStarted(Backend& b) {
+  b.tunnels.fetch_add(1);
+  MaybeNotify(b);
+}
+
+void Backends::TunnelEnded(Backend& b) { b.tunnels.fetch_sub(1); }
 
 }  // namespace phoenix::router

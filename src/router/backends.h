@@ -21,6 +21,9 @@ struct Backend {
   explicit Backend(const BackendInfo& i) : info(i) {}
   BackendInfo info;
   std::atomic<int> in_flight{0};
+  // Of those, WebSockets and other tunnels: they do not end on their own, so a drain does not
+  // wait for them (the instance's SIGTERM is the app's cue to close them, as on Heroku).
+  std::atomic<int> tunnels{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> gone{false};  // removed or drained: pooled connections must close
   // phoenix SIGKILLs it (kill --now, a drill, chaos): a request lost on it did not kill it, and
@@ -58,6 +61,10 @@ class Backends {
   // The ready incarnation of `instance` ("web.2"), counted in flight; null when it has none.
   static std::shared_ptr<Backend> PickInstance(const Snapshot& snapshot, std::string_view instance);
   static void Release(Backend& backend);
+  // A request on `backend` became a tunnel (after its 101), and the tunnel ended; the tunnel's
+  // end comes before its Release.
+  static void TunnelStarted(Backend& backend);
+  static void TunnelEnded(Backend& backend);
   // It let a request time out: others are picked first for `for_ns`.
   static void MarkSlow(Backend& backend, int64_t for_ns = 10'000'000'000);
 

@@ -73,6 +73,37 @@ TEST(BackendsTest, TrafficCountsRoutedRequestsUntilDrained) {
   EXPECT_TRUE(backends.Traffic().empty());
 }
 
+// A drain waits for ordinary requests, not for tunnels, which only end when a side closes.
+TEST(BackendsTest, DrainDoesNotWaitForTunnels) {
+  Backends backends;
+  backends.Add(Info(1));
+  uint64_t cursor = 0;
+  auto tunnel = Backends::Pick(*backends.Load(), Balance::kRoundRobin, cursor);
+  auto request = Backends::Pick(*backends.Load(), Balance::kRoundRobin, cursor);
+  ASSERT_TRUE(tunnel && request);
+  Backends::TunnelStarted(*tunnel);
+  int drained = 0;
+  backends.Drain(1, [&] { ++drained; });
+  EXPECT_EQ(drained, 0);  // the ordinary request is still in flight
+  Backends::Release(*request);
+  EXPECT_EQ(drained, 1);  // only the tunnel is left
+  Backends::TunnelEnded(*tunnel);
+  Backends::Release(*tunnel);
+  EXPECT_EQ(drained, 1);  // once
+  // A tunnel that starts on a draining backend with nothing else in flight ends its drain.
+  backends.Add(Info(2));
+  auto late = Backends::Pick(*backends.Load(), Balance::kRoundRobin, cursor);
+  ASSERT_TRUE(late);
+  int drained2 = 0;
+  backends.Drain(2, [&] { ++drained2; });
+  EXPECT_EQ(drained2, 0);
+  Backends::TunnelStarted(*late);
+  EXPECT_EQ(drained2, 1);
+  Backends::TunnelEnded(*late);
+  Backends::Release(*late);
+  EXPECT_EQ(drained2, 1);
+}
+
 TEST(BackendsTest, RoundRobinOrder) {
   Backends backends;
   for (uint64_t id = 1; id <= 3; ++id) backends.Add(Info(id));

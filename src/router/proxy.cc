@@ -85,6 +85,24 @@ struct Held {
   explicit operator bool() const { return b != nullptr; }
 };
 
+// A request of `backend` that is a tunnel while this lives (ended before the request's Held,
+// which releases it).
+struct TunnelCount {
+  Backend& b;
+  explicit TunnelCount(Backend& backend) : b(backend) { Backends::TunnelStarted(b); }
+  TunnelCount(const TunnelCount&) = delete;
+  TunnelCount& operator=(const TunnelCount&) = delete;
+  ~TunnelCount() { Backends::TunnelEnded(b); }
+};
+
+// Why no response reached the client, for the log: an answer came but could not be passed on,
+// or none did. (A function, so that the request's frame keeps no local for it.)
+const char* NoResponseDesc(bool timed_out, const error_code& ec, bool got_byte) {
+  if (timed_out) return "Request timeout";
+  if (ec == http::error::header_limit) return "Response head too large";
+  return got_byte ? "Bad response from the instance" : "Connection closed without response";
+}
+
 // What one request went through, for its access-log line.
 struct Outcome {
   int status = 0;
@@ -669,13 +687,8 @@ class Session {
         }
         continue;
       }
-      // What went wrong, for the log: an answer came but could not be passed on, or none did.
-      const char* desc = timed_out                         ? "Request timeout"
-                         : ec == http::error::header_limit ? "Response head too large"
-                         : got_byte                        ? "Bad response from the instance"
-                                                           : "Connection closed without response";
       co_await Fail(req.base(), request_id, start, timed_out ? 504 : 502, timed_out ? "H12" : "H13",
-                    desc, true);
+                    NoResponseDesc(timed_out, ec, got_byte), true);
       co_return false;
     }
 
@@ -980,6 +993,9 @@ class Session {
     buf_.shrink_to_fit();
     head_ = std::string();
     ReleaseChunk();
+    // Counted as a tunnel of its instance while the bytes pass: no drain waits for it. (Here,
+    // in the tunnel's own frame: the request's has no byte to spare.)
+    const TunnelCount counted(*up.backend);
     // No byte either way for tunnel_timeout: both sides' operations are cancelled (by the
     // sweep), so a tunnel whose peer vanished, or that nobody reads, ends.
     Deadline ud;

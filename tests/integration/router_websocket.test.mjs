@@ -177,6 +177,30 @@ test('router: a tunnel the client left is torn down and does not hold up a drain
   assert.ok(Date.now() - start < 5000, `the drain took ${Date.now() - start} ms`);
 });
 
+// A WebSocket does not end by itself: a planned replacement that waited for it would hold the
+// old instance for all of drain_timeout (10 minutes here) and then cut it anyway. Once only
+// tunnels are left, the instance gets its SIGTERM, the app's cue to close them (as on Heroku).
+test('router: open WebSockets do not hold up a drain; the instance gets its SIGTERM at once', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[process.web]\ninstances = 1\ndrain_timeout = "10m"\nstop_timeout = "2s"\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(1);
+  const c = await rawConnect(px.port, { t });
+  c.write(handshake(crypto.randomBytes(16).toString('base64')));
+  await c.waitData('\r\n\r\n', { what: '101' });
+  assert.match(c.text, /^HTTP\/1\.1 101 /);
+  const r = await phoenix(app, ['kill', 'web.1']);
+  assert.equal(r.code, 0, r.stderr);
+  await px.waitOutput('router-echo web.1 #1 got SIGTERM', { timeout: 15000 });
+  await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.1' && e.incarnation === 1, { timeout: 15000, what: 'web.1 #1 died' });
+  await c.waitClosed({ timeout: 10000 }); // its tunnel ends with its instance
+  // The replacement serves.
+  const after = await httpGet(px.port, '/');
+  assert.equal(after.status, 200);
+  assert.equal(after.json.incarnation, '2');
+});
+
 test('router: a tunnel the client half-closed, whose server never closes, ends after 5 s without bytes, not at tunnel_timeout', { timeout: 40000 }, async (t) => {
   const app = makeApp(t, 'router-echo', {
     files: { 'phoenix.toml': '[router]\ntunnel_timeout = "1h"\n\n[process.web]\ninstances = 1\ndrain_timeout = "1h"\n' },
