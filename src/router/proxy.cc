@@ -784,9 +784,7 @@ class Session {
         ClientDeadline(cfg.response_timeout);
         auto [wec, wn] = co_await asio::async_write(client_, asio::buffer(head_), kTuple);
         if (wec) {
-          keep_alive = false;
-          o.code = "H27";
-          o.desc = "Client went away";
+          ClientWentAway(keep_alive);
           break;
         }
         head_sent = true;
@@ -857,9 +855,7 @@ class Session {
               client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
         }
         if (wec) {
-          keep_alive = false;
-          o.code = "H27";
-          o.desc = "Client went away";
+          ClientWentAway(keep_alive);
           break;
         }
       }
@@ -867,6 +863,13 @@ class Session {
       if (done) break;
     }
     co_return upstream_ok;
+  }
+
+  // A write of the response to the client failed: it left (H27), and its connection ends.
+  void ClientWentAway(bool& keep_alive) {
+    keep_alive = false;
+    outcome_.code = "H27";
+    outcome_.desc = "Client went away";
   }
 
   // A 1xx head other than 100 (103 Early Hints...), passed on. False: the client went away.
