@@ -33,6 +33,19 @@ std::string ReadAll(int fd) {
 
 std::string Line(int i) { return "line " + std::to_string(i) + " " + std::string(90, 'x') + "\n"; }
 
+// Starts reading the pipe, lets the sink write all it holds, writes "after\n" behind it, and
+// returns everything that came out once the write end is closed.
+std::string ReadWhileFlushing(Pipe& p, LineSink& sink) {
+  std::string got;
+  std::thread reader([&] { got = ReadAll(p.r.get()); });
+  EXPECT_TRUE(sink.Flush(10000));
+  sink.Write("after\n");
+  EXPECT_TRUE(sink.Flush(10000));
+  p.w.Reset();
+  reader.join();
+  return got;
+}
+
 TEST(LineSink, WritesInOrder) {
   Pipe p;
   std::string got;
@@ -62,13 +75,7 @@ TEST(LineSink, NeverBlocksAndCountsDrops) {
   int written = 0;
   while (sink.dropped() < 50) sink.Write(Line(written++));  // would hang if Write blocked
   size_t dropped = sink.dropped();
-  std::string got;
-  std::thread reader([&] { got = ReadAll(p.r.get()); });
-  EXPECT_TRUE(sink.Flush(10000));
-  sink.Write("after\n");
-  EXPECT_TRUE(sink.Flush(10000));
-  p.w.Reset();
-  reader.join();
+  std::string got = ReadWhileFlushing(p, sink);
   // Every line kept is whole and in order; the notice follows them; "after" comes last.
   std::string notice = "phoenix | " + std::to_string(dropped) + " lines of output dropped";
   size_t at = got.find(notice);
@@ -94,13 +101,7 @@ TEST(LineSink, NonBlockingOutputIsWaitedOn) {
     sink.Write(Line(i));
     want += Line(i);
   }
-  std::string got;
-  std::thread reader([&] { got = ReadAll(p.r.get()); });
-  EXPECT_TRUE(sink.Flush(10000));
-  sink.Write("after\n");
-  EXPECT_TRUE(sink.Flush(10000));
-  p.w.Reset();
-  reader.join();
+  std::string got = ReadWhileFlushing(p, sink);
   EXPECT_EQ(got, want + "after\n");
   EXPECT_EQ(sink.dropped(), 0u);
 }
