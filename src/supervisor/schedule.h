@@ -15,6 +15,8 @@ Millis CrashBackoff(int consecutive_crashes);
 
 // A slot whose incarnation stayed ready this long is healthy again: its crash count resets.
 inline constexpr Millis kHealthyStretch = std::chrono::seconds(60);
+// A clean exit this soon after birth: probably a command that daemonized (a hint in the died line).
+inline constexpr Millis kDaemonHint = std::chrono::seconds(10);
 
 // The age at which an incarnation is replaced: max_age minus a uniform random jitter in
 // [0, jitter], so that instances born together never die together. 0 max_age: never.

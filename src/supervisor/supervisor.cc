@@ -231,6 +231,15 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
   e.reason = reason;
   e.status = status;
   e.lost = lost;
+  if (!inc.stop_reason && !status.signaled && status.code == 0 && now - inc.born < kDaemonHint) {
+    // A command that forks into the background and returns (nginx, redis-server --daemonize,
+    // `pm2 start`) looks like a clean exit; its daemon died with the sandbox. systemd's
+    // Type=simple and Heroku want the same: the process stays in the foreground.
+    e.message =
+        "it exited at once with status 0: a command that puts itself in the background (a "
+        "daemon) leaves nothing to supervise; run it in the foreground (nginx: -g 'daemon "
+        "off;', redis-server: --daemonize no, pm2: pm2-runtime)";
+  }
   Emit(std::move(e));
 
   Slot* slot = FindSlot(inc.instance);

@@ -597,6 +597,25 @@ TEST(SupervisorTest, CrashCountResetsAfterAHealthyStretch) {
   EXPECT_EQ(h.OnlyEvent("backoff").delay, 1s);
 }
 
+TEST(SupervisorTest, CleanExitRightAfterBirthHintsAtADaemon) {
+  Harness h;
+  h.Start();
+  h.Advance(2s);
+  h.Exit(h.Id("web.1", 1), kExit0);  // `nginx` without daemon off: forked and returned
+  Event died = h.OnlyEvent("died");
+  EXPECT_NE(died.message.find("in the foreground"), std::string::npos) << died.message;
+
+  // A crash with another status, or a clean exit after a while, gets no such hint.
+  h.Advance(1s);
+  h.Exit(h.Id("web.1", 2), kExit1);
+  EXPECT_EQ(h.OnlyEvent("died").message, "");
+  h.TickAt(h.now + 1s);
+  h.Ready(h.Id("web.1", 3));
+  h.Advance(kDaemonHint);
+  h.Exit(h.Id("web.1", 3), kExit0);
+  EXPECT_EQ(h.OnlyEvent("died").message, "");
+}
+
 TEST(SupervisorTest, ReadyJustShortOfTheHealthyStretchKeepsCounting) {
   Harness h;
   StartReady(h);

@@ -64,3 +64,15 @@ test('a command that is not found (exit 127) crash-loops with backoff, not a spi
   assert.match(px.stdout, /web\.1\s*\| .*not found/, 'the shell says the command was not found');
   assert.equal(px.result, null, 'phoenix keeps running through a crash loop');
 });
+
+test('a command that puts itself in the background (exit 0 at once) is told to stay in the foreground', { timeout: 20000 }, async (t) => {
+  // `sh -c 'sleep 60 &'` returns 0 at once, as `nginx` without `daemon off` or `redis-server
+  // --daemonize yes` do; what it left running dies with the sandbox.
+  const app = makeApp(t, 'crasher', { files: { Procfile: 'web: sleep 60 &\n' } });
+  const px = await up(app, ['--scale', 'web=1']);
+  await px.waitEvent((e) => e.event === 'died' && e.incarnation === 1, { what: 'web.1 #1 died', timeout: 8000 });
+  const died = readEvents(app.eventsFile).find((e) => e.event === 'died' && e.incarnation === 1);
+  assert.equal(died.exit_code, 0, JSON.stringify(died));
+  assert.match(died.message || '', /in the foreground/, JSON.stringify(died));
+  await px.waitOutput(/web\.1 #1 died .*exit 0\).*in the foreground/);
+});
