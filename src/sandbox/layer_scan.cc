@@ -55,6 +55,9 @@ class Scanner {
         RETURN_IF_ERROR(Walk(child, exists_below && !opaque));
       } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
         Add(child, 0, Change::kDeleted, 0);
+      } else if ((S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode)) && !exists_below) {
+        // A Unix socket an app listened on, or a FIFO: a rendezvous point, no data in it.
+        continue;
       } else {
         Add(child, static_cast<uint64_t>(st.st_size),
             exists_below ? Change::kModified : Change::kCreated,

@@ -1,8 +1,10 @@
 #include "sandbox/layer_scan.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -121,6 +123,23 @@ TEST_F(LayerScanTest, EmptyNewFileIsStillReported) {
   EXPECT_EQ(s.files[0].path, "touched");
   EXPECT_EQ(s.files[0].bytes, 0u);
   EXPECT_EQ(s.files[0].change, Change::kCreated);
+}
+
+TEST_F(LayerScanTest, SocketsAndFifosHoldNoStateAndAreNotReported) {
+  UpperDir("run");
+  ASSERT_EQ(mkfifo((upper_ + "/run/queue").c_str(), 0600), 0) << std::strerror(errno);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = upper_ + "/run/app.sock";
+  ASSERT_LT(path.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  close(fd);
+  Upper("run/app.pid", "42");
+  LostState s = Scan();
+  EXPECT_EQ(Paths(s.files), PathList{"run/app.pid"});
 }
 
 TEST_F(LayerScanTest, FileThatExistsBelowIsModified) {
