@@ -668,7 +668,9 @@ bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> c
 void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version) {
   bool upgrade = res.result() == http::status::switching_protocols;
   RemoveHopByHop(res, upgrade);
-  res.version(client_version == 10 ? 10 : 11);
+  // HTTP/1.1 to every client, as nginx answers: a server sends the highest version it conforms
+  // to with the request's major version (RFC 9110 6.2); the framing is the client's version's.
+  res.version(11);
   // No message length in a 1xx or a 204 (RFC 9110 8.6, RFC 9112 6.1): they have no body
   // whatever an instance says, and a client or proxy in front that believed the field would
   // wait for bytes that never come, or read the next response as this one's body.

@@ -634,11 +634,11 @@ TEST(RewriteResponseTest, CloseWhenNotKeptAlive) {
 TEST(RewriteResponseTest, Http10Client) {
   auto kept = Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
   RewriteResponse(kept, true, 10);
-  EXPECT_EQ(kept.version(), 10u);
+  EXPECT_EQ(kept.version(), 11u);  // RFC 9110 6.2: the highest 1.x the server conforms to
   EXPECT_EQ(Field(kept, "Connection"), "keep-alive");
   auto closed = Response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
   RewriteResponse(closed, false, 10);
-  EXPECT_EQ(closed.version(), 10u);
+  EXPECT_EQ(closed.version(), 11u);
   EXPECT_EQ(Field(closed, "Connection"), "close");
 }
 

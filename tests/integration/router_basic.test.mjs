@@ -270,7 +270,7 @@ test('router: chunked request and chunked response stream through', { timeout: 3
   old.write('POST /chunked HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc');
   await old.waitClosed();
   const text = old.text;
-  assert.match(text, /^HTTP\/1\.0 200/);
+  assert.match(text, /^HTTP\/1\.1 200/, 'HTTP/1.1 to a 1.0 client too (RFC 9110 6.2)');
   assert.doesNotMatch(text, /transfer-encoding/i);
   assert.match(text, /\r\n\r\n\[web\.\d\]abc\[end\]$/);
 });
@@ -387,7 +387,7 @@ test('router: empty lines before a request are ignored; no 1xx reaches an HTTP/1
   const old = await rawConnect(px.port, { t });
   old.write('GET /hints HTTP/1.0\r\n\r\n');
   await old.waitClosed();
-  assert.match(old.text, /^HTTP\/1\.0 200 /, old.text);
+  assert.match(old.text, /^HTTP\/1\.1 200 /, old.text);
   assert.doesNotMatch(old.text, / 103 /);
 });
 
@@ -419,14 +419,14 @@ test('router: 1xx informational answers pass; a body ended by close; HTTP/1.0 ke
   assert.equal(parseResponses(h.data).length, 1, h.text);
   assert.equal(parseResponses(h.data)[0].json.url, '/half-closed');
 
-  // HTTP/1.0 with keep-alive: answered in 1.0 with Content-Length, the connection kept.
+  // HTTP/1.0 with keep-alive: answered (as HTTP/1.1, RFC 9110 6.2) with Content-Length, the connection kept.
   const k = await rawConnect(px.port, { t });
   k.write('GET /old-1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
   await k.waitData((_, d) => parseResponses(d).length === 1, { what: 'the first answer' });
   k.write('GET /old-2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
   await k.waitData((_, d) => parseResponses(d).length === 2, { what: 'the second answer' });
   const [a, b] = parseResponses(k.data);
-  assert.match(a.head, /^HTTP\/1\.0 200/);
+  assert.match(a.head, /^HTTP\/1\.1 200/);
   assert.equal(a.headers.connection, 'keep-alive');
   assert.equal(a.json.url, '/old-1');
   assert.equal(b.json.url, '/old-2');
@@ -435,7 +435,7 @@ test('router: 1xx informational answers pass; a body ended by close; HTTP/1.0 ke
   const o = await rawConnect(px.port, { t });
   o.write('GET /old-3 HTTP/1.0\r\n\r\n');
   await o.waitClosed();
-  assert.match(o.text, /^HTTP\/1\.0 200 /);
+  assert.match(o.text, /^HTTP\/1\.1 200 /);
   // A higher minor version is read as HTTP/1.1 (RFC 9110 2.5), the connection kept.
   const n = await rawConnect(px.port, { t });
   n.write('GET /minor-2 HTTP/1.2\r\nHost: x\r\n\r\n');
