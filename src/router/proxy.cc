@@ -34,7 +34,6 @@ constexpr std::chrono::milliseconds kParkAfter{250};
 constexpr std::chrono::milliseconds kTunnelHalfClosed{5000};
 // How long an answer is awaited after a request body's write timed out (the instance stopped
 // reading: its early answer is there already, or none is coming).
-constexpr std::chrono::milliseconds kEarlyAnswerWait{1000};
 using RequestParser = http::request_parser<http::buffer_body, Alloc>;
 using ResponseParser = http::response_parser<http::buffer_body, Alloc>;
 
@@ -113,6 +112,8 @@ struct Outcome {
   Time connected{};
 };
 
+inline constexpr auto kYield = asio::use_awaitable_t<Executor>{};
+
 class Session {
  public:
   ~Session() { ReleaseChunk(); }
@@ -152,6 +153,17 @@ class Session {
         buf_.commit(n);
       }
       bool keep_alive = co_await OneRequest(first);
+      // A body still on its way to the instance ends with its request (its sockets' operations
+      // were cancelled): the pump uses the parser and the buffer the next request needs.
+      if (pump_ && pump_->running) {
+        StopPump();
+        while (pump_->running) co_await asio::post(client_.get_executor(), kYield);
+      }
+      up_.reset();
+      if (pump_) {
+        pump_->end = PumpEnd::kNone;
+        GiveSpare(std::move(pump_->chunk));
+      }
       // The request's heads are gone, then their fields' arena.
       res_parser_.reset();
       parser_.reset();
@@ -370,6 +382,12 @@ class Session {
   // phoenix answers instead of an instance: counted, and logged with its Heroku-style code.
   Task<void> Fail(const RequestHead& req, const std::string& request_id, Time start, int status,
                   const char* code, const char* desc, bool close, std::string_view extra = {}) {
+    if (PumpFailedOnClient()) {
+      // The instance's side failed because the client's body did (the pump closed it).
+      co_await ClientBodyFailed(true);
+      Log(req, request_id, start, outcome_);
+      co_return;
+    }
     ++w_.counters.router_errors;
     co_await SendError(status, request_id, close, extra);
     Outcome& o = outcome_;
@@ -377,6 +395,37 @@ class Session {
     o.code = code;
     o.desc = desc;
     Log(req, request_id, start, o);
+  }
+
+  bool PumpFailedOnClient() const {
+    return pump_ && (pump_->end == PumpEnd::kClientIdle || pump_->end == PumpEnd::kMalformed ||
+                     pump_->end == PumpEnd::kClientGone);
+  }
+
+  // The request's body stopped coming (408, nginx's client_body_timeout), was malformed (a bad
+  // chunk size: 400, as a bad head) or its client left (499, nothing sent). `answer`: no byte
+  // of a response reached the client yet, so an error response can still go.
+  Task<void> ClientBodyFailed(bool answer) {
+    Outcome& o = outcome_;
+    int status = 499;
+    if (pump_->end == PumpEnd::kClientIdle) {
+      status = 408;
+      o.code = "H28";
+      o.desc = "Client connection idle";
+    } else if (pump_->end == PumpEnd::kMalformed) {
+      status = 400;
+      o.code = "H400";
+      o.desc = "bad request body";
+    } else {
+      o.code = "H27";
+      o.desc = "Client request interrupted";
+    }
+    if (!answer) co_return;
+    o.status = status;
+    if (status != 499) {
+      ++w_.counters.router_errors;
+      co_await SendError(status, request_id_, true);
+    }
   }
 
   void Log(const RequestHead& req, const std::string& request_id, Time start, const Outcome& o) {
@@ -471,7 +520,9 @@ class Session {
     pre.head_method = req.method() == http::verb::head;
     pre.has_body = !parser.is_done();
     const bool chunked = parser.chunked();
-    pre.upgrade = facts.upgrade;
+    // An upgrade whose request has a body is ignored (RFC 9110 7.8 lets a server): the body
+    // would stream beside a tunnel. WebSocket handshakes have none.
+    pre.upgrade = facts.upgrade && !pre.has_body;
     pre.expect_continue = facts.has_expect;
     std::optional<uint64_t> length;
     if (!chunked && parser.content_length()) length = *parser.content_length();
@@ -488,13 +539,9 @@ class Session {
     }
     const Forwarding fwd{client_ip_, w_.router.port(), request_id, local_host, trusted_};
     ForwardedValues values = PrepareRequest(req.base(), fwd, pre.upgrade, length);
-    if (pre.has_body) {
-      SetForwardingFields(req.base(), fwd, values);  // Beast's serializer writes this head
-    } else {
-      // The head is written by hand: the forwarding fields go in as text.
-      extra_.clear();
-      AppendForwardingLines(fwd, values, extra_);
-    }
+    // The head is written by hand: the forwarding fields go in as text.
+    extra_.clear();
+    AppendForwardingLines(fwd, values, extra_);
     // The access log names the client behind a trusted proxy, as Heroku's `fwd` does.
     if (trusted_ && w_.router.log) {
       log_https_ = values.proto == "https";
@@ -545,12 +592,11 @@ class Session {
     o = Outcome{};
     int attempts = 0;
     lost_sends_ = 0;
-    body_cut_ = false;
     uint64_t avoid = 0;
     bool body_started = false;
     bool fresh = false;  // a pooled connection failed: no more pooled ones for this request
     Time wait_until = start + cfg.retry_timeout;
-    std::unique_ptr<Upstream> up;
+    std::unique_ptr<Upstream>& up = up_;  // a member: a body pump may outlive this frame
     Held backend;
     auto& rp_slot = res_parser_;
 
@@ -608,21 +654,16 @@ class Session {
       bool sent = false;
       error_code ec;
       up_deadline(cfg.response_timeout);
-      if (!has_body) {
-        head_.clear();
-        AppendRequestHead(req.base(), head_, extra_);
-        std::tie(ec, std::ignore) =
-            co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
-        sent = !ec;
-      } else {
-        BodySent r = co_await SendBody(*up, ud, request_id, expect_continue && version == 11, start,
-                                       o, body_started);
-        if (r == BodySent::kAnswered) co_return false;
-        // The instance may have stopped taking the body because it answered already (413 from
-        // an upload limit, then closed): what it sent before it closed is still read, and an
-        // answer there is passed on (the client's connection then closes, its body unread).
-        sent = r == BodySent::kSent || body_started;
-        body_cut_ = r != BodySent::kSent && body_started;
+      head_.clear();
+      AppendRequestHead(req.base(), head_, extra_);
+      std::tie(ec, std::ignore) = co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
+      sent = !ec;
+      if (sent && has_body) {
+        // The body streams to the instance beside its answer coming back, as in a tunnel: an
+        // app that answers as it reads (`req.pipe(res)`) would otherwise fill both ways' socket
+        // buffers and wait for ever; an early answer (413) comes at once.
+        if (!co_await StartBody(*up, expect_continue && version == 11)) co_return false;
+        body_started = true;  // from here on it is consumed: the request cannot be retried
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
       bool got_byte = false;
@@ -633,9 +674,7 @@ class Session {
           rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
           rp_slot->header_limit(kMaxResponseHead);
           if (head_method) rp_slot->skip(true);
-          // After a body write that timed out, an early answer is in the socket or not coming.
-          up_deadline(body_cut_ && ud.fired ? std::min(cfg.response_timeout, kEarlyAnswerWait)
-                                            : cfg.response_timeout);
+          up_deadline(cfg.response_timeout);  // (the body's writes push it back too)
           size_t before = up->buf.size();
           std::tie(ec, std::ignore) =
               co_await http::async_read_header(up->sock, up->buf, *rp_slot, kTuple);
@@ -659,7 +698,10 @@ class Session {
       error_code ignored;
       up->sock.close(ignored);
       bool reused = up->reused;
-      up.reset();
+      // (A body pump may still hold it until it sees it was stopped: Run lets it go then. No
+      // retry follows a body that started.)
+      StopPump();
+      if (!pump_ || !pump_->running) up.reset();
       // Safe to retry: nothing of the body was consumed, and either the method is idempotent
       // or a reused keep-alive connection failed before the instance answered anything (it
       // closed as we sent: the app never saw the request).
@@ -739,10 +781,10 @@ class Session {
     // Bytes read past the response's end (a body to a HEAD or a 204, a second response) are not
     // an answer to anything: such a connection is closed, never pooled.
     // (The parser's keep_alive: the instance's own; `res` was rewritten for the client.)
-    // Nor is one whose request body was cut short (an early answer): the instance still waits
-    // for the rest of it.
-    if (upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() && up->buf.size() == 0 &&
-        !body_cut_) {
+    // Nor is one whose request body is not all sent (an early answer): the instance still
+    // waits for the rest of it.
+    if (StopPump() && upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() &&
+        up->buf.size() == 0) {
       up->peek_before_reuse = head_method || o.status == 204 || o.status == 304;
       w_.Put(std::move(up));
     }
@@ -800,6 +842,12 @@ class Session {
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
           upstream_ok = false;  // cut mid-body: the client sees the connection close
+          if (PumpFailedOnClient()) {
+            // The client's body failed (the pump closed the instance's connection): its error
+            // is the answer, if none has started.
+            co_await ClientBodyFailed(!head_sent);
+            break;
+          }
           if (head_sent && ud.fired) {
             o.code = "H18";
             o.desc = "Server response interrupted (no byte within response_timeout)";
@@ -884,86 +932,113 @@ class Session {
     co_return !ec;
   }
 
-  enum class BodySent { kSent, kUpstreamFailed, kAnswered };
-
-  // Sends a request with a body (Beast's serializer frames it, the parser reads it from the
-  // client through one buffer). kAnswered: the client got an answer or went away, and the
-  // request is logged; the connection ends. Its own coroutine, so that the serializer is not in
-  // every request's frame.
-  Task<BodySent> SendBody(Upstream& up, Deadline& ud, const std::string& request_id,
-                          bool expect_continue, Time start, Outcome& o, bool& body_started) {
-    const RouterConfig& cfg = w_.router.config;
-    auto& req = parser_->get();
-    http::serializer<true, http::buffer_body, Fields> sr{req};
-    auto [ec, wn] = co_await http::async_write_header(up.sock, sr, kTuple);
-    if (!ec && expect_continue) {
-      // The client waits for this before it sends the body.
+  // Starts the request's body on its way to the instance, after its head: a 100 Continue to a
+  // client that waits for one, then BodyPump in a coroutine of its own. False: the client left.
+  Task<bool> StartBody(Upstream& up, bool expect_continue) {
+    if (expect_continue) {
       static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      ClientDeadline(cfg.response_timeout);
+      ClientDeadline(w_.router.config.response_timeout);
       auto [cec, cn] = co_await asio::async_write(
           client_, asio::buffer(kContinue, sizeof kContinue - 1), kTuple);
-      if (cec) co_return BodySent::kAnswered;
+      if (cec) co_return false;
     }
-    char* chunk = Chunk();
-    while (!ec) {
-      body_started = true;  // from here on it is consumed: the request cannot be retried
-      if (!parser_->is_done()) {
+    if (!pump_) pump_ = std::make_unique<Pump>();
+    Pump& p = *pump_;
+    p.running = true;
+    p.stop = false;
+    p.end = PumpEnd::kNone;
+    if (!p.chunk) p.chunk = TakeSpare();
+    asio::co_spawn(client_.get_executor(), BodyPump(up),
+                   [this](std::exception_ptr) { pump_->running = false; });
+    co_return true;
+  }
+
+  // Reads the request's body from the client and writes it to the instance (chunks framed
+  // again, trailers dropped as RFC 9112 7.1.2 allows) while OneRequest reads the answer. A
+  // client-side failure closes the instance's connection, which ends that read; the request
+  // then answers for it (ClientBodyFailed). After StopPump it touches nothing and ends.
+  Task<void> BodyPump(Upstream& up) {
+    Pump& p = *pump_;
+    const RouterConfig& cfg = w_.router.config;
+    auto& req = parser_->get();
+    const bool chunked = parser_->chunked();
+    char* chunk = p.chunk.get();
+    char frame[24];
+    static constexpr char kCrlf[] = "\r\n";
+    static constexpr char kLastChunk[] = "0\r\n\r\n";
+    for (;;) {
+      size_t n = 0;
+      bool done = parser_->is_done();
+      if (!done) {
         req.body().data = chunk;
         req.body().size = kBodyChunk;
         ClientDeadline(cfg.response_timeout);
+        // While the body comes from the client, the instance's answer is not late: its time
+        // (response_timeout) runs from the last body byte written, as when the two took turns.
+        if (!up_deadline_.fired) up_deadline_.at = Time::max();
         auto [rec, rn] = co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        if (p.stop) co_return;
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
-          // The instance gets no more of it. A body whose framing is bad (chunk sizes) gets a
-          // 400, as a bad head does; a client that stopped sending it gets a 408 (nginx's
-          // client_body_timeout); a client that went away gets nothing.
-          error_code ignored;
-          up.sock.close(ignored);
           const auto& parse_errors = http::make_error_code(http::error::bad_chunk).category();
-          const bool malformed =
-              rec.category() == parse_errors && rec != http::error::partial_message &&
-              rec != http::error::end_of_stream && rec != http::error::short_read;
           if (client_deadline_.fired && rec == asio::error::operation_aborted) {
-            ++w_.counters.router_errors;
-            co_await SendError(408, request_id, true);
-            o.status = 408;
-            o.code = "H28";
-            o.desc = "Client connection idle";
-          } else if (malformed) {
-            ++w_.counters.router_errors;
-            co_await SendError(400, request_id, true);
-            o.status = 400;
-            o.code = "H400";
-            o.desc = "bad request body";
+            p.end = PumpEnd::kClientIdle;
+          } else if (rec.category() == parse_errors && rec != http::error::partial_message &&
+                     rec != http::error::end_of_stream && rec != http::error::short_read) {
+            p.end = PumpEnd::kMalformed;
           } else {
-            o.status = 499;
-            o.code = "H27";
-            o.desc = "Client request interrupted";
+            p.end = PumpEnd::kClientGone;
           }
-          Log(req.base(), request_id, start, o);
-          co_return BodySent::kAnswered;
+          error_code ignored;
+          up.sock.close(ignored);  // the instance gets no more of it, and the answer's read ends
+          co_return;
         }
-        req.body().size = kBodyChunk - req.body().size;
-        req.body().data = chunk;
-        req.body().more = !parser_->is_done();
-        // A read may bring only a chunk header: an empty buffer must not be written, as the
-        // serializer would frame it as a zero-size chunk, i.e. the end of the body.
-        if (req.body().size == 0) {
-          if (req.body().more) continue;
-          req.body().data = nullptr;
-        }
-      } else {
-        req.body().data = nullptr;
-        req.body().size = 0;
-        req.body().more = false;
+        n = kBodyChunk - req.body().size;
+        done = parser_->is_done();
+        if (n == 0 && !done) continue;  // a chunk header alone: nothing to send yet
       }
-      ud.fired = false;
-      ud.at = CoarseNow() + cfg.response_timeout;
-      std::tie(ec, std::ignore) = co_await http::async_write(up.sock, sr, kTuple);
-      if (ec == http::error::need_buffer) ec = {};
-      if (sr.is_done()) break;
+      std::array<asio::const_buffer, 4> bufs;
+      size_t k = 0;
+      if (n > 0 && chunked) {
+        auto end = fmt::format_to(frame, "{:x}\r\n", n);
+        bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
+        bufs[k++] = asio::buffer(chunk, n);
+        bufs[k++] = asio::buffer(kCrlf, 2);
+      } else if (n > 0) {
+        bufs[k++] = asio::buffer(chunk, n);
+      }
+      if (done && chunked) bufs[k++] = asio::buffer(kLastChunk, 5);
+      if (k > 0) {
+        up_deadline_.fired = false;
+        up_deadline_.at = CoarseNow() + cfg.response_timeout;
+        auto [wec, wn] = co_await asio::async_write(
+            up.sock, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+        if (p.stop) co_return;
+        if (wec) {
+          // The instance stopped taking it: it answered already (an upload limit's 413, then
+          // closed), and that answer is read as any; or it died, and the read fails too.
+          p.end = PumpEnd::kUpstreamFailed;
+          co_return;
+        }
+      }
+      if (done) {
+        p.end = PumpEnd::kSent;
+        co_return;
+      }
     }
-    co_return ec ? BodySent::kUpstreamFailed : BodySent::kSent;
+  }
+
+  // The request is over (answered, failed, or its connection ends): a body still being pumped
+  // stops, its socket operations cancelled (the instance's connection is not reused). True
+  // when the whole body reached the instance (or there was none).
+  bool StopPump() {
+    if (!pump_) return true;
+    if (!pump_->running) return pump_->end == PumpEnd::kNone || pump_->end == PumpEnd::kSent;
+    pump_->stop = true;
+    error_code ignored;
+    client_.cancel(ignored);
+    if (up_) up_->sock.close(ignored);
+    return false;
   }
 
   // 101 Switching Protocols: the head goes to the client, then bytes flow both ways until
@@ -1071,8 +1146,9 @@ class Session {
     co_await t.async_wait(kTuple);
   }
 
-  // One body buffer a connection, made on first use: a request's body and its response's
-  // never stream at the same time. (In the coroutine frame it would be allocated per request.)
+  // The response's body buffer, made on first use (the request's body has its own, in the
+  // pump: the two stream at the same time). In the coroutine frame it would be allocated per
+  // request.
   char* Chunk() {
     if (!chunk_) chunk_ = TakeSpare();
     return chunk_.get();
@@ -1110,8 +1186,17 @@ class Session {
   std::optional<Refusal> refusal_;  // why a request head was refused
   Outcome outcome_;                 // the request's, for its log line
   int lost_sends_ = 0;              // the request's sends whose connection failed before any answer
-  bool body_cut_ = false;           // the request's body stopped short: an early answer was read
-  Deadline up_deadline_;            // the response's, while an upstream exchange runs
+  // A request body on its way to the instance (BodyPump), and how it ended.
+  enum class PumpEnd { kNone, kSent, kUpstreamFailed, kClientIdle, kMalformed, kClientGone };
+  struct Pump {
+    bool running = false;  // its coroutine has not ended
+    bool stop = false;     // its request is over: it touches nothing more
+    PumpEnd end = PumpEnd::kNone;
+    std::unique_ptr<char[]> chunk;  // its own body buffer: the response streams beside it
+  };
+  std::unique_ptr<Pump> pump_;    // made at a connection's first request with a body
+  std::unique_ptr<Upstream> up_;  // the request's instance connection (the pump's too)
+  Deadline up_deadline_;          // the response's, while an upstream exchange runs
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { makeApp, up, vmRssKb } from './harness.mjs';
+import { createHash } from 'node:crypto';
+import { makeApp, up, rawConnect, vmRssKb } from './harness.mjs';
 
 const MB = 1024 * 1024;
 const TOTAL = 300 * MB;
@@ -189,6 +190,65 @@ test('router: an answer given before the body was taken (an upload limit) reache
     }
   }
   assert.doesNotMatch(px.stdout, /status=502/);
+});
+
+/** POSTs `total` bytes to /pipe and reads the echo as it comes; resolves the bytes and sha256 each way. */
+function echo(port, total, { chunked = false, timeout = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = chunked ? {} : { 'content-length': String(total) };
+    const sentHash = createHash('sha256');
+    const gotHash = createHash('sha256');
+    let got = 0;
+    const req = http.request({ host: '127.0.0.1', port, path: '/pipe', method: 'POST', headers, timeout }, (res) => {
+      res.on('data', (d) => { got += d.length; gotHash.update(d); });
+      res.on('end', () => resolve({ status: res.statusCode, got, sent: sentHash.digest('hex'), echoed: gotHash.digest('hex') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`echo: no progress within ${timeout} ms (got ${got} of ${total})`)));
+    let sent = 0;
+    let n = 0;
+    const pump = () => {
+      while (sent < total) {
+        const block = Buffer.alloc(Math.min(64 * 1024, total - sent), String.fromCharCode(97 + (n++ % 26)));
+        sent += block.length;
+        sentHash.update(block);
+        if (!req.write(block)) { req.once('drain', pump); return; }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+// An app that answers as it reads (`req.pipe(res)`): its answer grows while the body still
+// comes. When the router sent the whole body before reading any answer, both directions'
+// socket buffers filled after a few MB and everything waited for ever (response_timeout).
+test('router: a body and its answer stream at the same time (an app that echoes as it reads)', { timeout: 90000 }, async (t) => {
+  const px = await startEcho(t);
+  // Piece by piece: each piece is echoed before the next is sent, so nothing flows unless the
+  // router passes the answer on while the body is still open.
+  const c = await rawConnect(px.port, { t });
+  c.write('POST /pipe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+  for (const piece of ['ping-1', 'ping-2', 'ping-3']) {
+    c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+    await c.waitData(piece, { what: `the echo of ${piece} while the body is open`, timeout: 10000 });
+  }
+  c.write('0\r\n\r\n');
+  await c.waitData((text) => text.endsWith('\r\n0\r\n\r\n'), { what: 'the end of the answer' });
+  assert.match(c.text, /^HTTP\/1\.1 200 /);
+
+  // Bigger than every socket buffer on the way, with a length and chunked; memory stays bounded.
+  const rss = sampleRss(px.pid);
+  for (const chunked of [false, true]) {
+    const r = await echo(px.port, 64 * MB, { chunked });
+    assert.equal(r.status, 200);
+    assert.equal(r.got, 64 * MB, `chunked=${chunked}`);
+    assert.equal(r.echoed, r.sent, `chunked=${chunked}: the echo is the body, byte for byte`);
+  }
+  const { peak } = rss.stop();
+  assert.ok(peak < RSS_LIMIT_KB, `phoenix peak RSS ${peak} KiB while 128 MB passed`);
+  assert.doesNotMatch(px.stdout, /status=50[24]/);
 });
 
 // An event stream, a slow report: the app sends its head, the body comes later. The head must

@@ -93,6 +93,13 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     console.log(`crash on ${req.headers['x-request-id']}`);
     process.exit(3);
   }
+  if (url.pathname === '/pipe') {
+    // Answers as it reads: each piece of the body goes back at once (a transcoder, a streaming
+    // API). Its answer and its body flow at the same time, both ways' buffers filling.
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-instance': instance });
+    req.pipe(res);
+    return;
+  }
   if (url.pathname === '/upload') {
     let bytes = 0;
     req.on('data', (c) => { bytes += c.length; });
