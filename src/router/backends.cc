@@ -50,12 +50,22 @@ void Backends::Drain(uint64_t id, std::function<void()> drained) {
 
 void Backends::Remove(uint64_t id, bool killed) {
   std::lock_guard lock(mu_);
-  std::erase_if(draining_, [&](const auto& x) { return x->info.id == id; });
+  // A draining one too (killed at stop_timeout, or dead mid-drain): requests lost with it are
+  // not the request's fault when phoenix killed it, and no drained callback follows its death.
+  auto mark = [&](Backend& b) {
+    if (killed) b.killed.store(true);
+    b.gone.store(true);
+    b.notified.store(true);
+  };
+  std::erase_if(draining_, [&](const auto& x) {
+    if (x->info.id != id) return false;
+    mark(*x);
+    return true;
+  });
   auto it =
       std::find_if(ready_.begin(), ready_.end(), [&](const auto& x) { return x->info.id == id; });
   if (it == ready_.end()) return;
-  if (killed) (*it)->killed.store(true);
-  (*it)->gone.store(true);
+  mark(**it);
   ready_.erase(it);
   Publish();
 }

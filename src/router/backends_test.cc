@@ -104,6 +104,23 @@ TEST(BackendsTest, DrainDoesNotWaitForTunnels) {
   EXPECT_EQ(drained2, 1);
 }
 
+TEST(BackendsTest, RemovingADrainingBackendMarksItKilledAndGone) {
+  // Killed at stop_timeout (or dead) while it drains: its lost requests are phoenix's doing,
+  // and its drain never calls back for a dead incarnation.
+  Backends backends;
+  backends.Add(Info(1));
+  uint64_t cursor = 0;
+  auto request = Backends::Pick(*backends.Load(), Balance::kRoundRobin, cursor);
+  ASSERT_TRUE(request);
+  int drained = 0;
+  backends.Drain(1, [&] { ++drained; });
+  backends.Remove(1, true);
+  EXPECT_TRUE(request->killed.load());
+  EXPECT_TRUE(request->gone.load());
+  Backends::Release(*request);
+  EXPECT_EQ(drained, 0);
+}
+
 TEST(BackendsTest, RoundRobinOrder) {
   Backends backends;
   for (uint64_t id = 1; id <= 3; ++id) backends.Add(Info(id));

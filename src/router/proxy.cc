@@ -25,6 +25,7 @@ using namespace asio::experimental::awaitable_operators;
 constexpr size_t kBodyChunk = 16 * 1024;
 constexpr size_t kCoalesce = 4 * 1024;
 constexpr size_t kMaxResponseHead = 64 * 1024;
+constexpr int kMaxInformational = 16;  // 1xx heads before a response's final one
 constexpr int kMaxLostSends = 2;
 constexpr size_t kSpareChunks = 64;   // body buffers a loop keeps for its next requests (1 MiB)
 constexpr size_t kFieldBlock = 4096;  // the first block of a request's head fields
@@ -175,7 +176,10 @@ class Session {
     --w_.counters.active;
     error_code ec;
     client_.shutdown(Socket::shutdown_send, ec);
-    if (linger_) co_await Linger();
+    // Bytes of the client's still unread (a pipelined request behind a response that ends the
+    // connection) would make close() send a RST, and the client's kernel drop the end of that
+    // response: linger (RFC 9112 9.6).
+    if (linger_ || buf_.size() > 0 || client_.available(ec) > 0) co_await Linger();
     client_.close(ec);
   }
 
@@ -395,6 +399,15 @@ class Session {
     o.code = code;
     o.desc = desc;
     Log(req, request_id, start, o);
+  }
+
+  // The client left while its request was on the way (a 1xx or a 100 Continue could not be
+  // written to it): logged as a response write that failed.
+  void ClientLeft(const RequestHead& req, Time start) {
+    outcome_.status = 499;
+    outcome_.code = "H27";
+    outcome_.desc = "Client went away";
+    Log(req, request_id_, start, outcome_);
   }
 
   bool PumpFailedOnClient() const {
@@ -662,11 +675,15 @@ class Session {
         // The body streams to the instance beside its answer coming back, as in a tunnel: an
         // app that answers as it reads (`req.pipe(res)`) would otherwise fill both ways' socket
         // buffers and wait for ever; an early answer (413) comes at once.
-        if (!co_await StartBody(*up, expect_continue && version == 11)) co_return false;
+        if (!co_await StartBody(*up, expect_continue && version == 11)) {
+          ClientLeft(req.base(), start);
+          co_return false;
+        }
         body_started = true;  // from here on it is consumed: the request cannot be retried
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
       bool got_byte = false;
+      int informational = 0;
       if (sent) {
         for (;;) {
           rp_slot.emplace(std::piecewise_construct, std::make_tuple(),
@@ -683,9 +700,19 @@ class Session {
           if (ec) break;
           int code = static_cast<int>(rp_slot->get().result_int());
           if (code >= 200 || code == 101) break;
+          // Each head is kept in the request's arena until it ends, and each pushes the
+          // response's time back: an instance that sends 1xx heads without end would hold the
+          // request, and grow phoenix, for ever.
+          if (++informational > kMaxInformational) {
+            ec = http::error::bad_status;
+            break;
+          }
           // An HTTP/1.0 client would take a 1xx for the answer (RFC 9110 15.2: none is sent to
           // it); the instance sent one because the request went on as HTTP/1.1.
-          if (code != 100 && version != 10 && !co_await Informational(version)) co_return false;
+          if (code != 100 && version != 10 && !co_await Informational(version)) {
+            ClientLeft(req.base(), start);
+            co_return false;
+          }
         }
       }
       if (sent && !ec) break;  // a response head is here
@@ -697,6 +724,7 @@ class Session {
       if (timed_out && !got_byte) Backends::MarkSlow(*backend.b);
       error_code ignored;
       up->sock.close(ignored);
+      ud.sock = nullptr;  // its deadline stays registered for this attempt: no socket to cancel
       bool reused = up->reused;
       // (A body pump may still hold it until it sees it was stopped: Run lets it go then. No
       // retry follows a body that started.)
@@ -789,6 +817,8 @@ class Session {
       w_.Put(std::move(up));
     }
     Log(req.base(), request_id, start, o);
+    // The client meant to go on (it may have sent its next request already): the close lingers.
+    if (client_keep_alive && !keep_alive) linger_ = true;
     co_return keep_alive;
   }
 

@@ -115,7 +115,7 @@ void Worker::Sweep() {
     if (!d->fired && now >= d->at) {
       d->fired = true;
       boost::system::error_code ec;
-      d->sock->cancel(ec);
+      if (d->sock) d->sock->cancel(ec);  // (none: its socket was closed and freed already)
     } else if (!d->fired && !d->park && now >= d->park_at) {
       d->park = true;
       boost::system::error_code ec;

@@ -117,3 +117,28 @@ test('router: a request body that stops coming gets a 408, not a silent close', 
   await d.waitData((text) => /^HTTP\/1\.1 408 /.test(text), { what: 'the 408', timeout: 10000 });
   await px.waitOutput(/at=error code=H28 desc="Client connection idle" method=POST path="\/upload" .* status=408 /);
 });
+
+test('router: 1xx heads without end are cut at 16 with a 502; a response that ends the connection reaches a pipelining client whole', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'router-faulty', { files: { 'phoenix.toml': '[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+
+  // Each 1xx head is kept until the request ends: 40 of them (or an endless stream) must not
+  // all be taken. 16 reach the client, then the 502.
+  const c = await rawConnect(px.port, { t });
+  c.write('GET /many-1xx HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData(/HTTP\/1\.1 502 /, { what: 'the 502 after the 1xx heads' });
+  assert.equal((c.text.match(/HTTP\/1\.1 103 /g) || []).length, 16, c.text.slice(0, 300));
+  assert.doesNotMatch(c.text, /HTTP\/1\.1 200 /);
+
+  // A body that ends with the connection ends the client's too; a request pipelined behind it
+  // is unread when the router closes, and a plain close() would send a RST that makes the
+  // client's kernel drop the end of the body. Lingering, all 3 MB arrive.
+  const d = await rawConnect(px.port, { t });
+  d.write('GET /big-until-close HTTP/1.1\r\nHost: x\r\n\r\n');
+  await d.waitData('HTTP/1.1 200 ', { what: 'the head of the 3 MB answer' });
+  d.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+  await d.waitClosed({ timeout: 10000 });
+  const body = d.data.subarray(d.data.indexOf('\r\n\r\n') + 4);
+  assert.equal(body.length, 3 * 1024 * 1024, `body bytes before the close (error: ${d.error && d.error.code})`);
+});

@@ -49,6 +49,19 @@ net.createServer((s) => {
         closing = true;
         return;
       }
+      if (path === '/many-1xx') {
+        // 1xx heads without end (here 40, then the answer): each is kept until the request
+        // ends, so the router takes a bounded number and answers 502.
+        s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'.repeat(40) + ok(path));
+        continue;
+      }
+      if (path === '/big-until-close') {
+        // 3 MB whose end is the connection's (no length, not chunked).
+        s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n');
+        s.end(Buffer.alloc(3 * 1024 * 1024, 'z'));
+        closing = true;
+        return;
+      }
       if (path === '/close-soon') {
         // Announces the close, and closes a little later, as a server finishing a write does.
         s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 11\r\n\r\n/close-soon');
