@@ -747,6 +747,10 @@ class Session {
       }
       if (safe && ++attempts < 4) {
         ++w_.counters.retries;
+        // The wait for an instance (none ready: its successor is booting) runs from this
+        // failure, not from the request's start: a long poll whose instance died is as
+        // retryable as a fresh request (HAProxy's queue timeout runs from the queueing).
+        if (sent) wait_until = Clock::now() + cfg.retry_timeout;
         avoid = reused ? 0 : backend->info.id;  // (reused: it may be alive; fresh below)
         if (reused) {
           // Either it went stale or its instance died (kill --now): then every pooled

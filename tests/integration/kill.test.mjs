@@ -2,6 +2,7 @@
 // SIGTERM) and --now (SIGKILL at once, reason killed, reborn at once).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { makeApp, up, phoenix, ps, httpGet, readEvents, minReady } from './harness.mjs';
 
 test('kill web.1: a successor is ready before the old one drains; capacity never dips', { timeout: 20000 }, async (t) => {
@@ -66,4 +67,26 @@ test('kill of an instance that does not exist is a usage error (exit 2) and says
   assert.match(r.stderr, /web\.9/);
   const list = await ps(app);
   assert.ok(list.every((i) => i.incarnation === 1 && i.state === 'ready'), JSON.stringify(list));
+});
+
+test('kill --now under a long request: it waits for the successor (retry_timeout from the failure, not the request start)', { timeout: 30000 }, async (t) => {
+  // One instance; a GET that has been at it longer than retry_timeout when its instance is
+  // SIGKILLed. Nothing is ready until the successor boots: the request must wait for it, as a
+  // fresh request would, not get a 503 because it is old.
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\nretry_timeout = "1s"\n\n[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  const answer = new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: px.port, path: '/slow?ms=2500', timeout: 20000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d) => { body += d; }).on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject);
+  });
+  await px.waitOutput(/slow start/);
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // older than retry_timeout now
+  const r = await phoenix(app, ['kill', 'web.1', '--now']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = await answer;
+  assert.equal(res.status, 200, res.body);
+  assert.match(px.stdout, /web\.1 #2 ready/);
 });
