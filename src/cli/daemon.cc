@@ -192,7 +192,8 @@ class Daemon {
       if (events.empty() && actions.empty()) break;
       for (auto& e : events) {
         Report(e);
-        if (e.kind == "rotated" || e.kind == "rotation-failed" || e.kind == "drill") {
+        if (e.kind == "rotated" || e.kind == "rotation-failed" || e.kind == "drill" ||
+            e.kind == "drill-failed") {
           FinishWaiters(e);
         }
       }
@@ -231,7 +232,7 @@ class Daemon {
     }
     if (e.kind == "drill") ++drills_;
     if (e.kind == "drill-start" && opt_.router) drill_stats_ = opt_.router->GetStats();
-    if (e.kind == "drill" && opt_.router) {
+    if ((e.kind == "drill" || e.kind == "drill-failed") && opt_.router) {
       auto now = opt_.router->GetStats();
       e.failed_requests = now.responses_5xx - drill_stats_.responses_5xx;
     }
@@ -863,11 +864,13 @@ class Daemon {
 
   // Answers the `rotate` or `drill` commands waiting for this event, then closes them.
   void FinishWaiters(const Event& e) {
-    auto& waiters = e.kind == "drill" ? drill_waiters_ : rotate_waiters_;
-    json::object o{{"ok", e.kind != "rotation-failed"},
+    const bool drill = e.kind == "drill" || e.kind == "drill-failed";
+    const bool failed = e.kind == "rotation-failed" || e.kind == "drill-failed";
+    auto& waiters = drill ? drill_waiters_ : rotate_waiters_;
+    json::object o{{"ok", !failed},
                    {"message", metrics::EventText(e)},
                    {"event", json::parse(metrics::EventJson(e))}};
-    if (e.kind == "rotation-failed") o["error"] = metrics::EventText(e);  // the CLI exits 1
+    if (failed) o["error"] = metrics::EventText(e);  // the CLI exits 1
     for (auto& c : waiters) {
       c->Send(json::serialize(o));
       c->Finish();

@@ -105,8 +105,9 @@ std::string EventText(const Event& e) {
   if (e.kind == "rotation-failed") return fmt::format("rotation failed: {}", e.message);
   if (e.kind == "chaos") return fmt::format("{} chaos: {}", head, e.message);
   if (e.kind == "drill-start") return fmt::format("drill ({}): {}", e.instance, e.message);
-  if (e.kind == "drill") {
-    std::string line = fmt::format("drill done: {}", e.message);
+  if (e.kind == "drill" || e.kind == "drill-failed") {
+    std::string line =
+        fmt::format("drill {}: {}", e.kind == "drill" ? "done" : "failed", e.message);
     if (e.failed_requests)
       line += fmt::format("; {} requests failed meanwhile", *e.failed_requests);
     if (e.lost) {

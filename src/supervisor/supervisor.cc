@@ -242,6 +242,13 @@ void Supervisor::Exited(IncarnationId id, ExitStatus status, std::optional<sandb
   }
   Emit(std::move(e));
 
+  if (drill_ && inc.state == IncarnationState::kBooting && !inc.hard_killed &&
+      (reason == DeathReason::kCrash || reason == DeathReason::kBootTimeout)) {
+    // A slot the drill hit cannot come back (the release does not boot): the drill ends here
+    // and says so, as a rotation that makes no progress fails, rather than wait for ever.
+    auto hit = drill_->slots.find(inc.instance);
+    if (hit != drill_->slots.end() && inc.number > hit->second) FailDrill(inc, reason, status, now);
+  }
   Slot* slot = FindSlot(inc.instance);
   if (!slot) return MaybeFinishShutdown();
   if (lost) {
@@ -655,6 +662,24 @@ Status Supervisor::Drill(const std::string& type, double fraction, Time now) {
   Emit(std::move(e));
   drill_ = std::move(run);
   return OkStatus();
+}
+
+void Supervisor::FailDrill(const Incarnation& dead, DeathReason reason, const ExitStatus& status,
+                           Time now) {
+  Event e;
+  e.kind = "drill-failed";
+  e.instance = "all";
+  e.age = std::chrono::duration_cast<Millis>(now - drill_->start);
+  e.reason = reason;
+  e.status = status;
+  e.message = fmt::format(
+      "{} instance{} killed; {} did not come back after {}: #{} {} before it was ready ({})",
+      drill_->slots.size(), drill_->slots.size() == 1 ? "" : "s", dead.instance,
+      FormatDuration(e.age), dead.number,
+      reason == DeathReason::kBootTimeout ? "timed out booting" : "crashed", status.ToString());
+  e.lost = std::move(drill_->lost);
+  Emit(std::move(e));
+  drill_.reset();
 }
 
 // A drill ends when every slot it hit has a new incarnation ready.

@@ -221,6 +221,7 @@ class Supervisor {
                     const ExitStatus& status);
   std::string RotationCount() const;  // "1 of 3 instances replaced"
   void CheckDrill(Time now);
+  void FailDrill(const Incarnation& dead, DeathReason reason, const ExitStatus& status, Time now);
   void ChaosTick(Time now);
 
   void Seen(Time now) { last_now_ = std::max(last_now_, now); }

@@ -303,6 +303,28 @@ TEST(SupervisorOpsTest, DrillKillsAtOnceAndReportsRecovery) {
   EXPECT_EQ(done[0].lost->bytes, 3000u);
 }
 
+TEST(SupervisorOpsTest, DrillFailsWhenAKilledSlotCannotComeBack) {
+  Shell s(OpsConfig(2));
+  s.Start();
+  s.ReadyAllBooting();
+  s.spawns.clear();
+  ASSERT_TRUE(s.sup.Drill("web", 1.0, s.now).ok());
+  s.Pump();
+  s.ExitSignalled(0);
+  ASSERT_EQ(s.spawns.size(), 2u);
+  s.now += 300ms;
+  // The release no longer boots: the first successor crashes before it is ready.
+  s.Exit(s.spawns[0].id, ExitStatus{false, 1});
+  auto failed = s.Of("drill-failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].message.find("did not come back"), std::string::npos) << failed[0].message;
+  EXPECT_NE(failed[0].message.find("exit 1"), std::string::npos) << failed[0].message;
+  EXPECT_EQ(failed[0].age, 300ms);
+  EXPECT_TRUE(s.Of("drill").empty());
+  // Over: another drill may start, and the slot goes on being reborn with backoff.
+  ASSERT_TRUE(s.sup.Drill("web", 0.5, s.now).ok());
+}
+
 TEST(SupervisorOpsTest, DrillFractionAndErrors) {
   Shell s(OpsConfig(4));
   s.Start();

@@ -78,6 +78,21 @@ test('drill --all: every instance SIGKILLed at once, recovery reported with fail
   assert.equal(bad.code, 2);
 });
 
+test('drill: a release that cannot boot any more fails the drill (exit 1) at the first crash, not a wait for ever', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'echo', { files: { 'phoenix.toml': '[process.web]\ninstances = 2\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  fs.writeFileSync(path.join(app.dir, 'server.js'), 'process.exit(1);\n');
+  const r = await phoenix(app, ['drill', '--all'], { timeout: 20000 });
+  assert.equal(r.code, 1, `exit ${r.code}\n${r.stdout}\n${r.stderr}\n${px.describe()}`);
+  assert.match(r.stderr, /drill failed: 2 instances killed; web\.\d did not come back after .*: #2 crashed before it was ready \(exit 1\)/);
+  const ev = readEvents(app.eventsFile);
+  assert.equal(ev.filter((e) => e.event === 'drill-failed').length, 1);
+  // The next drill is not refused as "already running".
+  const again = await phoenix(app, ['drill', '--all'], { timeout: 20000 });
+  assert.doesNotMatch(again.stderr, /already running/);
+});
+
 test('drill --all: GETs in flight on pooled connections are retried until the successors answer', { timeout: 60000 }, async (t) => {
   // Each slow GET dies with its instance and is retried; its retry may meet the other instance's
   // dead pooled connection, killed by the same drill. Deaths phoenix caused itself do not count
