@@ -95,6 +95,16 @@ struct TunnelCount {
   ~TunnelCount() { Backends::TunnelEnded(b); }
 };
 
+// `Content-Type: text/event-stream` (Server-Sent Events), parameters and case aside.
+bool IsEventStream(const ResponseHead& res) {
+  auto it = res.find(http::field::content_type);
+  if (it == res.end()) return false;
+  std::string_view v = it->value();
+  constexpr std::string_view kType = "text/event-stream";
+  if (v.size() < kType.size() || !beast::iequals(v.substr(0, kType.size()), kType)) return false;
+  return v.size() == kType.size() || v[kType.size()] == ';' || v[kType.size()] == ' ';
+}
+
 // Why no response reached the client, for the log: an answer came but could not be passed on,
 // or none did. (A function, so that the request's frame keeps no local for it.)
 const char* NoResponseDesc(bool timed_out, const error_code& ec, bool got_byte) {
@@ -844,6 +854,10 @@ class Session {
     AppendResponseHead(res.base(), head_);
     bool head_sent = false;
     const bool early_head_ok = chunked_out || res_parser_->content_length().has_value();
+    // An event stream never ends by itself either: counted as a tunnel, it does not hold up a
+    // drain (the app gets its SIGTERM and ends it; EventSource reconnects to another instance).
+    std::optional<TunnelCount> stream;
+    if (IsEventStream(res) && up.backend) stream.emplace(*up.backend);
     char* chunk = Chunk();
     char frame[24];
     static constexpr char kCrlf[] = "\r\n";

@@ -2,6 +2,7 @@
 // once, lets its in-flight request finish, and only then stops it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { makeApp, up, phoenix, ps, httpRequest, httpGet, readEvents, waitFor } from './harness.mjs';
 
 test('router: a slow request in flight completes while its instance is replaced', { timeout: 30000 }, async (t) => {
@@ -90,4 +91,28 @@ test('router: drain closes the idle pooled connections to the old instance at on
   const died = await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 died` });
   assert.notEqual(died.signal, 'SIGKILL', JSON.stringify(died));
   for (let i = 0; i < 6; i++) assert.equal((await httpGet(px.port, `/after-${i}`)).status, 200);
+});
+
+test('router: an open event stream does not hold up a drain; the instance gets its SIGTERM at once', { timeout: 30000 }, async (t) => {
+  // An event stream (Server-Sent Events) never ends by itself, as a WebSocket does not: waiting
+  // for it held the old instance for all of drain_timeout. Now the app gets its SIGTERM once
+  // its ordinary requests are done, and ends the stream (EventSource reconnects elsewhere).
+  const app = makeApp(t, 'router-echo', {
+    files: { 'phoenix.toml': '[process.web]\ninstances = 1\ndrain_timeout = "10m"\nstop_timeout = "2s"\n' },
+  });
+  const px = await up(app);
+  await px.waitReady(1);
+  const stream = await new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: px.port, path: '/held?id=sse-drain' }, resolve).on('error', reject);
+  });
+  assert.equal(stream.headers['content-type'], 'text/event-stream');
+  const ended = new Promise((resolve) => { stream.on('close', resolve); stream.resume(); });
+  const r = await phoenix(app, ['kill', 'web.1']);
+  assert.equal(r.code, 0, r.stderr);
+  await px.waitOutput('router-echo web.1 #1 got SIGTERM', { timeout: 15000 });
+  await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.1' && e.incarnation === 1, { timeout: 15000, what: 'web.1 #1 died' });
+  await ended;
+  const after = await httpGet(px.port, '/');
+  assert.equal(after.status, 200);
+  assert.equal(after.json.incarnation, '2');
 });
