@@ -234,7 +234,9 @@ class Daemon {
     if (e.kind == "drill-start" && opt_.router) drill_stats_ = opt_.router->GetStats();
     if ((e.kind == "drill" || e.kind == "drill-failed") && opt_.router) {
       auto now = opt_.router->GetStats();
-      e.failed_requests = now.responses_5xx - drill_stats_.responses_5xx;
+      // The 5xx answers, and the answers cut short (a download, an event stream) by the kill.
+      e.failed_requests = now.responses_5xx - drill_stats_.responses_5xx + now.interrupted -
+                          drill_stats_.interrupted;
     }
     std::string text = metrics::EventText(e);
     std::string line = metrics::EventJson(e);

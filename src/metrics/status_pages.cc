@@ -164,6 +164,9 @@ std::string PrometheusText(const StatusSnapshot& s) {
     w.Family("phoenix_router_retries_total", "counter",
              "Requests sent again to another instance after one failed under them.");
     w.Sample("phoenix_router_retries_total", "", r.retries);
+    w.Family("phoenix_router_responses_interrupted_total", "counter",
+             "Responses the instance cut short after their head reached the client.");
+    w.Sample("phoenix_router_responses_interrupted_total", "", r.interrupted);
     w.Family("phoenix_router_connections_total", "counter", "Client connections accepted.");
     w.Sample("phoenix_router_connections_total", "", r.connections);
     w.Family("phoenix_router_connections", "gauge", "Client connections open.");
@@ -191,6 +194,7 @@ std::string StatusJson(const StatusSnapshot& s) {
                                {"responses_5xx", r.responses_5xx},
                                {"router_errors", r.router_errors},
                                {"retries", r.retries},
+                               {"responses_interrupted", r.interrupted},
                                {"connections", r.connections},
                                {"active_connections", r.active_connections},
                                {"parked_connections", r.parked_connections},

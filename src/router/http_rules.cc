@@ -521,10 +521,13 @@ int PortNumber(std::string_view text) {
 ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upgrade,
                                std::optional<uint64_t> content_length) {
   RemoveHopByHop(req, upgrade);
-  // One walk: the client's X-Forwarded-For values, and whether any field must go: Expect (the
-  // router answers 100-continue itself, as nginx does), the forwarding fields (ours replace the
-  // client's; the request id was read before, and kept when sane), Content-Length (normalised),
-  // and from an untrusted client the fields only a proxy may set.
+  // One walk: the client's X-Forwarded-For values, and whether any field must go: Expect from
+  // an HTTP/1.0 client (RFC 9110 10.1.1: ignored; an HTTP/1.1 one goes on, so that the app
+  // decides, as HAProxy lets it: the router passes its 100 Continue or its refusal back), the
+  // forwarding fields (ours replace the client's; the request id was read before, and kept
+  // when sane), Content-Length (normalised), and from an untrusted client the fields only a
+  // proxy may set.
+  const bool drop_expect = req.version() == 10;
   ForwardedValues values;
   std::string& xff = values.xff;
   std::string_view proto, port;  // a trusted proxy's: the last line's last element
@@ -537,7 +540,7 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
       // and many apps read the first line only: with an empty one first, the body would go
       // unframed, and the app would read its bytes as a request of their own.)
       chunked = drop = true;
-    } else if (field.name() == http::field::expect ||
+    } else if ((drop_expect && field.name() == http::field::expect) ||
                (content_length && field.name() == http::field::content_length)) {
       drop = true;
     } else if (!fwd.trusted && ProxyOnlyField(field)) {
@@ -574,7 +577,8 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
   }
   if (drop) {
     for (auto it = req.begin(); it != req.end();) {
-      bool go = it->name() == http::field::expect || it->name() == http::field::transfer_encoding ||
+      bool go = (drop_expect && it->name() == http::field::expect) ||
+                it->name() == http::field::transfer_encoding ||
                 (content_length && it->name() == http::field::content_length) ||
                 (!fwd.trusted && ProxyOnlyField(*it));
       if (!go && it->name() == http::field::unknown) {

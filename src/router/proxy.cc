@@ -514,7 +514,6 @@ class Session {
     bool head_method = false;
     bool has_body = false;
     bool upgrade = false;
-    bool expect_continue = false;
   };
 
   // Sets request_id_ and pin_, and rewrites the head for the instance (a plain function: what
@@ -546,7 +545,6 @@ class Session {
     // An upgrade whose request has a body is ignored (RFC 9110 7.8 lets a server): the body
     // would stream beside a tunnel. WebSocket handshakes have none.
     pre.upgrade = facts.upgrade && !pre.has_body;
-    pre.expect_continue = facts.has_expect;
     std::optional<uint64_t> length;
     if (!chunked && parser.content_length()) length = *parser.content_length();
     // An HTTP/1.0 request without Host goes on as HTTP/1.1: it gets the address it reached.
@@ -608,7 +606,6 @@ class Session {
     const bool head_method = pre.head_method;
     const bool has_body = pre.has_body;
     const bool upgrade = pre.upgrade;
-    const bool expect_continue = pre.expect_continue;
     const std::string& pin = pin_;
 
     Outcome& o = outcome_;  // (a member: the request's frame stays small)
@@ -685,10 +682,7 @@ class Session {
         // The body streams to the instance beside its answer coming back, as in a tunnel: an
         // app that answers as it reads (`req.pipe(res)`) would otherwise fill both ways' socket
         // buffers and wait for ever; an early answer (413) comes at once.
-        if (!co_await StartBody(*up, expect_continue && version == 11)) {
-          ClientLeft(req.base(), start);
-          co_return false;
-        }
+        StartBody(*up);
         body_started = true;  // from here on it is consumed: the request cannot be retried
       }
       // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
@@ -718,8 +712,9 @@ class Session {
             break;
           }
           // An HTTP/1.0 client would take a 1xx for the answer (RFC 9110 15.2: none is sent to
-          // it); the instance sent one because the request went on as HTTP/1.1.
-          if (code != 100 && version != 10 && !co_await Informational(version)) {
+          // it); the instance sent one because the request went on as HTTP/1.1. A 100 Continue
+          // is the app's answer to the client's Expect, which went on to it.
+          if (version != 10 && !co_await Informational(version)) {
             ClientLeft(req.base(), start);
             co_return false;
           }
@@ -896,6 +891,7 @@ class Session {
             co_await ClientBodyFailed(!head_sent);
             break;
           }
+          if (head_sent) ++w_.counters.interrupted;  // the client sees a cut answer
           if (head_sent && ud.fired) {
             o.code = "H18";
             o.desc = "Server response interrupted (no byte within response_timeout)";
@@ -980,16 +976,10 @@ class Session {
     co_return !ec;
   }
 
-  // Starts the request's body on its way to the instance, after its head: a 100 Continue to a
-  // client that waits for one, then BodyPump in a coroutine of its own. False: the client left.
-  Task<bool> StartBody(Upstream& up, bool expect_continue) {
-    if (expect_continue) {
-      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      ClientDeadline(w_.router.config.response_timeout);
-      auto [cec, cn] = co_await asio::async_write(
-          client_, asio::buffer(kContinue, sizeof kContinue - 1), kTuple);
-      if (cec) co_return false;
-    }
+  // Starts the request's body on its way to the instance, after its head: BodyPump, in a
+  // coroutine of its own. A client that sent `Expect: 100-continue` waits for the app's 100
+  // Continue (passed on as any 1xx) or its refusal before it sends the body.
+  void StartBody(Upstream& up) {
     if (!pump_) pump_ = std::make_unique<Pump>();
     Pump& p = *pump_;
     p.running = true;
@@ -998,7 +988,6 @@ class Session {
     if (!p.chunk) p.chunk = TakeSpare();
     asio::co_spawn(client_.get_executor(), BodyPump(up),
                    [this](std::exception_ptr) { pump_->running = false; });
-    co_return true;
   }
 
   // Reads the request's body from the client and writes it to the instance (chunks framed

@@ -396,6 +396,7 @@ Stats RouterImpl::GetStats() const {
     s.active_connections += c.active.load(std::memory_order_relaxed);
     s.upgrades += c.upgrades.load(std::memory_order_relaxed);
     s.parked_connections += c.parked.load(std::memory_order_relaxed);
+    s.interrupted += c.interrupted.load(std::memory_order_relaxed);
   }
   return s;
 }

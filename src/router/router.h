@@ -32,6 +32,7 @@ struct Stats {
   uint64_t router_errors = 0;  // answers phoenix made itself (400, 408, 431, 502, 503, 504)
   uint64_t retries = 0, connections = 0, active_connections = 0, upgrades = 0;
   uint64_t parked_connections = 0;  // keep-alive connections idle long enough to hold no buffers
+  uint64_t interrupted = 0;  // responses the instance cut short after their head went on (H18)
 };
 
 // What one incarnation's backend has carried so far.

@@ -212,7 +212,7 @@ struct Upstream {
 
 struct Counters {
   std::atomic<uint64_t> requests{0}, router_errors{0}, retries{0}, connections{0}, active{0},
-      upgrades{0}, parked{0};
+      upgrades{0}, parked{0}, interrupted{0};
   std::array<std::atomic<uint64_t>, 6> status{};
 };
 

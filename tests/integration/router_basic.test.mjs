@@ -275,7 +275,7 @@ test('router: chunked request and chunked response stream through', { timeout: 3
   assert.match(text, /\r\n\r\n\[web\.\d\]abc\[end\]$/);
 });
 
-test('router: Expect: 100-continue is answered by the router, then the body flows', { timeout: 30000 }, async (t) => {
+test('router: Expect: 100-continue goes to the app; its 100 Continue or its refusal comes back before any body', { timeout: 30000 }, async (t) => {
   const { px } = await startEcho(t);
   const c = await rawConnect(px.port, { t });
   c.write('POST /expect HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n');
@@ -287,7 +287,15 @@ test('router: Expect: 100-continue is answered by the router, then the body flow
   assert.equal(rs.length, 2, `one 100 then one 200: ${c.text}`);
   assert.equal(rs[0].status, 100);
   assert.equal(rs[1].json.body, 'hello world');
-  assert.equal(rs[1].json.headers.expect, undefined, 'the app does not see Expect');
+  assert.equal(rs[1].json.headers.expect, '100-continue', 'the app sees Expect and decides (RFC 9110 10.1.1)');
+
+  // The app refuses before the body (an auth or quota check in Node's checkContinue): the
+  // client gets the 401 at once and sends none of its 20 MB, as when it talks to the app.
+  const d = await rawConnect(px.port, { t });
+  d.write('POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\nExpect: 100-continue\r\n\r\n');
+  await d.waitData('no upload for you', { what: 'the refusal before any body' });
+  assert.match(d.text, /^HTTP\/1\.1 401 /, d.text);
+  assert.doesNotMatch(d.text, / 100 Continue/);
 
   // Node's own client waits for 100 Continue too.
   const r = await new Promise((resolve, reject) => {

@@ -239,6 +239,18 @@ if (process.env.LOG_CONNECTIONS === '1') {
   });
 }
 
+// `Expect: 100-continue` decided by the app, before any body: /deny refuses (an auth or quota
+// check), the rest continue.
+server.on('checkContinue', (req, res) => {
+  if (req.url.startsWith('/deny')) {
+    res.writeHead(401, { 'content-type': 'text/plain', 'x-instance': instance });
+    res.end('no upload for you\n');
+    return;
+  }
+  res.writeContinue();
+  server.emit('request', req, res);
+});
+
 server.keepAliveTimeout = Number(process.env.KEEP_ALIVE_MS || 5000);
 // LISTEN_HOST=::1: an app bound to IPv6 loopback only (as "localhost" can resolve).
 server.listen(Number(process.env.PORT), process.env.LISTEN_HOST || '127.0.0.1', () => {
