@@ -174,3 +174,17 @@ test('admin: "[::]" listens on IPv4 and IPv6 alike', { timeout: 30000 }, async (
   });
   assert.equal(v6, 200);
 });
+
+test('admin: an answer the instance cut short after its head went on is counted', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-faulty', { files: { 'phoenix.toml': '[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+  const port = await adminPort(px);
+  const c = await rawConnect(px.port, { t });
+  c.write('GET /cut-short HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitClosed();
+  assert.match(c.text, /^HTTP\/1\.1 200 [^]*only a part$/);
+  await waitFor(async () => samples((await httpGet(port, '/metrics')).body)['phoenix_router_responses_interrupted_total'] === 1,
+    { timeout: 5000, what: 'phoenix_router_responses_interrupted_total 1' });
+  assert.equal((await httpGet(port, '/status')).json.router.responses_interrupted, 1);
+});

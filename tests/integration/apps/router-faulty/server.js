@@ -49,6 +49,12 @@ net.createServer((s) => {
         closing = true;
         return;
       }
+      if (path === '/cut-short') {
+        // A head, part of the body, then the connection ends: the client sees a cut answer.
+        s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part');
+        closing = true;
+        return;
+      }
       if (path === '/many-1xx') {
         // 1xx heads without end (here 40, then the answer): each is kept until the request
         // ends, so the router takes a bounded number and answers 502.
