@@ -537,7 +537,9 @@ Status Supervisor::Rotate(const std::string& type, Time now) {
   for (const auto& v : order) {
     if (!type.empty() && v.type != type) continue;
     if (v.state == "retiring" || v.state == "dead") continue;  // scaled away, or nothing to replace
-    if (v.instance == rotating_) continue;                     // being replaced right now
+    // Queued already: replaced after this request anyway. The one being replaced right now is
+    // queued again: its successor was born before this request (a deploy, then `rotate` while
+    // the last one still ran, must not leave it on the old release).
     if (std::find(rotate_queue_.begin(), rotate_queue_.end(), v.instance) != rotate_queue_.end()) {
       continue;
     }
@@ -551,7 +553,8 @@ Status Supervisor::Rotate(const std::string& type, Time now) {
   Event e;
   e.kind = "rotating";
   e.instance = type.empty() ? "all" : type;
-  e.message = fmt::format("{} instance{}, one after another", queued, queued == 1 ? "" : "s");
+  e.message = fmt::format("{}{} instance{}, one after another", queued,
+                          rotation_total_ > queued ? " more" : "", queued == 1 ? "" : "s");
   Emit(std::move(e));
   StepRotation(now);
   return OkStatus();

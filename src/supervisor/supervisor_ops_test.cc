@@ -178,14 +178,11 @@ TEST(SupervisorOpsTest, RotateFailsWhenAReplacementCannotGetReady) {
   }
 }
 
-// What a rotation must survive: its slot scaled away under it, a second `rotate` while it
-// runs, and phoenix stopping (the waiting command gets an answer each time).
+// What a rotation must survive: its slot scaled away under it, and phoenix stopping (the
+// waiting command gets an answer each time). (A second `rotate` while it runs: below.)
 TEST(SupervisorOpsTest, RotationEndsWhenItsSlotIsScaledAwayOrPhoenixStops) {
   Shell s(OpsConfig(3));
   s.StartRotating("web");
-  // Asked again while web.1 is being replaced: web.1 is not queued a second time.
-  ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
-  s.Pump();
   for (int i = 0; i < 2; ++i) {
     size_t sig = s.signals.size();
     s.Ready(s.spawns.back().id);
@@ -274,6 +271,30 @@ TEST(SupervisorOpsTest, RotateWindowHoldsScheduledRebirthsUntilItOpens) {
   EXPECT_EQ(*s.sup.NextDeadline(), t0 + 16h) << "02:00 the next day";
   s.TickAt(t0 + 16h);
   EXPECT_EQ(s.spawns.size(), 1u);
+}
+
+TEST(SupervisorOpsTest, RotateDuringARotationReplacesTheOneBeingReplacedAgain) {
+  Shell s(OpsConfig(3));
+  s.StartRotating("web");  // web.1 #2 booting; web.2, web.3 queued
+  ASSERT_TRUE(s.sup.Rotate("web", s.now).ok());
+  s.Pump();
+  auto rotating = s.Of("rotating");
+  ASSERT_EQ(rotating.size(), 2u);
+  EXPECT_EQ(rotating[1].message, "1 more instance, one after another");
+  // web.1 is done once its #2 is ready, then web.2, web.3, then web.1 again: its #2 was born
+  // before the second request.
+  std::vector<std::string> order;
+  for (int i = 0; i < 4 && !s.spawns.empty(); ++i) {
+    SpawnAction next = s.spawns.back();
+    order.push_back(next.instance + "#" + std::to_string(next.incarnation));
+    size_t sig = s.signals.size();
+    s.Ready(next.id);
+    s.ExitSignalled(sig);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"web.1#2", "web.2#2", "web.3#2", "web.1#3"}));
+  auto done = s.Of("rotated");
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(done[0].message, "every instance was replaced (4)");
 }
 
 TEST(SupervisorOpsTest, DrillKillsAtOnceAndReportsRecovery) {
