@@ -166,9 +166,11 @@ class Session {
       bool keep_alive = co_await OneRequest(first);
       // A body still on its way to the instance ends with its request (its sockets' operations
       // were cancelled): the pump uses the parser and the buffer the next request needs.
-      if (pump_ && pump_->running) {
+      while (pump_ && pump_->running) {
+        // Again on every pass: a composed read (Beast's, which reads until it can parse) whose
+        // read had completed when the first cancel came starts another one, uncancelled.
         StopPump();
-        while (pump_->running) co_await asio::post(client_.get_executor(), kYield);
+        co_await asio::post(client_.get_executor(), kYield);
       }
       up_.reset();
       if (pump_) {
@@ -695,7 +697,9 @@ class Session {
           rp_slot->body_limit(std::numeric_limits<uint64_t>::max());
           rp_slot->header_limit(kMaxResponseHead);
           if (head_method) rp_slot->skip(true);
-          up_deadline(cfg.response_timeout);  // (the body's writes push it back too)
+          // While a body pump runs, the answer's time is its to keep: from its last write, or
+          // none while it waits on the client (whose own deadline, a 408, governs then).
+          if (!PumpRunning()) up_deadline(cfg.response_timeout);
           size_t before = up->buf.size();
           std::tie(ec, std::ignore) =
               co_await http::async_read_header(up->sock, up->buf, *rp_slot, kTuple);
@@ -872,14 +876,20 @@ class Session {
           ClientWentAway(keep_alive);
           break;
         }
+        WriteDone();
         head_sent = true;
       }
       if (!done) {
         res.body().data = chunk;
         res.body().size = kBodyChunk;
-        Deadline ud;
+        // The request's deadline with the instance: each byte of the answer pushes it back, and
+        // so does each body byte the pump writes; while the pump waits on the client, none.
+        Deadline& ud = up_deadline_;
         ud.sock = &up.sock;
-        ud.at = CoarseNow() + cfg.response_timeout;
+        if (!PumpRunning() || ud.at != Time::max()) {
+          ud.fired = false;
+          ud.at = CoarseNow() + cfg.response_timeout;
+        }
         Watch uwatch(w_, ud);
         auto [rec, rn] = co_await http::async_read_some(up.sock, up.buf, *res_parser_, kTuple);
         if (rec == http::error::need_buffer) rec = {};
@@ -950,6 +960,7 @@ class Session {
           ClientWentAway(keep_alive);
           break;
         }
+        WriteDone();
       }
       head_sent = true;
       if (done) break;
@@ -973,8 +984,13 @@ class Session {
     raw = fmt::format("HTTP/1.1 {} {}\r\n{}\r\n", info.result_int(), info.reason(), raw);
     ClientDeadline(w_.router.config.response_timeout);
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(raw), kTuple);
+    WriteDone();
     co_return !ec;
   }
+
+  // A write to the client is done: its deadline must not fire later and cancel the client's
+  // socket under a body pump still reading from it.
+  void WriteDone() { client_deadline_.at = Time::max(); }
 
   // Starts the request's body on its way to the instance, after its head: BodyPump, in a
   // coroutine of its own. A client that sent `Expect: 100-continue` waits for the app's 100
@@ -1000,6 +1016,12 @@ class Session {
     auto& req = parser_->get();
     const bool chunked = parser_->chunked();
     char* chunk = p.chunk.get();
+    // Its own deadline for the client's body, apart from the answer's writes (which push
+    // client_deadline_): a client that stops sending gets its 408 while the answer streams.
+    p.deadline.sock = &client_;
+    p.deadline.fired = false;
+    p.deadline.at = Time::max();
+    Watch watch(w_, p.deadline);
     char frame[24];
     static constexpr char kCrlf[] = "\r\n";
     static constexpr char kLastChunk[] = "0\r\n\r\n";
@@ -1009,16 +1031,17 @@ class Session {
       if (!done) {
         req.body().data = chunk;
         req.body().size = kBodyChunk;
-        ClientDeadline(cfg.response_timeout);
+        p.deadline.at = CoarseNow() + cfg.response_timeout;
         // While the body comes from the client, the instance's answer is not late: its time
         // (response_timeout) runs from the last body byte written, as when the two took turns.
         if (!up_deadline_.fired) up_deadline_.at = Time::max();
         auto [rec, rn] = co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        p.deadline.at = Time::max();
         if (p.stop) co_return;
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
           const auto& parse_errors = http::make_error_code(http::error::bad_chunk).category();
-          if (client_deadline_.fired && rec == asio::error::operation_aborted) {
+          if (p.deadline.fired && rec == asio::error::operation_aborted) {
             p.end = PumpEnd::kClientIdle;
           } else if (rec.category() == parse_errors && rec != http::error::partial_message &&
                      rec != http::error::end_of_stream && rec != http::error::short_read) {
@@ -1046,8 +1069,9 @@ class Session {
       }
       if (done && chunked) bufs[k++] = asio::buffer(kLastChunk, 5);
       if (k > 0) {
-        up_deadline_.fired = false;
-        up_deadline_.at = CoarseNow() + cfg.response_timeout;
+        // (Never `fired` reset: a deadline that fired has cancelled the socket, and the answer's
+        // read must see it as a timeout.)
+        if (!up_deadline_.fired) up_deadline_.at = CoarseNow() + cfg.response_timeout;
         auto [wec, wn] = co_await asio::async_write(
             up.sock, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
         if (p.stop) co_return;
@@ -1230,7 +1254,9 @@ class Session {
     bool stop = false;     // its request is over: it touches nothing more
     PumpEnd end = PumpEnd::kNone;
     std::unique_ptr<char[]> chunk;  // its own body buffer: the response streams beside it
+    Deadline deadline;              // of its client reads (the client's socket)
   };
+  bool PumpRunning() const { return pump_ && pump_->running; }
   std::unique_ptr<Pump> pump_;    // made at a connection's first request with a body
   std::unique_ptr<Upstream> up_;  // the request's instance connection (the pump's too)
   Deadline up_deadline_;          // the response's, while an upstream exchange runs

@@ -251,6 +251,41 @@ test('router: a body and its answer stream at the same time (an app that echoes 
   assert.doesNotMatch(px.stdout, /status=50[24]/);
 });
 
+// The body and the answer run side by side, so each has its own clock: a slow upload whose
+// app sent its head early is not cut by the answer's response_timeout; a client that is slow
+// to start its body gets a 408 (its body's timeout), not a 504 that blames the instance; a
+// client that stops sending while the answer streams gets its 408 too.
+test('router: a slow body beside its answer: each side has its own timeout', { timeout: 60000 }, async (t) => {
+  const app = makeApp(t, 'router-echo', { files: { 'phoenix.toml': '[router]\naccess_log = true\nresponse_timeout = "2s"\n\n[process.web]\ninstances = 1\n' } });
+  const px = await up(app);
+  await px.waitReady(1);
+
+  // 8 bytes over ~4 s (twice response_timeout), one every 0.5 s, to an app that flushed its head.
+  const a = await rawConnect(px.port, { t });
+  a.write('POST /flush-then-count HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n');
+  await a.waitData('HTTP/1.1 200 ', { what: 'the early head' });
+  for (let i = 0; i < 8; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    a.write('x');
+  }
+  await a.waitData(/\r\n8\n/, { what: 'the count after the last byte', timeout: 5000 });
+
+  // A head, then no body: 408 (the client's fault), not 504.
+  const b = await rawConnect(px.port, { t });
+  b.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n');
+  await b.waitData(/^HTTP\/1\.1 \d{3} /, { what: 'an answer', timeout: 10000 });
+  assert.match(b.text, /^HTTP\/1\.1 408 /, b.text);
+
+  // Part of a body to an app that echoes it, then nothing: the answer has begun, so no 408
+  // can go; the connection ends at response_timeout and the log says why.
+  const c = await rawConnect(px.port, { t });
+  c.write('POST /pipe HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+  await c.waitData('hello', { what: 'the echo' });
+  await c.waitClosed({ timeout: 10000 });
+  await px.waitOutput(/at=error code=H28 desc="Client connection idle" method=POST path="\/pipe"/);
+  assert.doesNotMatch(px.stdout, /code=H12|code=H18/);
+});
+
 // An event stream, a slow report: the app sends its head, the body comes later. The head must
 // reach the client when the app sends it (an EventSource opens on it), not with the first body
 // byte, which may come after response_timeout (the router then made a 504 of the app's 200).

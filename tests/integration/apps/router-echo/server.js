@@ -100,6 +100,15 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     req.pipe(res);
     return;
   }
+  if (url.pathname === '/flush-then-count') {
+    // The head at once (flushHeaders), the answer once the whole body came, however slowly.
+    res.writeHead(200, { 'content-type': 'text/plain', 'x-instance': instance });
+    res.flushHeaders();
+    let bytes = 0;
+    req.on('data', (c) => { bytes += c.length; });
+    req.on('end', () => res.end(`${bytes}\n`));
+    return;
+  }
   if (url.pathname === '/upload') {
     let bytes = 0;
     req.on('data', (c) => { bytes += c.length; });
