@@ -95,6 +95,26 @@ struct TunnelCount {
   ~TunnelCount() { Backends::TunnelEnded(b); }
 };
 
+// A piece of a body as it goes on, at bufs[k...]: framed as a chunk when the body is chunked
+// (its size line written into `frame`), then the last chunk when `last`. Returns the new k.
+// (Used both ways: a request body by the pump, a response body by Respond.)
+template <size_t N>
+size_t AppendBodyPiece(std::array<asio::const_buffer, N>& bufs, size_t k, char (&frame)[24],
+                       const char* data, size_t n, bool chunked, bool last) {
+  static constexpr char kCrlf[] = "\r\n";
+  static constexpr char kLastChunk[] = "0\r\n\r\n";
+  if (n > 0 && chunked) {
+    auto end = fmt::format_to(frame, "{:x}\r\n", n);
+    bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
+    bufs[k++] = asio::buffer(data, n);
+    bufs[k++] = asio::buffer(kCrlf, 2);
+  } else if (n > 0) {
+    bufs[k++] = asio::buffer(data, n);
+  }
+  if (last && chunked) bufs[k++] = asio::buffer(kLastChunk, 5);
+  return k;
+}
+
 // `Content-Type: text/event-stream` (Server-Sent Events), parameters and case aside.
 bool IsEventStream(const ResponseHead& res) {
   auto it = res.find(http::field::content_type);
@@ -859,8 +879,6 @@ class Session {
     if (IsEventStream(res) && up.backend) stream.emplace(*up.backend);
     char* chunk = Chunk();
     char frame[24];
-    static constexpr char kCrlf[] = "\r\n";
-    static constexpr char kLastChunk[] = "0\r\n\r\n";
     for (;;) {
       size_t n = 0;
       bool done = res_parser_->is_done();
@@ -926,17 +944,7 @@ class Session {
       std::array<asio::const_buffer, 5> bufs;
       size_t k = 0;
       if (!head_sent) bufs[k++] = asio::buffer(head_);
-      if (n > 0) {
-        if (chunked_out) {
-          auto end = fmt::format_to(frame, "{:x}\r\n", n);
-          bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
-          bufs[k++] = asio::buffer(chunk, n);
-          bufs[k++] = asio::buffer(kCrlf, 2);
-        } else {
-          bufs[k++] = asio::buffer(chunk, n);
-        }
-      }
-      if (done && chunked_out && body_allowed) bufs[k++] = asio::buffer(kLastChunk, 5);
+      k = AppendBodyPiece(bufs, k, frame, chunk, n, chunked_out, done && body_allowed);
       if (!head_sent && k > 1 && asio::buffer_size(bufs) - head_.size() <= kCoalesce) {
         // A small response goes out in one piece: one send(2) of one buffer, not a
         // gathered sendmsg(2) that the kernel copies piece by piece.
@@ -1023,8 +1031,6 @@ class Session {
     p.deadline.at = Time::max();
     Watch watch(w_, p.deadline);
     char frame[24];
-    static constexpr char kCrlf[] = "\r\n";
-    static constexpr char kLastChunk[] = "0\r\n\r\n";
     for (;;) {
       size_t n = 0;
       bool done = parser_->is_done();
@@ -1059,15 +1065,7 @@ class Session {
       }
       std::array<asio::const_buffer, 4> bufs;
       size_t k = 0;
-      if (n > 0 && chunked) {
-        auto end = fmt::format_to(frame, "{:x}\r\n", n);
-        bufs[k++] = asio::buffer(frame, static_cast<size_t>(end - frame));
-        bufs[k++] = asio::buffer(chunk, n);
-        bufs[k++] = asio::buffer(kCrlf, 2);
-      } else if (n > 0) {
-        bufs[k++] = asio::buffer(chunk, n);
-      }
-      if (done && chunked) bufs[k++] = asio::buffer(kLastChunk, 5);
+      k = AppendBodyPiece(bufs, k, frame, chunk, n, chunked, done);
       if (k > 0) {
         // (Never `fired` reset: a deadline that fired has cancelled the socket, and the answer's
         // read must see it as a timeout.)
