@@ -48,6 +48,14 @@ int Request(const control::Request& request,
   return code;
 }
 
+// Prints the answer's "message", if it has one.
+bool PrintMessage(const json::value& v) {
+  if (const auto* m = v.is_object() ? v.as_object().if_contains("message") : nullptr) {
+    if (m->is_string()) std::printf("%s\n", m->as_string().c_str());
+  }
+  return true;
+}
+
 control::Request Of(control::Command command) {
   control::Request r;
   r.command = command;
@@ -127,7 +135,7 @@ int Scale(const std::map<std::string, int>& counts) {
   control::Request r;
   r.command = control::Command::kScale;
   r.counts = counts;
-  return Request(r, [](const json::value&) { return true; });
+  return Request(r, PrintMessage);
 }
 
 int Kill(const std::string& instance, bool now) {
@@ -135,7 +143,7 @@ int Kill(const std::string& instance, bool now) {
   r.command = control::Command::kKill;
   r.instance = instance;
   r.now = now;
-  return Request(r, [](const json::value&) { return true; });
+  return Request(r, PrintMessage);
 }
 
 int Logs(const std::string& instance, bool follow) {
@@ -151,8 +159,11 @@ int Logs(const std::string& instance, bool follow) {
   });
 }
 
+// Returns once phoenix has exited (it holds the connection until then), as `systemctl stop`.
 int Stop() {
-  return Request(Of(control::Command::kStop), [](const json::value&) { return true; });
+  int code = Request(Of(control::Command::kStop), [](const json::value&) { return true; });
+  if (code == kExitOk) std::printf("stopped\n");
+  return code;
 }
 
 }  // namespace phoenix::cli

@@ -754,22 +754,27 @@ class Daemon {
             return c->Finish();
           }
         }
-        for (const auto& [type, n] : req.counts) {
-          if (Status s = sup_.Scale(type, n, now); !s.ok()) {
-            c->Send(control::ErrorAnswer(s.error().message));
-            Pump();
-            return c->Finish();
+        {
+          std::string said;
+          for (const auto& [type, n] : req.counts) {
+            auto s = sup_.Scale(type, n, now);
+            if (!s.ok()) {
+              c->Send(control::ErrorAnswer(s.error().message));
+              Pump();
+              return c->Finish();
+            }
+            said += (said.empty() ? "" : "\n") + *s;
           }
+          c->Send(control::OkAnswer(said));
         }
-        c->Send(control::OkAnswer());
         break;
       case control::Command::kKill:
         if (!IsSlot(req.instance, now)) {
           c->Send(control::ErrorAnswer(fmt::format("no instance '{}'", req.instance), true));
-        } else if (Status s = sup_.Kill(req.instance, req.now, now); !s.ok()) {
+        } else if (auto s = sup_.Kill(req.instance, req.now, now); !s.ok()) {
           c->Send(control::ErrorAnswer(s.error().message));
         } else {
-          c->Send(control::OkAnswer());
+          c->Send(control::OkAnswer(*s));
         }
         break;
       case control::Command::kLogs:

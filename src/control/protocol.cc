@@ -156,6 +156,10 @@ std::string EncodeRequest(const Request& r) {
 
 std::string OkAnswer() { return R"({"ok":true})"; }
 
+std::string OkAnswer(const std::string& message) {
+  return json::serialize(json::object{{"ok", true}, {"message", message}});
+}
+
 std::string ErrorAnswer(const std::string& why, bool usage) {
   json::object o{{"ok", false}, {"error", why}};
   if (usage) o["usage"] = true;

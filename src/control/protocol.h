@@ -27,6 +27,8 @@ Result<Request> ParseRequest(std::string_view line);
 std::string EncodeRequest(const Request& request);
 
 std::string OkAnswer();
+// Success with a line for the operator (what `scale` and `kill` did).
+std::string OkAnswer(const std::string& message);
 // `usage`: the request named something that does not exist (the command exits 2, not 1).
 std::string ErrorAnswer(const std::string& why, bool usage = false);
 

@@ -443,7 +443,7 @@ std::optional<Time> Supervisor::NextDeadline() const {
   return next;
 }
 
-Status Supervisor::Scale(const std::string& type, int count, Time now) {
+Result<std::string> Supervisor::Scale(const std::string& type, int count, Time now) {
   Seen(now);
   if (!config_.Find(type)) return Error{fmt::format("unknown process type '{}'", type)};
   if (count < 0 || count > 1000) return Error{"count must be 0..1000"};
@@ -474,10 +474,16 @@ Status Supervisor::Scale(const std::string& type, int count, Time now) {
   e.instance = type;
   e.message = fmt::format("{} {} → {}", type, have, count);
   Emit(std::move(e));
-  return OkStatus();
+  const char* s = count == 1 ? "" : "s";
+  if (have == count) return fmt::format("{}: {} instance{} already", type, count, s);
+  bool one = std::abs(count - have) == 1;
+  return fmt::format("{}: {} → {} instance{} ({})", type, have, count, s,
+                     count > have ? (one ? "the new one boots now" : "the new ones boot now")
+                                  : (one ? "the one scaled away drains, then stops"
+                                         : "the ones scaled away drain, then stop"));
 }
 
-Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
+Result<std::string> Supervisor::Kill(const std::string& instance, bool hard, Time now) {
   Seen(now);
   Slot* slot = FindSlot(instance);
   if (!slot) return Error{fmt::format("no instance '{}'", instance)};
@@ -492,30 +498,38 @@ Status Supervisor::Kill(const std::string& instance, bool hard, Time now) {
     for (IncarnationId id : {slot->current, slot->successor}) {
       if (Incarnation* i = Find(id)) HardKill(*i, DeathReason::kScaledDown);
     }
-    return OkStatus();
+    return fmt::format("{}: SIGKILL sent (scaled away: not reborn)", instance);
   }
   Incarnation* inc = Find(slot->current);
   if (hard && (slot->current || slot->successor)) {
+    std::string numbers;
     for (IncarnationId id : {slot->current, slot->successor}) {
-      if (Incarnation* i = Find(id)) HardKill(*i, DeathReason::kKilled);
+      if (Incarnation* i = Find(id)) {
+        HardKill(*i, DeathReason::kKilled);
+        numbers += fmt::format("{}#{}", numbers.empty() ? "" : " and ", i->number);
+      }
     }
-    return OkStatus();
+    return fmt::format("{} {}: SIGKILL sent; out of rotation now, reborn at once", instance,
+                       numbers);
   }
   if (slot->successor) return Error{fmt::format("{} is already being replaced", instance)};
   if (!inc) {
     // Waiting in backoff: an operator's kill means "try now".
     slot->crashes = 0;
     slot->current = SpawnInto(*slot, now);
-    return OkStatus();
+    return fmt::format("{}: was waiting to be reborn after crashes; booting now", instance);
   }
   if (inc->state == IncarnationState::kReady) {
+    int old = inc->number;
     slot->successor_reason = DeathReason::kKilled;
     slot->successor = SpawnInto(*slot, now);
     ++slot->restarts;  // as a max-age surge counts it
-  } else {
-    BeginStop(*inc, DeathReason::kKilled, now);  // not serving yet: nothing to surge for
+    const Incarnation* next = Find(slot->successor);
+    return fmt::format("{} #{}: replacement{} booting; #{} drains and stops once it is ready",
+                       instance, old, next ? fmt::format(" #{}", next->number) : "", old);
   }
-  return OkStatus();
+  BeginStop(*inc, DeathReason::kKilled, now);  // not serving yet: nothing to surge for
+  return fmt::format("{} #{}: was not ready yet; stopped and reborn", instance, inc->number);
 }
 
 void Supervisor::HardKill(Incarnation& inc, DeathReason reason) {

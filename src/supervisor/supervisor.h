@@ -143,8 +143,9 @@ class Supervisor {
   void Tick(Time now);  // timers: call at NextDeadline() (or any time)
 
   // Commands. Errors are for the operator (unknown instance or type).
-  Status Scale(const std::string& type, int count, Time now);
-  Status Kill(const std::string& instance, bool now_hard, Time now);
+  // Both answer what they did, in a line for the operator ("web: 2 → 3 instances").
+  Result<std::string> Scale(const std::string& type, int count, Time now);
+  Result<std::string> Kill(const std::string& instance, bool now_hard, Time now);
   // Rolling rebirth of every instance of `type` ("" = all types), one after another: each
   // successor is ready before the next slot starts. Ends with a "rotated" event.
   Status Rotate(const std::string& type, Time now);  // ends with "rotated" or "rotation-failed"

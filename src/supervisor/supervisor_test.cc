@@ -121,15 +121,15 @@ class Harness {
     Tick();
   }
   void Advance(Millis d) { now += d; }
-  Status Kill(const std::string& instance, bool hard = false) {
+  Result<std::string> Kill(const std::string& instance, bool hard = false) {
     Begin();
-    Status s = sup.Kill(instance, hard, now);
+    auto s = sup.Kill(instance, hard, now);
     Pump();
     return s;
   }
-  Status Scale(const std::string& type, int count) {
+  Result<std::string> Scale(const std::string& type, int count) {
     Begin();
-    Status s = sup.Scale(type, count, now);
+    auto s = sup.Scale(type, count, now);
     Pump();
     return s;
   }
@@ -987,7 +987,9 @@ TEST(SupervisorTest, PlannedKillSurgesFirst) {
   h.guarded = {"web.1", "web.2", "worker.1"};
   IncarnationId old = h.Id("web.2", 1);
   h.Advance(10min);
-  ASSERT_TRUE(h.Kill("web.2").ok());
+  auto said = h.Kill("web.2");
+  ASSERT_TRUE(said.ok());
+  EXPECT_EQ(*said, "web.2 #1: replacement #2 booting; #1 drains and stops once it is ready");
   ASSERT_EQ(h.Spawns().size(), 1u);
   EXPECT_EQ(h.Spawns()[0].instance, "web.2");
   EXPECT_EQ(h.Spawns()[0].incarnation, 2);
@@ -996,7 +998,7 @@ TEST(SupervisorTest, PlannedKillSurgesFirst) {
   EXPECT_EQ(h.ViewOf("web.2").state, "replacing");
   IncarnationId successor = h.Spawns()[0].id;
 
-  Status again = h.Kill("web.2");
+  auto again = h.Kill("web.2");
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.error().message.find("web.2"), std::string::npos);
   EXPECT_TRUE(h.actions.empty());
@@ -1103,7 +1105,9 @@ TEST(SupervisorTest, KillNowDuringAReplacementKillsBoth) {
   StartReady(h);
   ASSERT_TRUE(h.Kill("web.1").ok());
   IncarnationId old = h.Id("web.1", 1), successor = h.Id("web.1", 2);
-  ASSERT_TRUE(h.Kill("web.1", true).ok());
+  auto said = h.Kill("web.1", true);
+  ASSERT_TRUE(said.ok());
+  EXPECT_EQ(*said, "web.1 #1 and #2: SIGKILL sent; out of rotation now, reborn at once");
   EXPECT_EQ(h.Signals().size(), 2u);
   EXPECT_EQ(h.Inc(old).signals, std::vector<int>{SIGKILL});
   EXPECT_EQ(h.Inc(successor).signals, std::vector<int>{SIGKILL});
@@ -1119,9 +1123,9 @@ TEST(SupervisorTest, KillOfAnUnknownInstanceIsAnError) {
   Harness h;
   StartReady(h);
   for (const char* name : {"web.3", "web", "web.0", "nope.1", "", "worker.2"}) {
-    Status s = h.Kill(name);
+    auto s = h.Kill(name);
     EXPECT_FALSE(s.ok()) << name;
-    Status hard = h.Kill(name, true);
+    auto hard = h.Kill(name, true);
     EXPECT_FALSE(hard.ok()) << name;
   }
   EXPECT_TRUE(h.actions.empty());
@@ -1133,7 +1137,9 @@ TEST(SupervisorTest, KillOfAnUnknownInstanceIsAnError) {
 TEST(SupervisorTest, ScaleUpAddsTheNextIndex) {
   Harness h;
   StartReady(h);
-  ASSERT_TRUE(h.Scale("web", 3).ok());
+  auto said = h.Scale("web", 3);
+  ASSERT_TRUE(said.ok());
+  EXPECT_EQ(*said, "web: 2 → 3 instances (the new one boots now)");
   ASSERT_EQ(h.Spawns().size(), 1u);
   EXPECT_EQ(h.Spawns()[0].instance, "web.3");
   EXPECT_EQ(h.Spawns()[0].type, "web");
@@ -1156,14 +1162,16 @@ TEST(SupervisorTest, ScaleDownRetiresTheHighestIndexWithoutRebirth) {
   h.ReadyAll();
   IncarnationId third = h.Id("web.3", 1);
 
-  ASSERT_TRUE(h.Scale("web", 2).ok());
+  auto said = h.Scale("web", 2);
+  ASSERT_TRUE(said.ok());
+  EXPECT_EQ(*said, "web: 3 → 2 instances (the one scaled away drains, then stops)");
   EXPECT_EQ(h.OnlyEvent("scaled").message, "web 3 → 2");
   EXPECT_EQ(h.OnlyEvent("draining").instance, "web.3");
   ASSERT_EQ(h.StopRoutings().size(), 1u);
   EXPECT_EQ(h.StopRoutings()[0].id, third);
   EXPECT_TRUE(h.Spawns().empty());
   EXPECT_EQ(h.ViewOf("web.3").state, "retiring");
-  Status planned = h.Kill("web.3");
+  auto planned = h.Kill("web.3");
   ASSERT_FALSE(planned.ok()) << "a retiring instance is stopping already";
   EXPECT_EQ(planned.error().message,
             "web.3 is already stopping (scaled away); kill --now ends it at once");
@@ -1284,7 +1292,7 @@ TEST(SupervisorTest, KillNowOfABootingIncarnationLeavesNoDeadline) {
 TEST(SupervisorTest, ScaleErrors) {
   Harness h;
   StartReady(h);
-  Status unknown = h.Scale("wbe", 3);
+  auto unknown = h.Scale("wbe", 3);
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.error().message.find("wbe"), std::string::npos);
   EXPECT_FALSE(h.Scale("", 1).ok());

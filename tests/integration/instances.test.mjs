@@ -41,6 +41,7 @@ test('two web instances by default, each on its own PORT with its identity and .
   // `phoenix stop` returns once everything stopped; phoenix exits 0; nothing is left.
   const stop = await phoenix(app, ['stop']);
   assert.equal(stop.code, 0, `phoenix stop: ${stop.stderr}`);
+  assert.equal(stop.stdout, 'stopped\n');
   const exit = await px.waitExit(5000);
   assert.equal(exit.code, 0, px.describe());
   const died = readEvents(app.eventsFile).filter((e) => e.event === 'died');

@@ -12,6 +12,7 @@ test('kill web.1: a successor is ready before the old one drains; capacity never
 
   const r = await phoenix(app, ['kill', 'web.1']);
   assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'web.1 #1: replacement #2 booting; #1 drains and stops once it is ready\n');
   const died = await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.1', { what: 'web.1 #1 died' });
   assert.equal(died.incarnation, 1);
   assert.equal(died.reason, 'killed', JSON.stringify(died));
@@ -42,6 +43,7 @@ test('kill --now web.2: SIGKILL at once, no drain, reason killed, reborn at once
 
   const r = await phoenix(app, ['kill', 'web.2', '--now']);
   assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'web.2 #1: SIGKILL sent; out of rotation now, reborn at once\n');
   const died = await px.waitEvent((e) => e.event === 'died' && e.instance === 'web.2', { what: 'web.2 died' });
   assert.equal(died.reason, 'killed', JSON.stringify(died));
   assert.equal(died.signal, 'SIGKILL', JSON.stringify(died));

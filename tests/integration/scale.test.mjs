@@ -11,6 +11,7 @@ test('scale web=3 then web=1: ps counts follow, the others are not restarted, re
 
   const upScale = await phoenix(app, ['scale', 'web=3']);
   assert.equal(upScale.code, 0, upScale.stderr);
+  assert.equal(upScale.stdout, 'web: 1 → 3 instances (the new ones boot now)\n');
   const three = await px.waitReady(3);
   assert.deepEqual(three.map((i) => i.instance).sort(), ['web.1', 'web.2', 'web.3']);
   const web1 = three.find((i) => i.instance === 'web.1');
@@ -21,6 +22,7 @@ test('scale web=3 then web=1: ps counts follow, the others are not restarted, re
 
   const down = await phoenix(app, ['scale', 'web=1']);
   assert.equal(down.code, 0, down.stderr);
+  assert.equal(down.stdout, 'web: 3 → 1 instance (the ones scaled away drain, then stop)\n');
   await px.waitEvents((ev) => ev.filter((e) => e.event === 'died').length >= 2, { what: 'two deaths' });
   const died = readEvents(app.eventsFile).filter((e) => e.event === 'died');
   assert.deepEqual(died.map((e) => e.instance).sort(), ['web.2', 'web.3'], 'the highest slots go');
