@@ -378,9 +378,6 @@ RequestFacts Facts(const RequestHead& req) {
       case http::field::host:
         facts.has_host = true;
         break;
-      case http::field::expect:
-        facts.has_expect = true;
-        break;
       case http::field::upgrade:
         upgrade_field = true;
         break;

@@ -136,7 +136,6 @@ bool IsUpgrade(const RequestHead& req);
 // What the proxy asks of a request head, from one walk over its fields.
 struct RequestFacts {
   bool has_host = false;
-  bool has_expect = false;
   bool upgrade = false;         // IsUpgrade()
   std::string_view request_id;  // the first X-Request-Id, "" when none
 };

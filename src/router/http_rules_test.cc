@@ -798,7 +798,6 @@ TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
   ASSERT_FALSE(p.ec);
   RequestFacts f = Facts(p.req());
   EXPECT_TRUE(f.has_host);
-  EXPECT_TRUE(f.has_expect);
   EXPECT_TRUE(f.upgrade);
   EXPECT_EQ(f.request_id, "abcdefghijklmnopqrstuvwxyz");
 
@@ -806,7 +805,6 @@ TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
   ASSERT_FALSE(q.ec);
   RequestFacts g = Facts(q.req());
   EXPECT_FALSE(g.has_host);
-  EXPECT_FALSE(g.has_expect);
   EXPECT_FALSE(g.upgrade);  // Upgrade without Connection: upgrade
   EXPECT_EQ(g.request_id, "");
 
