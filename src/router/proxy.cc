@@ -151,16 +151,14 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  Session(Worker& w, Socket sock) : w_(w), client_(std::move(sock)) {
+  Session(Worker& w, Socket sock, const tcp::endpoint& peer) : w_(w), client_(std::move(sock)) {
     client_deadline_.sock = &client_;
     // Unparsed bytes of the client's: a head (max_header_bytes, ReadHead reads 16 KiB at a
     // time), or a chunk-size line or trailer of a body, which the head's limit does not bound:
     // one longer than this is a 400, not a buffer that grows as long as the client sends.
     buf_.max_size(static_cast<size_t>(w.router.config.max_header_bytes) + 16 * 1024);
-    error_code ec;
-    auto ep = client_.remote_endpoint(ec);
-    client_ip_ = ec ? "unknown" : ep.address().to_string();
-    trusted_ = !ec && InRanges(w.router.config.trusted_proxies, client_ip_);
+    client_ip_ = peer.address().to_string();
+    trusted_ = InRanges(w.router.config.trusted_proxies, client_ip_);
   }
 
   Task<void> Run() {
@@ -1271,8 +1269,8 @@ class Session {
 
 }  // namespace
 
-Task<void> Serve(Worker& w, Socket client) {
-  Session s(w, std::move(client));
+Task<void> Serve(Worker& w, Socket client, tcp::endpoint peer) {
+  Session s(w, std::move(client), peer);
   co_await s.Run();
 }
 

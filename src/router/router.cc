@@ -218,7 +218,7 @@ void Worker::StartTick() {
 }
 
 void Worker::Accept() {
-  acceptor.async_accept([this](boost::system::error_code ec, Socket sock) {
+  acceptor.async_accept(accepted_peer, [this](boost::system::error_code ec, Socket sock) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_memory ||
         ec == asio::error::no_buffer_space) {
@@ -241,7 +241,7 @@ void Worker::Accept() {
     accept_paused = false;
     if (!ec) {
       sock.Tune();
-      Dispatch(std::move(sock));
+      Dispatch(std::move(sock), accepted_peer);
     }
     Accept();
   });
@@ -263,7 +263,7 @@ struct PassedFd {
 // SO_REUSEPORT spreads new connections by a hash of their addresses, not by load, and with a
 // few long keep-alive connections one loop can hold many more than another (its clients then
 // wait longer). So, as HAProxy does, a connection goes to the loop that has the fewest.
-void Worker::Dispatch(Socket sock) {
+void Worker::Dispatch(Socket sock, const tcp::endpoint& peer) {
   Worker* target = this;
   uint64_t least = counters.active.load(std::memory_order_relaxed);
   for (auto& w : router.workers) {
@@ -275,7 +275,7 @@ void Worker::Dispatch(Socket sock) {
   }
   target->counters.active.fetch_add(1, std::memory_order_relaxed);
   if (target == this) {
-    Start(std::move(sock));
+    Start(std::move(sock), peer);
     return;
   }
   boost::system::error_code ec;
@@ -285,7 +285,7 @@ void Worker::Dispatch(Socket sock) {
     target->counters.active.fetch_sub(1, std::memory_order_relaxed);
     return;  // the client is gone already
   }
-  asio::post(target->io, [target, protocol, fd = std::move(fd)]() mutable {
+  asio::post(target->io, [target, protocol, peer, fd = std::move(fd)]() mutable {
     boost::system::error_code ec;
     Socket s(target->io.get_executor());
     s.assign(protocol, std::exchange(fd.fd, -1), ec);
@@ -293,14 +293,14 @@ void Worker::Dispatch(Socket sock) {
       target->counters.active.fetch_sub(1, std::memory_order_relaxed);
       return;
     }
-    target->Start(std::move(s));
+    target->Start(std::move(s), peer);
   });
 }
 
 // A connection counted in `active` already (Dispatch): its coroutine on this loop.
-void Worker::Start(Socket sock) {
+void Worker::Start(Socket sock, const tcp::endpoint& peer) {
   StartTick();
-  asio::co_spawn(io.get_executor(), Serve(*this, std::move(sock)), asio::detached);
+  asio::co_spawn(io.get_executor(), Serve(*this, std::move(sock), peer), asio::detached);
 }
 
 // ---------------------------------------------------------------------------- RouterImpl

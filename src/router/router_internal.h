@@ -223,8 +223,9 @@ class Worker {
   Worker(RouterImpl& router, int index);
 
   void Accept();
-  void Dispatch(Socket sock);  // to the loop with the fewest connections
-  void Start(Socket sock);
+  // `peer` as accept(2) gave it: asked later, a client that has reset has none.
+  void Dispatch(Socket sock, const tcp::endpoint& peer);  // to the loop with the fewest
+  void Start(Socket sock, const tcp::endpoint& peer);
   void StartTick();  // if not ticking: the sweep runs only while there is something to sweep
   void Sweep();
   void FlushLog();
@@ -257,6 +258,7 @@ class Worker {
   bool ticking = false;
   asio::io_context io;
   Acceptor acceptor;
+  tcp::endpoint accepted_peer;  // filled by each accept (Accept)
   Timer tick;
   Timer accept_pause;          // after an accept that failed for want of descriptors
   bool accept_paused = false;  // (said once in the log)
@@ -302,6 +304,6 @@ class RouterImpl : public Router {
 };
 
 // One client connection, from accept to close (proxy.cc).
-Task<void> Serve(Worker& w, Socket client);
+Task<void> Serve(Worker& w, Socket client, tcp::endpoint peer);
 
 }  // namespace phoenix::router

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { makeApp, up, httpRequest, httpGet, rawConnect } from './harness.mjs';
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -158,6 +159,22 @@ test('router: X-Forwarded-* and X-Request-Id reach the app; hop-by-hop fields do
   assert.equal(count('x-forwarded-proto'), 1);
   // The log names the first address the trusted proxy did not vouch for (10.1.2.3 is not trusted).
   await px.waitOutput(new RegExp(`path="/xff" .*request_id=${chain.json.headers['x-request-id']} fwd="10\\.1\\.2\\.3" `));
+});
+
+test('router: a client that resets at once is still forwarded with its address, never "unknown"', { timeout: 30000 }, async (t) => {
+  const { px } = await startEcho(t);
+  // The address comes from accept(2): asked of the socket after the RST, there is none.
+  for (let i = 0; i < 10; i++) {
+    const c = net.connect(px.port, '127.0.0.1');
+    await new Promise((resolve) => c.on('connect', resolve));
+    c.write(`POST /hdr?reset=${i} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello`);
+    c.resetAndDestroy();
+  }
+  // Some may be cut before their request was read; those that were read are logged.
+  await px.waitOutput(/path="\/hdr\?reset=\d"/);
+  const lines = px.stdout.split('\n').filter((l) => l.includes('path="/hdr?reset='));
+  assert.ok(lines.length >= 1, px.describe());
+  for (const l of lines) assert.doesNotMatch(l, /unknown/, l);
 });
 
 test('router: X-Forwarded-Proto and -Port are believed from trusted proxies only', { timeout: 30000 }, async (t) => {
