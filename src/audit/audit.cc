@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -55,6 +56,10 @@ bool IContains(std::string_view hay, std::string_view needle) {
   return it != hay.end();
 }
 
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && IContains(a, b);
+}
+
 std::string Describe(const Outcome& o) {
   if (!o.ran && !o.error.empty()) return "not sent: " + o.error;
   if (!o.error.empty()) return "no answer: " + o.error;
@@ -63,7 +68,15 @@ std::string Describe(const Outcome& o) {
   return s;
 }
 
-bool IsSessionPath(std::string_view path) { return IContains(path, "sess"); }
+// "sess" where a word starts: sessions/, sess_abc (PHP), user-sessions.json, .sessions; not
+// assessments.json or possessions/.
+bool IsSessionPath(std::string_view path) {
+  for (size_t i = 0; i + 4 <= path.size(); ++i) {
+    if (!IContains(path.substr(i, 4), "sess")) continue;
+    if (i == 0 || !std::isalnum(static_cast<unsigned char>(path[i - 1]))) return true;
+  }
+  return false;
+}
 
 bool IsDataFile(std::string_view path) {
   for (std::string_view ext : {".db", ".sqlite", ".sqlite3", ".db-journal", ".db-wal", ".json",
@@ -78,8 +91,11 @@ bool IsRealtime(const Step& step) {
       IContains(step.path, "EIO=") || IContains(step.path, "transport=polling") ||
       IContains(step.path, "transport=websocket"))
     return true;
-  for (const auto& [k, v] : step.headers)
-    if (IContains(k, "upgrade")) return true;
+  // The Upgrade field itself (a WebSocket handshake), not Upgrade-Insecure-Requests, which
+  // browsers send with every page load.
+  for (const auto& [k, v] : step.headers) {
+    if (IEquals(k, "upgrade") || IEquals(k, "sec-websocket-key")) return true;
+  }
   return false;
 }
 

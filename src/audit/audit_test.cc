@@ -116,6 +116,35 @@ TEST(AnalyzeTest, MissingDataWithoutFilesIsGlobalCache_AndDataFilesAreLocalDb) {
                            MakeRun("spread", {add, Got(200, R"({"notes":[]})", "web.2#1")}, 2),
                            MakeRun("reborn", base.steps)});
   EXPECT_EQ(Kinds(db), std::vector<std::string>{"local-db-file"});
+
+  // "sess" inside a word is no session: assessments.json is a data file.
+  add.files = {{"data/assessments.json", 40, "created", "web.1#1", 1, ""}};
+  Report word = Analyze(sc, {base, MakeRun("baseline-2", base.steps),
+                             MakeRun("spread", {add, Got(200, R"({"notes":[]})", "web.2#1")}, 2),
+                             MakeRun("reborn", base.steps)});
+  EXPECT_EQ(Kinds(word), std::vector<std::string>{"local-db-file"});
+  add.files = {{"tmp/sess_8f2a", 40, "created", "web.1#1", 1, ""}};  // PHP's naming
+  Report php = Analyze(sc, {base, MakeRun("baseline-2", base.steps),
+                            MakeRun("spread", {add, Got(200, R"({"notes":[]})", "web.2#1")}, 2),
+                            MakeRun("reborn", base.steps)});
+  auto kinds = Kinds(php);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "session-file"), kinds.end());
+}
+
+// Browsers send Upgrade-Insecure-Requests with every page load: that is no WebSocket.
+TEST(AnalyzeTest, UpgradeInsecureRequestsIsNoRealtimeSession) {
+  Fixture f;
+  for (auto& step : f.sc.steps) step.headers = {{"Upgrade-Insecure-Requests", "1"}};
+  Outcome login = Got(200, R"({"user":"ana"})");
+  login.cookies_set = {"sid"};
+  Outcome me = Got(200, R"({"user":"ana"})");
+  me.cookies_sent = {"sid"};
+  Outcome lost = Got(401, R"({"error":"not logged in"})", "web.2#1");
+  lost.cookies_sent = {"sid"};
+  auto base = MakeRun("baseline", {login, me});
+  Report r = Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
+                            MakeRun("spread", {login, lost}, 2), MakeRun("reborn", base.steps)});
+  EXPECT_EQ(Kinds(r), std::vector<std::string>{"session-memory"});
 }
 
 TEST(AnalyzeTest, FilesWrittenWhileServingAreStateEvenWhenEveryStepPasses) {
