@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -290,11 +291,23 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
   options.allow_invalid_utf8 = true;  // in response bodies the audit never reads
   json::stream_parser parser({}, options);
   boost::system::error_code ec;
+  // Windows tools save "Unicode" text as UTF-16: say so rather than "syntax error at 1:1".
+  if (text.size() >= 2 && ((text[0] == '\xff' && text[1] == '\xfe') ||
+                           (text[0] == '\xfe' && text[1] == '\xff') || text[1] == '\0')) {
+    return Error{fmt::format("{}: not valid JSON: the file is UTF-16; save it as UTF-8", file)};
+  }
   size_t used = parser.write_some(text.data(), text.size(), ec);
   if (!ec && !parser.done()) parser.finish(ec);
   if (ec) {
     auto [line, col] = LineColumn(text, used);
     return Error{fmt::format("{}:{}:{}: not valid JSON: {}", file, line, col, ec.message())};
+  }
+  // Two recordings pasted into one file, or a cut-and-paste tail: only whitespace may follow.
+  for (size_t i = used; i < text.size(); ++i) {
+    if (!std::isspace(static_cast<unsigned char>(text[i]))) {
+      auto [line, col] = LineColumn(text, i);
+      return Error{fmt::format("{}:{}:{}: text after the JSON document", file, line, col)};
+    }
   }
   json::value root = parser.release();
   auto bad = [&](const std::string& why) {

@@ -61,6 +61,19 @@ TEST(HarTest, BadRecordingsAreErrorsNotCrashes) {
   }
 }
 
+TEST(HarTest, TextAfterTheRecordingAndUtf16AreNamed) {
+  const std::string one =
+      R"({"log": {"entries": [{"request": {"method": "GET", "url": "http://a/"}}]}})";
+  auto two = ParseHar(one + "\n" + one, "t.har");
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.error().message, "t.har:2:1: text after the JSON document");
+  EXPECT_TRUE(ParseHar(one + " \r\n\n", "t.har").ok());
+  std::string utf16 = "\xff\xfe{\0\"\0";
+  auto wide = ParseHar(utf16, "t.har");
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.error().message.find("UTF-16"), std::string::npos) << wide.error().message;
+}
+
 // A recording is replayed as one request an entry: a field that would end its line (CR LF in
 // a header value, a method or URL with a space) could smuggle a second request to the app.
 TEST(HarTest, RefusesWhatWouldNotBeOneRequest) {
