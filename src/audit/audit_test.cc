@@ -131,6 +131,15 @@ TEST(AnalyzeTest, MissingDataWithoutFilesIsGlobalCache_AndDataFilesAreLocalDb) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "session-file"), kinds.end());
 }
 
+// A test command that never used BASE_URL (supertest runs the app in the test's own process):
+// no verdict on no evidence.
+TEST(AnalyzeTest, NoRequestAtAllIsInconclusive) {
+  Scenario sc;
+  Report r = Analyze(sc, {MakeRun("baseline", {})});
+  EXPECT_EQ(r.verdict, "error");
+  EXPECT_NE(r.error.find("inconclusive: no request reached the app"), std::string::npos) << r.error;
+}
+
 // Browsers send Upgrade-Insecure-Requests with every page load: that is no WebSocket.
 TEST(AnalyzeTest, UpgradeInsecureRequestsIsNoRealtimeSession) {
   Fixture f;

@@ -130,6 +130,11 @@ test('router: 1xx heads without end are cut at 16 with a 502; a response that en
   await c.waitData(/HTTP\/1\.1 502 /, { what: 'the 502 after the 1xx heads' });
   assert.equal((c.text.match(/HTTP\/1\.1 103 /g) || []).length, 16, c.text.slice(0, 300));
   assert.doesNotMatch(c.text, /HTTP\/1\.1 200 /);
+  const fat = await rawConnect(px.port, { t });
+  fat.write('GET /fat-1xx HTTP/1.1\r\nHost: x\r\n\r\n');
+  await fat.waitData(/HTTP\/1\.1 502 /, { what: 'the 502 after 64 KiB of 1xx heads' });
+  assert.equal((fat.text.match(/HTTP\/1\.1 103 /g) || []).length, 2, fat.text.slice(0, 300));
+  assert.doesNotMatch(fat.text, /HTTP\/1\.1 200 /);
 
   // A body that ends with the connection ends the client's too; a request pipelined behind it
   // is unread when the router closes, and a plain close() would send a RST that makes the

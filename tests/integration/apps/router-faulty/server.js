@@ -61,6 +61,13 @@ net.createServer((s) => {
         s.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'.repeat(40) + ok(path));
         continue;
       }
+      if (path === '/fat-1xx') {
+        // Few 1xx heads, but fat ones (3 of 30 KB): their bytes together are held to one head's
+        // limit (64 KiB), so the third is a 502.
+        const pad = 'x'.repeat(30 * 1024);
+        s.write(`HTTP/1.1 103 Early Hints\r\nX-Pad: ${pad}\r\n\r\n`.repeat(3) + ok(path));
+        continue;
+      }
       if (path === '/big-until-close') {
         // 3 MB whose end is the connection's (no length, not chunked).
         s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n');
