@@ -284,17 +284,6 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
         a.command_exit, a.command_output);
     return r;
   }
-  // Nothing was asked of the app: "stateless" would be a verdict on no evidence. The usual
-  // cause is a test that runs the app inside its own process (supertest) and never uses
-  // BASE_URL.
-  if (sc.steps.empty()) {
-    r.verdict = "error";
-    r.error =
-        "inconclusive: no request reached the app; the test command must send its requests to "
-        "$BASE_URL (a test that starts the app in its own process, as supertest does, never "
-        "reaches phoenix's instances)";
-    return r;
-  }
   if (r.runs.size() < 2) {
     r.verdict = "error";
     r.error = "the runs did not complete";
@@ -311,6 +300,17 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
         "instance, never reborn; exit {}): the audit runs it 4 times, so it must pass on every "
         "run (not depend on what an earlier run left in a shared store)\n{}",
         b.command_exit, b.command_output);
+    return r;
+  }
+  // Nothing was asked of the app: "stateless" would be a verdict on no evidence. The usual
+  // cause is a test that runs the app inside its own process (supertest) and never uses
+  // BASE_URL.
+  if (sc.steps.empty()) {
+    r.verdict = "error";
+    r.error =
+        "inconclusive: no request reached the app; the test command must send its requests to "
+        "$BASE_URL (a test that starts the app in its own process, as supertest does, never "
+        "reaches phoenix's instances)";
     return r;
   }
   // The baseline must pass its own checks: otherwise the scenario does not fit the app.
@@ -876,7 +876,6 @@ int RunAudit(const AuditOptions& opt) {
       }
       total = plans.size() * std::max<size_t>(sc->steps.size(), 1);
       if (runs[0].command_exit != 0) break;  // the baseline is broken: no other run
-      if (sc->steps.empty()) break;          // nothing to compare: inconclusive (Analyze)
     }
   }
   interrupt::HoldIfInterrupted();  // the runs ended because of a signal: no verdict

@@ -135,7 +135,8 @@ TEST(AnalyzeTest, MissingDataWithoutFilesIsGlobalCache_AndDataFilesAreLocalDb) {
 // no verdict on no evidence.
 TEST(AnalyzeTest, NoRequestAtAllIsInconclusive) {
   Scenario sc;
-  Report r = Analyze(sc, {MakeRun("baseline", {})});
+  Report r = Analyze(sc, {MakeRun("baseline", {}), MakeRun("baseline-2", {}),
+                          MakeRun("spread", {}, 2), MakeRun("reborn", {})});
   EXPECT_EQ(r.verdict, "error");
   EXPECT_NE(r.error.find("inconclusive: no request reached the app"), std::string::npos) << r.error;
 }

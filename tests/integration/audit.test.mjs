@@ -210,8 +210,13 @@ test('a test command: clean on the stateless example; a command that fails on th
   const once = path.join(app.root, 'ran-once');
   const twice = await audit(t, app, ['--', 'sh', '-c', `if [ -e ${once} ]; then echo "user ana exists" >&2; exit 4; fi; touch ${once}`], { env: { REDIS_URL: redis.url } });
   assert.equal(twice.code, 2, twice.stdout + twice.stderr);
-  assert.equal(twice.report.verdict, 'baseline-broken');
+  assert.equal(twice.report.verdict, 'baseline-broken', twice.stdout + twice.stderr);
   assert.match(twice.stdout, /failed on a second baseline run .*exit 4.*\nuser ana exists/s);
+  // A test that never uses BASE_URL (supertest runs the app in the test's own process) passes
+  // every run without a request: no verdict on no evidence.
+  const none = await audit(t, app, ['--', 'true'], { env: { REDIS_URL: redis.url } });
+  assert.equal(none.code, 2, none.stdout + none.stderr);
+  assert.match(none.stdout + none.stderr, /inconclusive: no request reached the app/);
 });
 
 // The corpus on real libraries: Express with express-session (MemoryStore, session-file-store,
