@@ -91,7 +91,18 @@ Result<std::optional<std::string>> ReadOptionalFile(const std::optional<std::str
     return std::optional<std::string>(std::move(text));
   }
   ASSIGN_OR_RETURN(FileKind kind, Stat(default_path, default_display));
-  if (kind == FileKind::kMissing) return std::optional<std::string>();
+  if (kind == FileKind::kMissing) {
+    // A symbolic link to a file that is not there (a shared secrets file not mounted on this
+    // machine) is a mistake to report, not an absent file: starting without it would run the
+    // app with the wrong settings (docker --env-file refuses it too).
+    char target[4096];
+    ssize_t n = readlink(default_path.c_str(), target, sizeof target - 1);
+    if (n > 0) {
+      return Error{fmt::format("{}: a symbolic link to {}, which does not exist", default_display,
+                               std::string_view(target, static_cast<size_t>(n)))};
+    }
+    return std::optional<std::string>();
+  }
   ASSIGN_OR_RETURN(std::string text, ReadFile(default_path, default_display));
   return std::optional<std::string>(std::move(text));
 }

@@ -172,6 +172,17 @@ TEST_F(LoadConfigTest, UnreadablePathsSayWhy) {
   EXPECT_EQ(ErrorOf(Options()), dir_ + "/.env: Too many levels of symbolic links");
 }
 
+TEST_F(LoadConfigTest, ALinkToAMissingFileIsAnErrorNotAnAbsentFile) {
+  Write("Procfile", "web: a\n");
+  fs::create_symlink("/run/secrets/app.env", fs::path(dir_) / ".env");
+  EXPECT_EQ(ErrorOf(Options()),
+            dir_ + "/.env: a symbolic link to /run/secrets/app.env, which does not exist");
+  fs::remove(fs::path(dir_) / ".env");
+  fs::create_symlink("shared/phoenix.toml", fs::path(dir_) / "phoenix.toml");
+  EXPECT_EQ(ErrorOf(Options()),
+            dir_ + "/phoenix.toml: a symbolic link to shared/phoenix.toml, which does not exist");
+}
+
 // ---- .env ---------------------------------------------------------------------------------
 
 TEST_F(LoadConfigTest, DotenvInTheAppRoot) {
