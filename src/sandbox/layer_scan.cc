@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fnmatch.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -99,10 +100,36 @@ const char* ToString(Change change) {
   return "?";
 }
 
+namespace {
+// A writable entry with shell wildcards, as .gitignore reads them: without a '/', it matches a
+// name at any depth ("*.log": app.log, logs/x.log, and all under a folder "cache-*"); with one,
+// the path from the root, or a folder the path is under ("uploads/*/thumbs").
+bool GlobMatches(const std::string& pattern, const std::string& path) {
+  const bool anchored = pattern.find('/') != std::string::npos;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = std::min(path.find('/', start), path.size());
+    if (anchored) {
+      if (fnmatch(pattern.c_str(), path.substr(0, end).c_str(), FNM_PATHNAME | FNM_PERIOD) == 0)
+        return true;
+    } else if (fnmatch(pattern.c_str(), path.substr(start, end - start).c_str(), FNM_PERIOD) == 0) {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+bool HasWildcard(std::string_view w) { return w.find_first_of("*?[") != std::string_view::npos; }
+}  // namespace
+
 bool IsScratch(const std::string& path, const std::vector<std::string>& writable) {
   for (std::string w : writable) {
     while (!w.empty() && w.back() == '/') w.pop_back();
     if (w.empty()) continue;
+    if (HasWildcard(w)) {
+      if (GlobMatches(w, path)) return true;
+      continue;
+    }
     if (path.compare(0, w.size(), w) == 0 && (path.size() == w.size() || path[w.size()] == '/')) {
       return true;
     }

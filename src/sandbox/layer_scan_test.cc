@@ -397,6 +397,24 @@ TEST(IsScratchTest, DirectoryPrefixWithOrWithoutSlash) {
   }
 }
 
+// Shell wildcards as .gitignore reads them (users write "*.log").
+TEST(IsScratchTest, Wildcards) {
+  const std::vector<std::string> logs = {"*.log"};
+  EXPECT_TRUE(IsScratch("app.log", logs));
+  EXPECT_TRUE(IsScratch("logs/2026/x.log", logs));
+  EXPECT_FALSE(IsScratch("app.log.gz", logs));
+  EXPECT_FALSE(IsScratch(".log", logs));  // a leading dot is matched only by a dot
+  const std::vector<std::string> caches = {"cache-*/"};
+  EXPECT_TRUE(IsScratch("cache-1/a/b", caches));
+  EXPECT_TRUE(IsScratch("x/cache-2/a", caches));
+  EXPECT_FALSE(IsScratch("cache/a", caches));
+  const std::vector<std::string> thumbs = {"uploads/*/thumbs"};
+  EXPECT_TRUE(IsScratch("uploads/u1/thumbs/a.png", thumbs));
+  EXPECT_FALSE(IsScratch("uploads/u1/a.png", thumbs));
+  EXPECT_FALSE(IsScratch("uploads/u1/x/thumbs/a.png", thumbs));  // '*' stops at '/'
+  EXPECT_FALSE(IsScratch("x/uploads/u1/thumbs/a.png", thumbs));  // anchored at the root
+}
+
 TEST(IsScratchTest, SingleFile) {
   const std::vector<std::string> writable = {"logs/app.log"};
   EXPECT_TRUE(IsScratch("logs/app.log", writable));
