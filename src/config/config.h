@@ -107,8 +107,11 @@ struct AdminConfig {
 Result<AdminConfig> ParseListenAddress(std::string_view text);
 
 struct Config {
-  std::string app_root;                    // absolute, symlinks resolved
-  std::vector<ProcessConfig> processes;    // in Procfile order
+  std::string app_root;                  // absolute, symlinks resolved
+  std::vector<ProcessConfig> processes;  // in Procfile order
+  // Heroku's `release:` line: a one-off task of a deploy (migrations), not a process to keep
+  // running; phoenix does not run it (as `heroku local`), `up` says so.
+  std::string release_command;
   std::map<std::string, std::string> env;  // from .env (and --env)
   RouterConfig router;
   FilesystemConfig filesystem;

@@ -398,11 +398,23 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
   ASSIGN_OR_RETURN(std::string procfile_text, ReadFile(procfile_path, procfile_name));
   ASSIGN_OR_RETURN(std::vector<ProcfileEntry> entries, ParseProcfile(procfile_text, procfile_name));
   for (ProcfileEntry& entry : entries) {
+    if (entry.type == "release") {
+      // Run again and again as a process (it exits when done) it would be taken for a crash.
+      config.release_command = std::move(entry.command);
+      continue;
+    }
     ProcessConfig process;
     process.instances = entry.type == "web" ? 2 : 1;  // web is routed: two keep it up in a rebirth
     process.type = std::move(entry.type);
     process.command = std::move(entry.command);
     config.processes.push_back(std::move(process));
+  }
+
+  if (config.processes.empty()) {
+    return Error{fmt::format(
+        "{}: only a 'release' line: it is a deploy's one-off task, which phoenix does not run; "
+        "add the processes to run, e.g. 'web: node server.js'",
+        procfile_name)};
   }
 
   const std::string env_name = options.env_file.value_or(JoinPath(dir, ".env"));

@@ -139,6 +139,17 @@ TEST_F(LoadConfigTest, MissingProcfile) {
                                     "lines like 'web: node server.js')");
 }
 
+// Heroku's release phase is a deploy's one-off task: kept aside, never a process type.
+TEST_F(LoadConfigTest, AReleaseLineIsNoProcessType) {
+  Write("Procfile", "release: node migrate.js\nweb: node server.js\n");
+  Config config = MustLoad(Options());
+  ASSERT_EQ(config.processes.size(), 1u);
+  EXPECT_EQ(config.processes[0].type, "web");
+  EXPECT_EQ(config.release_command, "node migrate.js");
+  Write("Procfile", "release: node migrate.js\n");
+  EXPECT_NE(ErrorOf(Options()).find("only a 'release' line"), std::string::npos);
+}
+
 TEST_F(LoadConfigTest, ProcfileIsADirectory) {
   fs::create_directory(fs::path(dir_) / "Procfile");
   EXPECT_EQ(ErrorOf(Options()), dir_ + "/Procfile: is a directory, expected a file");
