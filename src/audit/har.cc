@@ -217,6 +217,39 @@ bool Dropped(std::string_view name) {
 }  // namespace
 
 namespace {
+// An EventSource request (Accept: text/event-stream) or a response that is one: a stream that
+// stays open, whose replay would wait for an end that never comes.
+bool IsEventStream(const json::object& entry, const json::object& request) {
+  auto starts = [](const json::value* v) {
+    if (!v || !v->is_string()) return false;
+    std::string_view s = v->as_string();
+    constexpr std::string_view kType = "text/event-stream";
+    return s.size() >= kType.size() &&
+           std::equal(kType.begin(), kType.end(), s.begin(), [](char a, char b) {
+             return a == std::tolower(static_cast<unsigned char>(b));
+           });
+  };
+  if (auto* headers = request.if_contains("headers"); headers && headers->is_array()) {
+    for (const auto& h : headers->as_array()) {
+      if (!h.is_object()) continue;
+      auto* n = h.as_object().if_contains("name");
+      if (!n || !n->is_string()) continue;
+      std::string_view name = n->as_string();
+      if (name.size() == 6 && std::equal(name.begin(), name.end(), "accept", [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) == b;
+          })) {
+        if (starts(h.as_object().if_contains("value"))) return true;
+      }
+    }
+  }
+  if (auto* res = entry.if_contains("response"); res && res->is_object()) {
+    if (auto* c = res->as_object().if_contains("content"); c && c->is_object()) {
+      if (starts(c->as_object().if_contains("mimeType"))) return true;
+    }
+  }
+  return false;
+}
+
 Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& file,
                                    const std::string& host);
 }  // namespace
@@ -387,6 +420,10 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
     }
     if (url->host != main_host) {
       skip("another host");
+      continue;
+    }
+    if (IsEventStream(*e.entry, ro)) {
+      skip("a Server-Sent Events stream (EventSource): it does not end, so it is not replayed");
       continue;
     }
     // An entry replayed to the app goes as the recording says: what would not be one request

@@ -61,6 +61,24 @@ TEST(HarTest, BadRecordingsAreErrorsNotCrashes) {
   }
 }
 
+// An EventSource stream stays open: replayed, the audit would wait for an end that never comes.
+TEST(HarTest, EventStreamsAreNotReplayed) {
+  auto r = ParseHar(
+      R"({"log": {"entries": [)"
+      R"({"request": {"method": "GET", "url": "http://a/"}},)"
+      R"({"request": {"method": "GET", "url": "http://a/events", "headers": [)"
+      R"({"name": "accept", "value": "text/event-stream"}]}},)"
+      R"({"request": {"method": "GET", "url": "http://a/feed"},)"
+      R"( "response": {"status": 200, "content": {"mimeType": "text/event-stream; charset=utf-8"}}})"
+      R"(]}})",
+      "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->steps.size(), 1u);
+  ASSERT_EQ(r->skipped.size(), 2u);
+  EXPECT_NE(r->skipped[0].why.find("Server-Sent Events"), std::string::npos);
+  EXPECT_EQ(r->skipped[1].request, "GET http://a/feed");
+}
+
 TEST(HarTest, TextAfterTheRecordingAndUtf16AreNamed) {
   const std::string one =
       R"({"log": {"entries": [{"request": {"method": "GET", "url": "http://a/"}}]}})";
