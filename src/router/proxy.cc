@@ -745,6 +745,7 @@ class Session {
             ClientLeft(req.base(), start);
             co_return false;
           }
+          if (code == 100) ContinueSent();
         }
       }
       if (sent && !ec) break;  // a response head is here
@@ -1012,6 +1013,10 @@ class Session {
     p.running = true;
     p.stop = false;
     p.end = PumpEnd::kNone;
+    // (Any other Expect was refused with a 417, and an HTTP/1.0 client's was dropped.)
+    const auto& req = parser_->get();
+    p.awaiting_continue =
+        req.version() >= 11 && req.find(http::field::expect) != req.end() && buf_.size() == 0;
     if (!p.chunk) p.chunk = TakeSpare();
     asio::co_spawn(client_.get_executor(), BodyPump(up),
                    [this](std::exception_ptr) { pump_->running = false; });
@@ -1040,11 +1045,19 @@ class Session {
       if (!done) {
         req.body().data = chunk;
         req.body().size = kBodyChunk;
-        p.deadline.at = CoarseNow() + cfg.response_timeout;
-        // While the body comes from the client, the instance's answer is not late: its time
-        // (response_timeout) runs from the last body byte written, as when the two took turns.
-        if (!up_deadline_.fired) up_deadline_.at = Time::max();
+        if (p.awaiting_continue) {
+          // The client waits for the app's 100 Continue (or its refusal) before it sends: it
+          // is the app that is late if nothing comes, a 504, not the client (a 408).
+          p.deadline.at = Time::max();
+          if (!up_deadline_.fired) up_deadline_.at = CoarseNow() + cfg.response_timeout;
+        } else {
+          p.deadline.at = CoarseNow() + cfg.response_timeout;
+          // While the body comes from the client, the instance's answer is not late: its time
+          // (response_timeout) runs from the last body byte written, as when the two took turns.
+          if (!up_deadline_.fired) up_deadline_.at = Time::max();
+        }
         auto [rec, rn] = co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        p.awaiting_continue = false;
         p.deadline.at = Time::max();
         if (p.stop) co_return;
         if (rec == http::error::need_buffer) rec = {};
@@ -1254,10 +1267,19 @@ class Session {
     bool running = false;  // its coroutine has not ended
     bool stop = false;     // its request is over: it touches nothing more
     PumpEnd end = PumpEnd::kNone;
-    std::unique_ptr<char[]> chunk;  // its own body buffer: the response streams beside it
-    Deadline deadline;              // of its client reads (the client's socket)
+    std::unique_ptr<char[]> chunk;   // its own body buffer: the response streams beside it
+    Deadline deadline;               // of its client reads (the client's socket)
+    bool awaiting_continue = false;  // Expect: 100-continue, and no 100 and no body byte yet
   };
   bool PumpRunning() const { return pump_ && pump_->running; }
+  // The app's 100 Continue went to the client: from now on the body is the client's to send
+  // (its 408 deadline runs), and the answer waits on it.
+  void ContinueSent() {
+    if (!PumpRunning() || !pump_->awaiting_continue) return;
+    pump_->awaiting_continue = false;
+    pump_->deadline.at = CoarseNow() + w_.router.config.response_timeout;
+    if (!up_deadline_.fired) up_deadline_.at = Time::max();
+  }
   std::unique_ptr<Pump> pump_;    // made at a connection's first request with a body
   std::unique_ptr<Upstream> up_;  // the request's instance connection (the pump's too)
   Deadline up_deadline_;          // the response's, while an upstream exchange runs

@@ -331,6 +331,16 @@ test('router: Expect: 100-continue goes to the app; its 100 Continue or its refu
   assert.equal(r.json.method, 'PUT');
 });
 
+test('router: a client waiting for 100 Continue from an app that never answers gets a 504, not a 408', { timeout: 30000 }, async (t) => {
+  // The client does as RFC 9110 10.1.1 lets it: it waits for the 100. The one late is the app.
+  const { px } = await startEcho(t, '[router]\nresponse_timeout = "2s"\n');
+  const c = await rawConnect(px.port, { t });
+  c.write('POST /silent HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+  await c.waitData(/^HTTP\/1\.1 \d{3} /, { what: 'an answer', timeout: 10000 });
+  assert.match(c.text, /^HTTP\/1\.1 504 /, c.text);
+  await px.waitOutput(/code=H12 .*path="\/silent" .*status=504/);
+});
+
 test('router: 503 with Retry-After when no instance is ready', { timeout: 30000 }, async (t) => {
   // `sleeper` never listens on $PORT, so it is never ready.
   const app = makeApp(t, 'sleeper', { files: { 'phoenix.toml': '[router]\nretry_timeout = "0"\n\n[process.web]\ninstances = 1\nboot_timeout = "5s"\nstop_timeout = "1s"\n' } });

@@ -256,6 +256,7 @@ server.on('checkContinue', (req, res) => {
     res.end('no upload for you\n');
     return;
   }
+  if (req.url.startsWith('/silent')) return;  // neither 100 nor a refusal: a hung check
   res.writeContinue();
   server.emit('request', req, res);
 });
