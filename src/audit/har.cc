@@ -217,6 +217,25 @@ bool Dropped(std::string_view name) {
 }  // namespace
 
 namespace {
+// A multipart body with a file part (filename="...") whose content is empty: what Chrome
+// records for an upload (the fields' values, not the files' bytes).
+bool MultipartLacksFiles(std::string_view text) {
+  size_t at = 0;
+  while ((at = text.find("filename=\"", at)) != std::string_view::npos) {
+    size_t name_end = text.find('"', at + 10);
+    if (name_end == std::string_view::npos) return false;
+    bool named = name_end > at + 10;
+    size_t body = text.find("\r\n\r\n", name_end);
+    if (body == std::string_view::npos) return false;
+    body += 4;
+    // The part ends at the next boundary line ("\r\n--").
+    size_t end = text.find("\r\n--", body);
+    if (named && end == body) return true;
+    at = name_end;
+  }
+  return false;
+}
+
 // An EventSource request (Accept: text/event-stream) or a response that is one: a stream that
 // stays open, whose replay would wait for an end that never comes.
 bool IsEventStream(const json::object& entry, const json::object& request) {
@@ -462,14 +481,42 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
         step.headers.emplace_back(std::string(n->as_string()), std::string(v->as_string()));
       }
     }
-    if (auto* post = ro.if_contains("postData"); post && post->is_object()) {
+    std::string recorded_type, recorded_length;  // (Content-Length is not replayed: raw)
+    if (auto* headers = ro.if_contains("headers"); headers && headers->is_array()) {
+      for (const auto& h : headers->as_array()) {
+        auto* n = h.is_object() ? h.as_object().if_contains("name") : nullptr;
+        auto* v = h.is_object() ? h.as_object().if_contains("value") : nullptr;
+        if (!n || !v || !n->is_string() || !v->is_string()) continue;
+        if (IEquals(n->as_string(), "content-type")) recorded_type = v->as_string();
+        if (IEquals(n->as_string(), "content-length")) recorded_length = v->as_string();
+      }
+    }
+    auto* post = ro.if_contains("postData");
+    if ((!post || !post->is_object()) && !recorded_length.empty() && recorded_length != "0") {
+      // A body was sent (its length is recorded) but not kept (chrome-har, a HAR exported
+      // "sanitized"): replayed without it, the app would get another request.
+      skip(
+          "its body was not recorded (the request had one); record it again with the request "
+          "bodies, or use a scenario");
+      continue;
+    }
+    if (post && post->is_object()) {
       const auto& po = post->as_object();
       std::string mime;
       if (auto* m = po.if_contains("mimeType"); m && m->is_string())
         mime = std::string(m->as_string());
+      if (mime.empty()) mime = recorded_type;  // some tools leave postData.mimeType out
       auto* t = po.if_contains("text");
       bool multipart =
           mime.size() >= 10 && IEquals(std::string_view(mime).substr(0, 10), "multipart/");
+      if (multipart && t && t->is_string() && MultipartLacksFiles(t->as_string())) {
+        // Chrome keeps a multipart body's text but not its files' bytes: the upload would be
+        // replayed as empty files.
+        skip(
+            "a multipart upload whose files' bytes the recording lacks; record it again with "
+            "the request bodies (Firefox keeps them), or use a scenario with the file");
+        continue;
+      }
       if (t && t->is_string() && (!multipart || !t->as_string().empty())) {
         step.body_kind = BodyKind::kRaw;
         step.raw = std::string(t->as_string());

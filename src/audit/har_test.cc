@@ -79,6 +79,35 @@ TEST(HarTest, EventStreamsAreNotReplayed) {
   EXPECT_EQ(r->skipped[1].request, "GET http://a/feed");
 }
 
+// Bodies a recording lacks are not replayed as empty ones; a body's type missing from postData
+// is the recorded Content-Type.
+TEST(HarTest, BodiesTheRecordingLacks) {
+  const std::string photo =
+      R"(--XY\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n)"
+      R"(Content-Type: image/jpeg\r\n\r\n\r\n--XY--\r\n)";
+  auto r = ParseHar(R"({"log": {"entries": [)"
+                    R"({"request": {"method": "GET", "url": "http://a/"}},)"
+                    R"({"request": {"method": "POST", "url": "http://a/upload", "headers": [)"
+                    R"({"name": "Content-Type", "value": "multipart/form-data; boundary=XY"},)"
+                    R"({"name": "Content-Length", "value": "2048"}]}},)"
+                    R"({"request": {"method": "POST", "url": "http://a/photos", "postData": {)"
+                    R"("mimeType": "multipart/form-data; boundary=XY", "text": ")" +
+                        photo +
+                        R"("}}},)"
+                        R"({"request": {"method": "POST", "url": "http://a/notes", "headers": [)"
+                        R"({"name": "content-type", "value": "application/json"}],)"
+                        R"( "postData": {"text": "{\"text\":\"milk\"}"}}})"
+                        R"(]}})",
+                    "t.har");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->steps.size(), 2u);
+  ASSERT_EQ(r->skipped.size(), 2u);
+  EXPECT_NE(r->skipped[0].why.find("body was not recorded"), std::string::npos);
+  EXPECT_NE(r->skipped[1].why.find("files' bytes"), std::string::npos);
+  EXPECT_EQ(r->steps[1].content_type, "application/json");
+  EXPECT_EQ(r->steps[1].raw, R"({"text":"milk"})");
+}
+
 TEST(HarTest, TextAfterTheRecordingAndUtf16AreNamed) {
   const std::string one =
       R"({"log": {"entries": [{"request": {"method": "GET", "url": "http://a/"}}]}})";
