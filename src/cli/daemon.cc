@@ -123,26 +123,30 @@ class Daemon {
         term_(opt_.config) {}
 
   int Run() {
+    // Refusals before anything started go to stderr, as every other refusal of `up`.
+    auto refuse = [](const std::string& why) {
+      std::fprintf(stderr, "phoenix: %s\n", why.c_str());
+    };
     if (auto exe = os::OpenSelfExe(); exe.ok()) {
       exe_ = std::move(exe.value());
     } else {
-      term_.System("error: " + exe.error().message);
+      refuse(exe.error().message);
       return 1;
     }
     if (opt_.events_file) {
       events_fd_.Reset(
           ::open(opt_.events_file->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
       if (!events_fd_.valid()) {
-        term_.System(fmt::format("error: {}: {}", *opt_.events_file, strerror(errno)));
+        refuse(fmt::format("{}: {} (given with --events)", *opt_.events_file, strerror(errno)));
         return 2;
       }
     }
     if (Status s = Listen(); !s.ok()) {
-      term_.System("error: " + s.error().message);
+      refuse(s.error().message);
       return 2;
     }
     if (Status s = StartAdmin(); !s.ok()) {
-      term_.System("error: " + s.error().message);
+      refuse(s.error().message);
       return 2;
     }
     ReportStaleLayers();
