@@ -60,7 +60,9 @@ struct Running {
   std::string setup_error;
   std::string last_probe;  // what the last health check got, for a boot timeout's message
   bool started = false, probe_port = false, ready = false;
-  bool ipv6 = false;  // accepted on ::1, not on 127.0.0.1
+  bool ipv6 = false;         // accepted on ::1, not on 127.0.0.1
+  bool warned_port = false;  // said that it listens elsewhere than $PORT
+  Time next_port_check{};    // when to look at what it listens on again
   bool output_eof = false, status_eof = false, finalized = false;
   asio::steady_timer probe_timer, linger;
   Time spawned_at{};
@@ -506,10 +508,34 @@ class Daemon {
     });
   }
 
+  // An app that listens on its own port (3000) instead of $PORT is said at once, not after
+  // the whole boot_timeout (Heroku's R10 comes only then): a look every 5 s from 5 s on.
+  void WarnIfListeningElsewhere(Running& r, Clock::duration booting) {
+    if (r.warned_port || booting < std::chrono::seconds(5) || r.pid <= 0) return;
+    Time now = Clock::now();
+    if (now < r.next_port_check) return;
+    r.next_port_check = now + std::chrono::seconds(5);
+    std::vector<std::string> bound = os::ListeningAddresses(r.pid);
+    if (bound.empty()) return;
+    std::string port = fmt::format(":{}", r.port);
+    std::string list;
+    for (const auto& a : bound) {
+      if (a.size() > port.size() && a.compare(a.size() - port.size(), port.size(), port) == 0)
+        return;  // on $PORT after all: the probe will see it
+      if (list.size() < 200) list += (list.empty() ? "" : ", ") + a;
+    }
+    r.warned_port = true;
+    term_.System(fmt::format(
+        "{} #{} listens on {}, not on $PORT ({}): the app must listen on $PORT; it is not ready "
+        "until it does (boot_timeout ends it)",
+        r.instance, r.number, list, r.port));
+  }
+
   void RetryProbe(std::shared_ptr<Running> r) {
     // Kill-to-ready must be the app's boot time plus a few ms, so poll every 2 ms while most
     // apps boot, then back off for the slow ones (a refused loopback connect costs ~10 µs).
     auto booting = Clock::now() - r->spawned_at;
+    WarnIfListeningElsewhere(*r, booting);
     r->probe_timer.expires_after(booting < std::chrono::seconds(2)    ? Millis(2)
                                  : booting < std::chrono::seconds(10) ? Millis(20)
                                                                       : Millis(100));

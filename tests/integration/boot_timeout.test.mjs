@@ -34,6 +34,17 @@ test('a boot timeout says what the app listens on instead of $PORT, or what its 
   assert.match(timeout.message, new RegExp(`it listens on 127\\.0\\.0\\.1:${fixed} instead of \\$PORT \\(\\d+\\): the app must use \\$PORT`));
   await px.shutdown();
 
+  // With a longer boot_timeout, it is said at 5 s, long before the timeout (60 s by default).
+  const patient = makeApp(t, 'sleeper', {
+    files: {
+      'server.js': `require('http').createServer((q, s) => s.end('hi')).listen(${fixed}, '127.0.0.1');\n`,
+      'phoenix.toml': '[process.web]\ninstances = 1\nboot_timeout = "60s"\nstop_timeout = "1s"\n',
+    },
+  });
+  const px3 = await up(patient);
+  await px3.waitOutput(new RegExp(`web\\.1 #1 listens on 127\\.0\\.0\\.1:${fixed}, not on \\$PORT \\(\\d+\\): the app must listen on \\$PORT`), { timeout: 10000 });
+  await px3.shutdown();
+
   const health = makeApp(t, 'sleeper', {
     files: {
       'server.js': "require('http').createServer((q, s) => { s.statusCode = q.url === '/health' ? 503 : 200; s.end(); }).listen(process.env.PORT);\n",
