@@ -6,13 +6,18 @@ namespace phoenix::router {
 namespace {
 
 void MaybeNotify(Backend& b) {
-  // Dekker with Pick(): a picker increments in_flight then reads draining; we set draining
-  // then read in_flight (both seq_cst), so one of us sees the other. Drained when all that is
-  // left in flight are tunnels. in_flight is read before tunnels, and a tunnel's end takes
-  // tunnels down before in_flight: so a read never pairs a tunnel's end in one with its
-  // presence in the other (which would count an ordinary request as a tunnel).
+  // Dekker with Pick(): a picker increments in_flight then reads draining; here draining is
+  // read, then in_flight (all seq_cst), so one of us sees the other. The order matters on the
+  // Release path too: reading in_flight first, a release could see 0, a picker then take the
+  // backend (draining still false), the drain begin, and this release see draining and call
+  // the backend drained with that request in flight (BackendsTest caught it under load).
+  // Drained when all that is left in flight are tunnels. in_flight is read before tunnels,
+  // and a tunnel's end takes tunnels down before in_flight: so a read never pairs a tunnel's
+  // end in one with its presence in the other (which would count an ordinary request as a
+  // tunnel).
+  if (!b.draining.load()) return;
   const int in_flight = b.in_flight.load();
-  if (b.draining.load() && in_flight == b.tunnels.load() && !b.notified.exchange(true)) {
+  if (in_flight == b.tunnels.load() && !b.notified.exchange(true)) {
     b.gone.store(true);
     if (b.on_drained) b.on_drained();
   }
