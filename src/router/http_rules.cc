@@ -194,6 +194,19 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
     if (head[i + 1] == ' ' || head[i + 1] == '\t') return Refusal{400, "obs-fold"};
   }
   if (req.version() != 10 && req.version() != 11) return Refusal{505, "http version"};
+  // The four forms of a request-target (RFC 9112 3.2), each where it belongs: a path (no
+  // fragment: it is the client's own), http(s) absolute-form, "*" for OPTIONS, authority-form
+  // for CONNECT (refused below). Anything else (ftp://x/, "evil:80" with GET) would reach an
+  // app that routes on it as a path.
+  const std::string_view target = req.target();
+  if (target.empty()) return Refusal{400, "target"};
+  if (target == "*") {
+    if (req.method() != http::verb::options) return Refusal{400, "target"};
+  } else if (target[0] == '/' || SplitAbsoluteForm(target)) {
+    if (target.find('#') != std::string_view::npos) return Refusal{400, "target"};
+  } else if (req.method() != http::verb::connect) {
+    return Refusal{400, "target"};
+  }
   // One walk over the fields for every count below.
   size_t hosts = 0, te = 0, cl = 0;
   bool host_empty = false, host_bad = false;

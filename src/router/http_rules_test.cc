@@ -120,6 +120,18 @@ TEST(CheckRequestTest, AcceptsNormalRequests) {
   EXPECT_EQ(Verdict("GET / HTTP/1.1\r\nHost:x\r\nX-A: a\tb  c \r\n\r\n"), 0);
 }
 
+// RFC 9112 3.2: each form of request-target only where it belongs.
+TEST(CheckRequestTest, RequestTargetForms) {
+  EXPECT_EQ(Verdict("GET http://x/a?b HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  EXPECT_EQ(Verdict("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+  for (const char* bad :
+       {"GET * HTTP/1.1", "GET ftp://evil/echo HTTP/1.1", "GET evil:80 HTTP/1.1",
+        "GET /echo#frag HTTP/1.1", "GET http://x/a#f HTTP/1.1", "GET echo HTTP/1.1"}) {
+    EXPECT_EQ(Verdict(std::string(bad) + "\r\nHost: x\r\n\r\n"), 400) << bad;
+  }
+  EXPECT_EQ(Verdict("CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n"), 405);
+}
+
 TEST(CheckRequestTest, HostMustBeAHostAndPort) {
   for (const char* ok : {"example.com", "example.com:8080", "127.0.0.1:80", "[::1]:3000",
                          "[2001:db8::7]", "xn--bcher-kva.example", "a_b.local", "%41.example",
@@ -465,8 +477,8 @@ TEST(CheckRequestTest, AbsoluteFormAuthorityIsJudgedAsHost) {
   EXPECT_EQ(Verdict("GET http://user@evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
   EXPECT_EQ(Verdict("GET http:///nohost HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
   EXPECT_EQ(Verdict("GET http://ok.example:81/p HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
-  EXPECT_EQ(Verdict("GET httpx://ok.example/ HTTP/1.1\r\nHost: x\r\n\r\n"),
-            0);  // not a URI we read
+  // Another scheme is no target of ours (RFC 9112 3.2; HAProxy refuses it too).
+  EXPECT_EQ(Verdict("GET httpx://ok.example/ HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
 }
 
 TEST(RewriteRequestTest, ConnectionNamingHostDoesNotRemoveIt) {
