@@ -63,8 +63,8 @@ TEST(AnalyzeTest, SameAnswersEverywhereIsStateless) {
   EXPECT_NE(ReportText(r).find("is stateless"), std::string::npos);
 }
 
-TEST(AnalyzeTest, ALostSessionWithoutFilesIsSessionMemory) {
-  Fixture f;
+// A login whose session the second instance did not know (401), no file written.
+std::vector<RunResult> LostSessionRuns() {
   Outcome login = Got(200, R"({"user":"ana"})");
   login.cookies_set = {"sid"};
   Outcome me = Got(200, R"({"user":"ana"})");
@@ -72,8 +72,13 @@ TEST(AnalyzeTest, ALostSessionWithoutFilesIsSessionMemory) {
   Outcome lost = Got(401, R"({"error":"not logged in"})", "web.2#1");
   lost.cookies_sent = {"sid"};
   auto base = MakeRun("baseline", {login, me});
-  Report r = Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
-                            MakeRun("spread", {login, lost}, 2), MakeRun("reborn", base.steps)});
+  return {base, MakeRun("baseline-2", base.steps), MakeRun("spread", {login, lost}, 2),
+          MakeRun("reborn", base.steps)};
+}
+
+TEST(AnalyzeTest, ALostSessionWithoutFilesIsSessionMemory) {
+  Fixture f;
+  Report r = Analyze(f.sc, LostSessionRuns());
   EXPECT_EQ(r.verdict, "stateful");
   ASSERT_EQ(Kinds(r), std::vector<std::string>{"session-memory"});
   EXPECT_EQ(r.findings[0].step, 2);
@@ -145,15 +150,7 @@ TEST(AnalyzeTest, NoRequestAtAllIsInconclusive) {
 TEST(AnalyzeTest, UpgradeInsecureRequestsIsNoRealtimeSession) {
   Fixture f;
   for (auto& step : f.sc.steps) step.headers = {{"Upgrade-Insecure-Requests", "1"}};
-  Outcome login = Got(200, R"({"user":"ana"})");
-  login.cookies_set = {"sid"};
-  Outcome me = Got(200, R"({"user":"ana"})");
-  me.cookies_sent = {"sid"};
-  Outcome lost = Got(401, R"({"error":"not logged in"})", "web.2#1");
-  lost.cookies_sent = {"sid"};
-  auto base = MakeRun("baseline", {login, me});
-  Report r = Analyze(f.sc, {base, MakeRun("baseline-2", base.steps),
-                            MakeRun("spread", {login, lost}, 2), MakeRun("reborn", base.steps)});
+  Report r = Analyze(f.sc, LostSessionRuns());
   EXPECT_EQ(Kinds(r), std::vector<std::string>{"session-memory"});
 }
 
