@@ -886,7 +886,7 @@ class Session {
     for (;;) {
       size_t n = 0;
       bool done = res_parser_->is_done();
-      if (!head_sent && !done && up.buf.size() == 0 && early_head_ok && up.sock.Quiet()) {
+      if (!head_sent && !done && up.buf.size() == 0 && early_head_ok && NothingWaiting(up.sock)) {
         // No byte of the body is here yet (an event stream, a slow report): the head goes on
         // now, as nginx and HAProxy pass it on once read, and the client sees its status at
         // once (an EventSource opens). Only when the client can tell a body cut short from a
@@ -998,6 +998,16 @@ class Session {
     auto [ec, n] = co_await asio::async_write(client_, asio::buffer(raw), kTuple);
     WriteDone();
     co_return !ec;
+  }
+
+  // No byte waits on the socket: the reactor's word (no syscall), or, when it has seen an event
+  // since the last read emptied the socket (often one for bytes that read already took), the
+  // kernel's. A "maybe" taken for a "yes" held an event stream's head until its first event.
+  static bool NothingWaiting(Socket& sock) {
+    if (sock.Quiet()) return true;
+    char c;
+    return ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   // A write to the client is done: its deadline must not fire later and cancel the client's
