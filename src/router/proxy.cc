@@ -147,7 +147,10 @@ inline constexpr auto kYield = asio::use_awaitable_t<Executor>{};
 
 class Session {
  public:
-  ~Session() { ReleaseChunk(); }
+  ~Session() {
+    for (auto& u : kept_) w_.Unkeep(*u);
+    ReleaseChunk();
+  }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -204,6 +207,7 @@ class Session {
       idle_end_ = CoarseNow() + w_.router.config.idle_timeout;
     }
     --w_.counters.active;
+    ReleaseKept();
     error_code ec;
     client_.shutdown(Socket::shutdown_send, ec);
     // Bytes of the client's still unread (a pipelined request behind a response that ends the
@@ -252,6 +256,7 @@ class Session {
   // connections): ~5.7 KiB of RSS an idle connection instead of ~13. Not on every request: the
   // wait costs a syscall (epoll_ctl) that a busy connection should not pay. False: close it.
   Task<bool> Park() {
+    ReleaseKept();  // an idle client holds no instance's connection either
     buf_.shrink_to_fit();
     head_ = std::string();
     extra_ = std::string();
@@ -499,10 +504,53 @@ class Session {
     if (w_.log_buf.size() > 32 * 1024) w_.FlushLog();
   }
 
-  // An upstream connection to `b`: from the pool, or a new one within connect_timeout.
+  // The connection this client kept to `b` after an earlier request, if it may carry the next.
+  std::unique_ptr<Upstream> TakeKept(const Backend& b, bool replayable) {
+    for (size_t i = 0; i < kept_.size(); ++i) {
+      if (kept_[i]->backend->info.id != b.info.id) continue;
+      std::unique_ptr<Upstream> u = std::move(kept_[i]);
+      kept_[i] = std::move(kept_.back());
+      kept_.pop_back();
+      const bool listed = u->kept;  // (not when the sweep closed it)
+      w_.Unkeep(*u);
+      if (listed && w_.Reusable(*u, replayable)) return u;
+      return nullptr;
+    }
+    return nullptr;
+  }
+
+  // After a response: the connection stays with this client for its next request to the same
+  // instance (one per instance; see kCool for why not the worker's pool).
+  void Keep(std::unique_ptr<Upstream> u) {
+    if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
+    for (auto& k : kept_) {
+      if (k->backend->info.id == u->backend->info.id) {
+        w_.Unkeep(*k);
+        k = std::move(u);
+        w_.Keep(*k);
+        return;
+      }
+    }
+    w_.Keep(*u);
+    kept_.push_back(std::move(u));
+  }
+
+  // The client left or went idle: its connections go to the pool (after kCool).
+  void ReleaseKept() {
+    for (auto& u : kept_) {
+      const bool listed = u->kept;
+      w_.Unkeep(*u);
+      if (listed) w_.Put(std::move(u));
+    }
+    kept_.clear();
+  }
+
+  // An upstream connection to `b`: this client's own, one from the pool, or a new one within
+  // connect_timeout.
   Task<std::unique_ptr<Upstream>> Connect(const std::shared_ptr<Backend>& b, bool fresh,
                                           bool replayable) {
     if (!fresh) {
+      if (auto u = TakeKept(*b, replayable)) co_return u;
       if (auto u = w_.Take(b, replayable)) co_return u;
     }
     auto u = std::make_unique<Upstream>(w_.io);
@@ -705,7 +753,7 @@ class Session {
         StartBody(*up);
         body_started = true;  // from here on it is consumed: the request cannot be retried
       }
-      // ---- the response head (1xx heads forwarded, 100 dropped: we answered Expect ourselves)
+      // ---- the response head (1xx heads forwarded: a 100 is the app's answer to an Expect)
       bool got_byte = false;
       int informational = 0;
       uint32_t informational_bytes = 0;
@@ -754,7 +802,9 @@ class Session {
       bool timed_out = ud.fired;
       // No answer within response_timeout: others get the next requests for a while (a hung
       // instance would otherwise time out every other request until it dies).
-      if (timed_out && !got_byte) Backends::MarkSlow(*backend.b);
+      // (Not while the client's Expect waits on a 100: a client could have every instance
+      // marked slow by sending Expect to an app that reads bodies without answering it.)
+      if (timed_out && !got_byte && !AwaitingContinue()) Backends::MarkSlow(*backend.b);
       error_code ignored;
       up->sock.close(ignored);
       ud.sock = nullptr;  // its deadline stays registered for this attempt: no socket to cancel
@@ -851,7 +901,7 @@ class Session {
     if (StopPump() && upstream_ok && rp_slot->is_done() && rp_slot->keep_alive() &&
         up->buf.size() == 0) {
       up->peek_before_reuse = head_method || o.status == 204 || o.status == 304;
-      w_.Put(std::move(up));
+      Keep(std::move(up));
     }
     Log(req.base(), request_id, start, o);
     // The client meant to go on (it may have sent its next request already): the close lingers.
@@ -987,7 +1037,7 @@ class Session {
     outcome_.desc = "Client went away";
   }
 
-  // A 1xx head other than 100 (103 Early Hints...), passed on. False: the client went away.
+  // A 1xx head (100 Continue, 103 Early Hints...), passed on. False: the client went away.
   Task<bool> Informational(unsigned version) {
     ResponseHead info = res_parser_->get().base();
     RewriteResponse(info, true, version);
@@ -1003,12 +1053,7 @@ class Session {
   // No byte waits on the socket: the reactor's word (no syscall), or, when it has seen an event
   // since the last read emptied the socket (often one for bytes that read already took), the
   // kernel's. A "maybe" taken for a "yes" held an event stream's head until its first event.
-  static bool NothingWaiting(Socket& sock) {
-    if (sock.Quiet()) return true;
-    char c;
-    return ::recv(sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-           (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
+  static bool NothingWaiting(Socket& sock) { return sock.Quiet() || sock.Empty(); }
 
   // A write to the client is done: its deadline must not fire later and cancel the client's
   // socket under a body pump still reading from it.
@@ -1282,6 +1327,7 @@ class Session {
     bool awaiting_continue = false;  // Expect: 100-continue, and no 100 and no body byte yet
   };
   bool PumpRunning() const { return pump_ && pump_->running; }
+  bool AwaitingContinue() const { return PumpRunning() && pump_->awaiting_continue; }
   // The app's 100 Continue went to the client: from now on the body is the client's to send
   // (its 408 deadline runs), and the answer waits on it.
   void ContinueSent() {
@@ -1292,7 +1338,8 @@ class Session {
   }
   std::unique_ptr<Pump> pump_;    // made at a connection's first request with a body
   std::unique_ptr<Upstream> up_;  // the request's instance connection (the pump's too)
-  Deadline up_deadline_;          // the response's, while an upstream exchange runs
+  std::vector<std::unique_ptr<Upstream>> kept_;  // between requests, one per instance (Keep)
+  Deadline up_deadline_;                         // the response's, while an upstream exchange runs
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;

@@ -86,6 +86,12 @@ bool Socket::Quiet() const {
   return d != nullptr && !(d->*TrySpeculativeMember())[asio::detail::epoll_reactor::read_op];
 }
 
+bool Socket::Empty() {
+  char c;
+  return ::recv(native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+         (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 void Socket::Tune() {
   boost::system::error_code ignored;
   set_option(tcp::no_delay(true), ignored);
@@ -124,6 +130,24 @@ void Worker::Sweep() {
   });
   // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive
   // timeout closes them under us), or when their instance left.
+  auto stale = [this](const Upstream& u) {
+    return u.backend->gone.load() || u.backend->draining.load() ||
+           now - u.idle_since > kIdleUpstream;
+  };
+  kept.ForEach([&](Upstream* u) {
+    if (!stale(*u)) return;
+    boost::system::error_code ec;
+    u->sock.close(ec);  // its client connection finds it closed and lets it go
+    Unkeep(*u);
+  });
+  // Given back by clients that left: to the pool once quiet for kCool.
+  std::erase_if(cooling, [&](std::unique_ptr<Upstream>& u) {
+    if (stale(*u)) return true;
+    if (now - u->idle_since < kCool) return false;
+    auto& list = pool[u->backend->info.id];
+    if (list.size() < kMaxIdlePerBackend) list.push_back(std::move(u));
+    return true;
+  });
   // An instance's list stays while it is in rotation, even empty: a request takes a connection
   // out and puts it back, and the list would be allocated anew each time.
   for (auto it = pool.begin(); it != pool.end();) {
@@ -165,26 +189,7 @@ std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend, 
   while (!list.empty()) {
     std::unique_ptr<Upstream> u = std::move(list.back());
     list.pop_back();
-    if (CoarseNow() - u->idle_since >= kIdleUpstream) continue;
-    // Nothing may be waiting on an idle connection: bytes the instance sent after its response
-    // (a body to a HEAD or a 204, a second response) would be read as the answer to the next
-    // request, and a FIN means it closed. HAProxy and nginx watch their idle connections for
-    // this in their poller; so does Asio's reactor, which says whether any event came since the
-    // response's last read emptied the socket (Socket::Quiet). It may not have polled an event
-    // the kernel has queued meanwhile: a request that can go again on another connection takes
-    // that chance (a dead one fails at once and the request is retried, proxy.cc); any other
-    // request, and a connection after a response that should have had no body, pays one
-    // syscall to ask the kernel itself.
-    bool alive;
-    if (replayable && !u->peek_before_reuse && u->sock.Quiet()) {
-      alive = true;
-    } else {
-      char c;
-      alive = ::recv(u->sock.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-              (errno == EAGAIN || errno == EWOULDBLOCK);
-    }
-    if (alive) {
-      u->reused = true;
+    if (Reusable(*u, replayable)) {
       u->backend = backend;
       return u;
     }
@@ -192,15 +197,55 @@ std::unique_ptr<Upstream> Worker::Take(const std::shared_ptr<Backend>& backend, 
   return nullptr;
 }
 
-void Worker::Put(std::unique_ptr<Upstream> u) {
-  if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
-  auto& list = pool[u->backend->info.id];
-  if (list.size() >= kMaxIdlePerBackend) return;
-  u->idle_since = CoarseNow();
-  list.push_back(std::move(u));
+bool Worker::Reusable(Upstream& u, bool replayable) {
+  if (!u.sock.is_open() || CoarseNow() - u.idle_since >= kIdleUpstream) return false;
+  // Nothing may be waiting on an idle connection: bytes the instance sent after its response
+  // (a body to a HEAD or a 204, a second response) would be read as the answer to the next
+  // request, and a FIN means it closed. HAProxy and nginx watch their idle connections for
+  // this in their poller; so does Asio's reactor, which says whether any event came since the
+  // response's last read emptied the socket (Socket::Quiet). It may not have polled an event
+  // the kernel has queued meanwhile: a request that can go again on another connection takes
+  // that chance (a dead one fails at once and the request is retried, proxy.cc); any other
+  // request, and a connection after a response that should have had no body, pays one
+  // syscall to ask the kernel itself.
+  const bool alive = (replayable && !u.peek_before_reuse && u.sock.Quiet()) || u.sock.Empty();
+  u.reused = alive;
+  return alive;
 }
 
-void Worker::ForgetBackend(uint64_t id) { pool.erase(id); }
+void Worker::Put(std::unique_ptr<Upstream> u) {
+  if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
+  if (CoarseNow() - u->idle_since < kCool) {
+    if (cooling.size() < kMaxCooling) cooling.push_back(std::move(u));
+    return;
+  }
+  auto& list = pool[u->backend->info.id];
+  if (list.size() < kMaxIdlePerBackend) list.push_back(std::move(u));
+}
+
+void Worker::Keep(Upstream& u) {
+  u.idle_since = CoarseNow();
+  u.kept = true;
+  kept.Insert(&u);
+}
+
+void Worker::Unkeep(Upstream& u) {
+  if (!u.kept) return;
+  u.kept = false;
+  kept.Erase(&u);
+}
+
+void Worker::ForgetBackend(uint64_t id) {
+  pool.erase(id);
+  std::erase_if(cooling,
+                [id](const std::unique_ptr<Upstream>& u) { return u->backend->info.id == id; });
+  kept.ForEach([&](Upstream* u) {
+    if (u->backend->info.id != id) return;
+    boost::system::error_code ec;
+    u->sock.close(ec);
+    Unkeep(*u);
+  });
+}
 
 void Worker::StartTick() {
   if (ticking) return;
@@ -213,6 +258,7 @@ void Worker::StartTick() {
     // Idle (no connection, nothing pooled, nothing to log): no wake-ups until the next accept.
     bool pooled = false;
     for (const auto& [id, list] : pool) pooled = pooled || !list.empty();
+    pooled = pooled || !cooling.empty() || !kept.empty();
     if (!deadlines.empty() || pooled || !log_buf.empty()) StartTick();
   });
 }

@@ -86,6 +86,8 @@ class Socket : public asio::basic_stream_socket<tcp, Executor> {
   // FIN or error has come since (but for one the kernel has queued and the loop not yet polled).
   // Costs no syscall; false means "maybe", never "no".
   bool Quiet() const;
+  // Asks the kernel (one recv with MSG_PEEK): no byte, FIN or error is queued.
+  bool Empty();
 
   // Beast's parsers and asio::async_read call this; one buffer at a time, like Asio's own
   // single-buffer path (a read may return less than asked).
@@ -114,6 +116,15 @@ inline constexpr auto kTick = std::chrono::milliseconds(100);
 // Below Node's default keepAliveTimeout (5 s), so the app never closes one as we reuse it.
 inline constexpr auto kIdleUpstream = std::chrono::seconds(2);
 inline constexpr size_t kMaxIdlePerBackend = 256;
+// An upstream connection serves one client connection at a time, and goes to the shared pool
+// only after its client left and it stayed quiet this long. An instance that writes after its
+// answer (a second response, bytes past its Content-Length) would otherwise have those bytes
+// read as the answer to another client's request, and every later answer on that connection
+// go to the request after its own (measured: thousands of answers crossed between clients).
+// Kept per client, a stray reaches at worst the client whose connection it is, as without a
+// proxy; and a client's own connection is closed when anything came on it while it was idle.
+inline constexpr auto kCool = std::chrono::milliseconds(100);
+inline constexpr size_t kMaxCooling = 1024;
 
 // A deadline on a socket, enforced by the worker's sweep: when it passes, the socket's
 // pending operations are cancelled and `fired` says why.
@@ -129,16 +140,18 @@ struct Deadline {
   Deadline* next = nullptr;
 };
 
-// The deadlines of one worker: a doubly linked list through the Deadlines themselves.
-class DeadlineList {
+// A doubly linked list through its elements' own `prev` and `next`: no allocation to add one
+// (the deadlines of a worker, the connections its clients keep).
+template <class T>
+class IntrusiveList {
  public:
-  void Insert(Deadline* d) {
+  void Insert(T* d) {
     d->prev = nullptr;
     d->next = head_;
     if (head_) head_->prev = d;
     head_ = d;
   }
-  void Erase(Deadline* d) {
+  void Erase(T* d) {
     if (d->prev)
       d->prev->next = d->next;
     else
@@ -148,17 +161,18 @@ class DeadlineList {
   }
   bool empty() const { return head_ == nullptr; }
   template <class F>
-  void ForEach(F f) {
-    for (Deadline* d = head_; d;) {
-      Deadline* next = d->next;  // f may not erase, but stay safe
+  void ForEach(F f) {  // f may erase the element it is given
+    for (T* d = head_; d;) {
+      T* next = d->next;
       f(d);
       d = next;
     }
   }
 
  private:
-  Deadline* head_ = nullptr;
+  T* head_ = nullptr;
 };
+using DeadlineList = IntrusiveList<Deadline>;
 
 // The first block of each request's head fields, kept on a free list: a push and a pop a
 // request (std::pmr::unsynchronized_pool_resource cost measurably more on the hot path, and
@@ -206,8 +220,12 @@ struct Upstream {
   Time idle_since{};
   bool reused = false;
   // Its last response had no body by the rules (HEAD, 204, 304), where servers are known to
-  // send one anyway: peeked before reuse whatever the reactor says (Worker::Take).
+  // send one anyway: peeked before reuse whatever the reactor says (Worker::Reusable).
   bool peek_before_reuse = false;
+  // Kept by a client connection between its requests (Worker::kept, proxy.cc).
+  bool kept = false;
+  Upstream* prev = nullptr;
+  Upstream* next = nullptr;
 };
 
 struct Counters {
@@ -230,11 +248,20 @@ class Worker {
   void Sweep();
   void FlushLog();
   void Refresh();  // the backend snapshot, when the generation moved
-  // An idle connection to `backend`, or null. `replayable`: the request may go again on a fresh
-  // connection if this one turns out dead (idempotent, no body), so a connection the reactor
-  // has seen nothing on since its last response is taken without a peek.
+  // An idle connection to `backend` from the shared pool, or null.
   std::unique_ptr<Upstream> Take(const std::shared_ptr<Backend>& backend, bool replayable);
+  // Whether an idle connection may carry the next request: young enough, and nothing came on
+  // it since its last response. `replayable`: the request may go again on a fresh connection
+  // if this one turns out dead (idempotent, no body), so a connection the reactor has seen
+  // nothing on is taken without a peek.
+  bool Reusable(Upstream& u, bool replayable);
+  // A client connection that ended gives its connections to the pool, where others may take
+  // them once they have been quiet for kCool (Sweep).
   void Put(std::unique_ptr<Upstream> upstream);
+  // A client connection keeps `u` between its requests (listed, so that Sweep and
+  // ForgetBackend can close it); Unkeep when it takes it back or lets it go.
+  void Keep(Upstream& u);
+  void Unkeep(Upstream& u);
   void ForgetBackend(uint64_t id);
 
   // Order matters: the io_context destroys the pending coroutines, whose guards still touch
@@ -251,6 +278,9 @@ class Worker {
   // Body buffers that idle connections gave back, for the next request to take (proxy.cc).
   // Before `io`: the sessions it destroys give theirs back.
   std::vector<std::unique_ptr<char[]>> spare_chunks;
+  // Upstream connections that client connections keep (their sessions own them). Before `io`:
+  // the sessions it destroys take theirs off the list.
+  IntrusiveList<Upstream> kept;
   // The blocks that requests' head fields live in, lent for one request each (an idle
   // connection holds none). Before `io`, as above.
   BlockCache field_blocks;
@@ -263,6 +293,7 @@ class Worker {
   Timer accept_pause;          // after an accept that failed for want of descriptors
   bool accept_paused = false;  // (said once in the log)
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<Upstream>>> pool;
+  std::vector<std::unique_ptr<Upstream>> cooling;  // given back, not yet kCool quiet
 };
 
 // Registers a deadline with its worker for the guard's lifetime.

@@ -3,6 +3,7 @@
 // written a little later) never answer the next request on that keep-alive connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { makeApp, up, httpRequest, rawConnect } from './harness.mjs';
 
 const TOML = '[router]\nthreads = 1\n\n[process.web]\ninstances = 1\nstop_timeout = "1s"\n';
@@ -55,6 +56,57 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   // The log says what went wrong: the instance answered, its head was too large to pass on.
   assert.match(px.stdout, /code=H13 desc="Response head too large" .*path="\/huge-head" .*status=502/);
   assert.match(px.stdout, /code=H13 desc="Bad response from the instance" .*path="\/not-http" .*status=502/);
+});
+
+test('router: a second response an instance writes late never reaches another client', { timeout: 90000 }, async (t) => {
+  const app = makeApp(t, 'router-faulty', { files: { 'phoenix.toml': TOML } });
+  const px = await up(app);
+  await px.waitReady(1);
+  // Six keep-alive clients, each on one connection, ask for paths of their own while a
+  // seventh sends requests its instance answers twice. Pooled across clients, an instance
+  // connection would carry the stray answer to whoever sent the next request on it, and every
+  // later answer on it one request late: thousands of answers crossed, measured.
+  const CLIENTS = 6;
+  const PER_CLIENT = 400;
+  const crossed = [];
+  let answered = 0;
+  let done = false;
+  const client = async (k) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    for (let n = 0; n < PER_CLIENT; n++) {
+      const mine = `/c${k}-${n}`;
+      const body = await new Promise((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port: px.port, path: mine, agent, timeout: 10000 }, (res) => {
+          let text = '';
+          res.setEncoding('latin1');
+          res.on('data', (c) => { text += c; });
+          res.on('end', () => resolve(text));
+          res.on('error', reject);
+        });
+        req.on('timeout', () => req.destroy(new Error(`${mine}: no answer within 10 s`)));
+        req.on('error', reject);
+      });
+      answered++;
+      if (body !== mine) crossed.push(`${mine} got ${JSON.stringify(body)}`);
+    }
+  };
+  const strays = (async () => {
+    let sent = 0;
+    while (!done && sent < 40) {
+      const r = await httpRequest(px.port, '/answers-twice', { headers: { Connection: 'close' } });
+      if (r.body !== '/answers-twice') crossed.push(`/answers-twice got ${JSON.stringify(r.body)}`);
+      sent++;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return sent;
+  })();
+  await Promise.all(Array.from({ length: CLIENTS }, (_, k) => client(k)));
+  done = true;
+  const sent = await strays;
+  assert.ok(sent >= 5, `only ${sent} requests answered twice during the run`);
+  assert.equal(answered, CLIENTS * PER_CLIENT);
+  assert.deepEqual(crossed.slice(0, 5), [], `${crossed.length} answers went to the wrong request`);
 });
 
 test('router: a response\'s framing goes on as the router read it, in one form', { timeout: 30000 }, async (t) => {

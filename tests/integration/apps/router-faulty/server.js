@@ -31,6 +31,9 @@ const RAW = {
 // Bytes sent a little after a well-framed answer (a separate write, as a server that writes
 // a body for a HEAD request after its head does).
 const LATE = { '/then-late-bytes': ok('/smuggled') };
+// A whole second response a few milliseconds after the answer (a handler that answers twice
+// through the raw socket): it must never reach another client.
+const STRAY_MS = 2;
 
 net.createServer((s) => {
   let buf = '';
@@ -81,6 +84,11 @@ net.createServer((s) => {
         closing = true;
         setTimeout(() => s.end(), 300);
         return;
+      }
+      if (path === '/answers-twice') {
+        s.write(ok(path));
+        setTimeout(() => s.write(ok('/stray')), STRAY_MS);
+        continue;
       }
       s.write(RAW[path] ?? ok(path));
       if (LATE[path]) setTimeout(() => s.write(LATE[path], () => console.log(`late bytes sent after ${path}`)), 50);
