@@ -200,9 +200,10 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
   // app that routes on it as a path.
   const std::string_view target = req.target();
   if (target.empty()) return Refusal{400, "target"};
+  const std::optional<AbsoluteForm> absolute = SplitAbsoluteForm(target);
   if (target == "*") {
     if (req.method() != http::verb::options) return Refusal{400, "target"};
-  } else if (target[0] == '/' || SplitAbsoluteForm(target)) {
+  } else if (target[0] == '/' || absolute) {
     if (target.find('#') != std::string_view::npos) return Refusal{400, "target"};
   } else if (req.method() != http::verb::connect) {
     return Refusal{400, "target"};
@@ -233,8 +234,7 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
   }
   // An absolute-form target's authority is the host the request is for (RFC 9112 3.2.2): it is
   // judged as Host is, and replaces it on the way (PrepareRequest).
-  if (auto abs = SplitAbsoluteForm(req.target());
-      abs && (abs->authority.empty() || !ValidHost(abs->authority))) {
+  if (absolute && (absolute->authority.empty() || !ValidHost(absolute->authority))) {
     return Refusal{400, "bad host"};
   }
   if (hosts > 1 || (req.version() == 11 && hosts == 0)) return Refusal{400, "host"};
