@@ -64,11 +64,7 @@ int Up(const UpOptions& options) {
   if (!config.ok()) return Refuse(config.error().message);
 
   if (!config->release_command.empty()) {
-    std::fprintf(stderr,
-                 "phoenix: note: the Procfile's 'release' line is not run (%s): it is a deploy's "
-                 "one-off task (migrations), not a process to keep alive; run it before `phoenix "
-                 "up`, as Heroku runs it before a release starts (`heroku local` skips it too)\n",
-                 config->release_command.c_str());
+    std::fprintf(stderr, "phoenix: %s\n", ReleaseNote(*config).c_str());
   }
   DaemonOptions d;
   d.events_file = options.events_file;

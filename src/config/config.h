@@ -150,6 +150,13 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
 // Unknown keys are errors with a "did you mean" suggestion.
 Status ApplyToml(const std::string& text, const std::string& file_name, Config& config);
 
+// Why the Procfile's `release:` line never runs: for --scale/`scale release=N`, N > 0.
+inline constexpr const char* kReleaseNotRun =
+    "the Procfile's 'release' line is a deploy's one-off task (migrations), which phoenix does "
+    "not run; run it before `phoenix up`";
+// The note `up` and `audit` print when the Procfile has a release line.
+std::string ReleaseNote(const Config& config);
+
 // Message helpers shared by the parsers (and usable by the CLI for its own "did you mean").
 // The candidate closest to a mistyped `name` (edit distance <= 2, or a prefix), if any.
 std::optional<std::string> ClosestName(std::string_view name,

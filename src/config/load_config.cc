@@ -438,6 +438,11 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
     const int instances = entry.second;
     auto it = std::find_if(config.processes.begin(), config.processes.end(),
                            [&](const ProcessConfig& p) { return p.type == type; });
+    if (it == config.processes.end() && type == "release" && !config.release_command.empty()) {
+      // release=0, the old way to keep the release line from running, is what happens anyway.
+      if (instances == 0) continue;
+      return Error{fmt::format("--scale: release={}: {}", instances, kReleaseNotRun)};
+    }
     if (it == config.processes.end()) {
       return Error{"--scale: " + UnknownTypeMessage(type, config)};
     }
@@ -463,6 +468,15 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
     config.router.port = kDefaultPort;
   }
   return config;
+}
+
+std::string ReleaseNote(const Config& config) {
+  if (config.release_command.empty()) return "";
+  return fmt::format(
+      "note: the Procfile's 'release' line is not run ({}): it is a deploy's one-off task "
+      "(migrations), not a process to keep alive; run it before `phoenix up`, as Heroku runs it "
+      "before a release starts (`heroku local` skips it too)",
+      config.release_command);
 }
 
 }  // namespace phoenix

@@ -350,6 +350,11 @@ class TomlApplier {
       std::string type(entry.key->str());
       auto it = std::find_if(config_.processes.begin(), config_.processes.end(),
                              [&](const ProcessConfig& p) { return p.type == type; });
+      // The Procfile's release line is a one-off task phoenix does not run (`up` says so):
+      // a table for it, the old way to keep it from running, has nothing left to set.
+      if (it == config_.processes.end() && type == "release" && !config_.release_command.empty()) {
+        continue;
+      }
       if (it == config_.processes.end()) {
         std::string suggestion;
         if (auto closest = ClosestName(type, types)) {
@@ -418,6 +423,7 @@ class TomlApplier {
   }
 
   Status ApplyFilesystem(const toml::table& table) {
+    const toml::node* writable_node = nullptr;
     for (const Entry& entry : InSourceOrder(table)) {
       std::string_view name = entry.key->str();
       std::string path = fmt::format("filesystem.{}", name);
@@ -444,8 +450,25 @@ class TomlApplier {
         ASSIGN_OR_RETURN(config_.filesystem.writable,
                          ExpectArrayOf<std::string>(node, path, "paths like [\"tmp/\"]", "\"tmp/\"",
                                                     NormalizeWritable));
+        writable_node = &node;
       } else {
         return UnknownKey(entry, "filesystem", kFilesystemKeys);
+      }
+    }
+    // Strict mode makes each writable path writable before the app starts (a bind mount of
+    // it): a pattern names files that do not exist yet, which no mount can cover. Said here,
+    // rather than a folder silently made under the pattern's literal name.
+    if (config_.filesystem.mode == FilesystemMode::kStrict && writable_node != nullptr) {
+      const toml::array& array = *writable_node->as_array();
+      for (size_t i = 0; i < array.size(); ++i) {
+        const std::string& w = config_.filesystem.writable[i];
+        if (w.find_first_of("*?[") == std::string::npos) continue;
+        return ValueError(
+            *array.get(i), fmt::format("filesystem.writable[{}]", i),
+            fmt::format("{} is a pattern, and mode = \"strict\" makes writable only paths it can "
+                        "name before the app starts; name the folder (e.g. \"logs/\"), or use "
+                        "mode = \"ephemeral\", where patterns sort the lost-state report",
+                        QuoteForMessage(w)));
       }
     }
     return OkStatus();

@@ -470,6 +470,14 @@ TEST(ApplyTomlTest, WritablePathsStayInsideTheAppRoot) {
                     "phoenix.toml:2:13: filesystem.writable[0]: '../shared' uses '..'");
   EXPECT_TOML_ERROR("[filesystem]\nwritable = [\"a/../../b\"]\n",
                     "phoenix.toml:2:13: filesystem.writable[0]: 'a/../../b' uses '..'");
+  // Strict mode binds each writable path before the app starts: a pattern cannot be bound.
+  EXPECT_TOML_ERROR("[filesystem]\nwritable = [\"tmp/\", \"*.log\"]\nmode = \"strict\"\n",
+                    "phoenix.toml:2:21: filesystem.writable[1]: '*.log' is a pattern, and mode = "
+                    "\"strict\" makes writable only paths it can name");
+  EXPECT_TOML_ERROR("[filesystem]\nmode = \"strict\"\nwritable = [\"cache-?/\"]\n",
+                    "phoenix.toml:3:13: filesystem.writable[0]: 'cache-?/' is a pattern");
+  EXPECT_EQ(MustApply("[filesystem]\nwritable = [\"*.log\"]\n").filesystem.writable,
+            std::vector<std::string>{"*.log"});
   EXPECT_TOML_ERROR("[filesystem]\nwritable = [\"\"]\n",
                     "phoenix.toml:2:13: filesystem.writable[0]: empty path");
   EXPECT_TOML_ERROR("[filesystem]\nwritable = [\"./\"]\n",

@@ -101,23 +101,46 @@ const char* ToString(Change change) {
 }
 
 namespace {
-// A writable entry with shell wildcards, as .gitignore reads them: without a '/', it matches a
-// name at any depth ("*.log": app.log, logs/x.log, and all under a folder "cache-*"); with one,
-// the path from the root, or a folder the path is under ("uploads/*/thumbs").
-bool GlobMatches(const std::string& pattern, const std::string& path) {
-  const bool anchored = pattern.find('/') != std::string::npos;
+// The '/'-separated parts of `text` (empty parts dropped: "a//b" is "a/b").
+std::vector<std::string_view> Parts(std::string_view text) {
+  std::vector<std::string_view> parts;
   size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = std::min(path.find('/', start), path.size());
-    if (anchored) {
-      if (fnmatch(pattern.c_str(), path.substr(0, end).c_str(), FNM_PATHNAME | FNM_PERIOD) == 0)
-        return true;
-    } else if (fnmatch(pattern.c_str(), path.substr(start, end - start).c_str(), FNM_PERIOD) == 0) {
-      return true;
-    }
+  while (start <= text.size()) {
+    size_t end = std::min(text.find('/', start), text.size());
+    if (end > start) parts.push_back(text.substr(start, end - start));
     start = end + 1;
   }
-  return false;
+  return parts;
+}
+
+// Whether pattern parts p[pi..] match path parts s[si..] or a folder they are under: "**"
+// matches any number of parts, others one part each by fnmatch (where '*' and '?' do not cross
+// a '/', and a leading dot needs no dot, as git's wildmatch).
+bool MatchParts(const std::vector<std::string>& p, size_t pi,
+                const std::vector<std::string_view>& s, size_t si) {
+  if (pi == p.size()) return true;  // the pattern named this folder: all under it matches
+  if (p[pi] == "**") {
+    for (size_t k = si; k <= s.size(); ++k) {
+      if (MatchParts(p, pi + 1, s, k)) return true;
+    }
+    return false;
+  }
+  if (si == s.size()) return false;
+  return fnmatch(p[pi].c_str(), std::string(s[si]).c_str(), 0) == 0 &&
+         MatchParts(p, pi + 1, s, si + 1);
+}
+
+// A writable entry with shell wildcards, as .gitignore reads them: without a '/' (but a last
+// one), it matches a name at any depth ("*.log": app.log, logs/x.log, and all under a folder
+// "cache-*"); with one, the path from the root ("uploads/*/thumbs"), where "**" stands for any
+// number of folders ("logs/**/*.gz").
+bool GlobMatches(std::string_view pattern, std::string_view path) {
+  std::vector<std::string> p;
+  while (pattern.ends_with('/')) pattern.remove_suffix(1);
+  const bool anchored = pattern.find('/') != std::string_view::npos;
+  if (!anchored) p.emplace_back("**");
+  for (std::string_view part : Parts(pattern)) p.emplace_back(part);
+  return MatchParts(p, 0, Parts(path), 0);
 }
 bool HasWildcard(std::string_view w) { return w.find_first_of("*?[") != std::string_view::npos; }
 }  // namespace
@@ -126,13 +149,11 @@ bool IsScratch(const std::string& path, const std::vector<std::string>& writable
   for (std::string w : writable) {
     while (!w.empty() && w.back() == '/') w.pop_back();
     if (w.empty()) continue;
-    if (HasWildcard(w)) {
-      if (GlobMatches(w, path)) return true;
-      continue;
-    }
+    // Literally first: a name that holds '[' or '*' ("data[1]/") is still the folder it names.
     if (path.compare(0, w.size(), w) == 0 && (path.size() == w.size() || path[w.size()] == '/')) {
       return true;
     }
+    if (HasWildcard(w) && GlobMatches(w, path)) return true;
   }
   return false;
 }

@@ -403,7 +403,8 @@ TEST(IsScratchTest, Wildcards) {
   EXPECT_TRUE(IsScratch("app.log", logs));
   EXPECT_TRUE(IsScratch("logs/2026/x.log", logs));
   EXPECT_FALSE(IsScratch("app.log.gz", logs));
-  EXPECT_FALSE(IsScratch(".log", logs));  // a leading dot is matched only by a dot
+  EXPECT_TRUE(IsScratch(".log", logs));  // as git: a leading dot needs no dot in the pattern
+  EXPECT_TRUE(IsScratch(".cache/x", {"*cache*"}));
   const std::vector<std::string> caches = {"cache-*/"};
   EXPECT_TRUE(IsScratch("cache-1/a/b", caches));
   EXPECT_TRUE(IsScratch("x/cache-2/a", caches));
@@ -413,6 +414,15 @@ TEST(IsScratchTest, Wildcards) {
   EXPECT_FALSE(IsScratch("uploads/u1/a.png", thumbs));
   EXPECT_FALSE(IsScratch("uploads/u1/x/thumbs/a.png", thumbs));  // '*' stops at '/'
   EXPECT_FALSE(IsScratch("x/uploads/u1/thumbs/a.png", thumbs));  // anchored at the root
+  // "**": any number of folders, none included.
+  const std::vector<std::string> gz = {"logs/**/*.gz"};
+  EXPECT_TRUE(IsScratch("logs/a.gz", gz));
+  EXPECT_TRUE(IsScratch("logs/2026/11/a.gz", gz));
+  EXPECT_FALSE(IsScratch("logs/2026/a.txt", gz));
+  EXPECT_FALSE(IsScratch("x/logs/a.gz", gz));
+  EXPECT_TRUE(IsScratch("a/b/node_modules/.cache/x", {"**/.cache/"}));
+  // A name with wildcard characters in it is still the folder it names.
+  EXPECT_TRUE(IsScratch("data[1]/a.json", {"data[1]/"}));
 }
 
 TEST(IsScratchTest, SingleFile) {
