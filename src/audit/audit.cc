@@ -56,10 +56,6 @@ bool IContains(std::string_view hay, std::string_view needle) {
   return it != hay.end();
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && IContains(a, b);
-}
-
 std::string Describe(const Outcome& o) {
   if (!o.ran && !o.error.empty()) return "not sent: " + o.error;
   if (!o.error.empty()) return "no answer: " + o.error;
@@ -74,6 +70,8 @@ bool IsSessionPath(std::string_view path) {
   for (size_t i = 0; i + 4 <= path.size(); ++i) {
     if (!IContains(path.substr(i, 4), "sess")) continue;
     if (i == 0 || !std::isalnum(static_cast<unsigned char>(path[i - 1]))) return true;
+    // A camelCase word start: userSessions.json, but not assessments.json.
+    if (path[i] == 'S' && std::islower(static_cast<unsigned char>(path[i - 1]))) return true;
   }
   return false;
 }
@@ -818,6 +816,9 @@ int RunAudit(const AuditOptions& opt) {
   if (!config->Find("web"))
     return usage(fmt::format("{}: the Procfile has no web process", opt.dir));
   if (sc->app.empty()) sc->app = fs::path(config->app_root).filename().string();
+  if (!config->release_command.empty()) {
+    std::fprintf(stderr, "audit: %s\n", ReleaseNote(*config).c_str());
+  }
 
   // From here on a SIGINT, SIGTERM or SIGHUP stops the runs and removes the work folder.
   interrupt::Arm(opt.keep);

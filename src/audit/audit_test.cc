@@ -134,6 +134,12 @@ TEST(AnalyzeTest, MissingDataWithoutFilesIsGlobalCache_AndDataFilesAreLocalDb) {
                             MakeRun("reborn", base.steps)});
   auto kinds = Kinds(php);
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "session-file"), kinds.end());
+  add.files = {{"data/userSessions.json", 40, "created", "web.1#1", 1, ""}};  // camelCase
+  Report camel = Analyze(sc, {base, MakeRun("baseline-2", base.steps),
+                              MakeRun("spread", {add, Got(200, R"({"notes":[]})", "web.2#1")}, 2),
+                              MakeRun("reborn", base.steps)});
+  kinds = Kinds(camel);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "session-file"), kinds.end());
 }
 
 // A test command that never used BASE_URL (supertest runs the app in the test's own process):

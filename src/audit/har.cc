@@ -87,13 +87,6 @@ std::string SchemeOf(std::string_view url) {
   return scheme;
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // A page load: Chrome marks it (_resourceType), Firefox's navigations ask for HTML first.
 bool IsDocument(const json::object& entry, const json::object& request) {
   if (auto* t = entry.if_contains("_resourceType"); t && t->is_string())
@@ -236,28 +229,22 @@ bool MultipartLacksFiles(std::string_view text) {
   return false;
 }
 
-// An EventSource request (Accept: text/event-stream) or a response that is one: a stream that
-// stays open, whose replay would wait for an end that never comes.
+// An EventSource request (a GET with Accept: text/event-stream) or a GET whose response is
+// one: a stream that stays open, whose replay would wait for an end that never comes. (A POST
+// that streamed its answer this way, a chat API's, ended in the recording: it is replayed.)
 bool IsEventStream(const json::object& entry, const json::object& request) {
   auto starts = [](const json::value* v) {
-    if (!v || !v->is_string()) return false;
-    std::string_view s = v->as_string();
-    constexpr std::string_view kType = "text/event-stream";
-    return s.size() >= kType.size() &&
-           std::equal(kType.begin(), kType.end(), s.begin(), [](char a, char b) {
-             return a == std::tolower(static_cast<unsigned char>(b));
-           });
+    return v && v->is_string() && IStartsWith(v->as_string(), "text/event-stream");
   };
+  auto* method = request.if_contains("method");
+  if (!method || !method->is_string() || !IEquals(method->as_string(), "GET")) return false;
   if (auto* headers = request.if_contains("headers"); headers && headers->is_array()) {
     for (const auto& h : headers->as_array()) {
       if (!h.is_object()) continue;
       auto* n = h.as_object().if_contains("name");
-      if (!n || !n->is_string()) continue;
-      std::string_view name = n->as_string();
-      if (name.size() == 6 && std::equal(name.begin(), name.end(), "accept", [](char a, char b) {
-            return std::tolower(static_cast<unsigned char>(a)) == b;
-          })) {
-        if (starts(h.as_object().if_contains("value"))) return true;
+      if (n && n->is_string() && IEquals(n->as_string(), "accept") &&
+          starts(h.as_object().if_contains("value"))) {
+        return true;
       }
     }
   }
@@ -354,13 +341,7 @@ Result<Scenario> ParseHarUnchecked(std::string_view text, const std::string& fil
     auto [line, col] = LineColumn(text, used);
     return Error{fmt::format("{}:{}:{}: not valid JSON: {}", file, line, col, ec.message())};
   }
-  // Two recordings pasted into one file, or a cut-and-paste tail: only whitespace may follow.
-  for (size_t i = used; i < text.size(); ++i) {
-    if (!std::isspace(static_cast<unsigned char>(text[i]))) {
-      auto [line, col] = LineColumn(text, i);
-      return Error{fmt::format("{}:{}:{}: text after the JSON document", file, line, col)};
-    }
-  }
+  RETURN_IF_ERROR(NothingAfterDocument(text, used, file));
   json::value root = parser.release();
   auto bad = [&](const std::string& why) {
     return Error{fmt::format("{}: not a HAR recording: {}", file, why)};

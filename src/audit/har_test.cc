@@ -69,11 +69,16 @@ TEST(HarTest, EventStreamsAreNotReplayed) {
       R"({"request": {"method": "GET", "url": "http://a/events", "headers": [)"
       R"({"name": "accept", "value": "text/event-stream"}]}},)"
       R"({"request": {"method": "GET", "url": "http://a/feed"},)"
-      R"( "response": {"status": 200, "content": {"mimeType": "text/event-stream; charset=utf-8"}}})"
+      R"( "response": {"status": 200, "content": {"mimeType": "text/event-stream; charset=utf-8"}}},)"
+      // A POST whose answer streamed this way (a chat API's) ended in the recording: replayed.
+      R"({"request": {"method": "POST", "url": "http://a/chat", "headers": [)"
+      R"({"name": "Accept", "value": "text/event-stream"}]},)"
+      R"( "response": {"status": 200, "content": {"mimeType": "text/event-stream"}}})"
       R"(]}})",
       "t.har");
   ASSERT_TRUE(r.ok()) << r.error().message;
-  ASSERT_EQ(r->steps.size(), 1u);
+  ASSERT_EQ(r->steps.size(), 2u);
+  EXPECT_EQ(r->steps[1].method, "POST");
   ASSERT_EQ(r->skipped.size(), 2u);
   EXPECT_NE(r->skipped[0].why.find("Server-Sent Events"), std::string::npos);
   EXPECT_EQ(r->skipped[1].request, "GET http://a/feed");

@@ -40,6 +40,16 @@ std::pair<int, int> LineColumn(std::string_view text, size_t offset) {
   return {line, column};
 }
 
+Status NothingAfterDocument(std::string_view text, size_t used, const std::string& file) {
+  for (size_t i = used; i < text.size(); ++i) {
+    if (!std::isspace(static_cast<unsigned char>(text[i]))) {
+      auto [line, col] = LineColumn(text, i);
+      return Error{fmt::format("{}:{}:{}: text after the JSON document", file, line, col)};
+    }
+  }
+  return OkStatus();
+}
+
 std::vector<std::string> TemplateNames(std::string_view text) {
   std::vector<std::string> names;
   size_t pos = 0;
@@ -511,15 +521,7 @@ Result<Scenario> ParseScenarioUnchecked(std::string_view text, const std::string
   boost::system::error_code ec;
   size_t used = parser.write_some(text.data(), text.size(), ec);
   if (!ec && !parser.done()) parser.finish(ec);
-  if (!ec && used < text.size()) {
-    // Trailing bytes: only whitespace may follow the document.
-    for (size_t i = used; i < text.size(); ++i) {
-      if (!std::isspace(static_cast<unsigned char>(text[i]))) {
-        auto [line, col] = LineColumn(text, i);
-        return Error{fmt::format("{}:{}:{}: text after the JSON document", file, line, col)};
-      }
-    }
-  }
+  if (!ec) RETURN_IF_ERROR(NothingAfterDocument(text, used, file));
   if (ec) {
     auto [line, col] = LineColumn(text, used);
     return Error{fmt::format("{}:{}:{}: not valid JSON: {}", file, line, col, ec.message())};

@@ -114,6 +114,10 @@ bool ExpandTemplate(std::string_view text, const Pairs& values, std::string& out
 // Line and column (1-based) of a byte offset, for JSON syntax errors.
 std::pair<int, int> LineColumn(std::string_view text, size_t offset);
 
+// Only whitespace may follow a JSON document that ends at `used` (two recordings pasted into
+// one file, a cut-and-paste tail): else an error at the first other byte's line:column.
+Status NothingAfterDocument(std::string_view text, size_t used, const std::string& file);
+
 // RFC 9110 5.6.2: a method or a header name. And a header value: no control byte but TAB
 // (5.5), so that no value can end its line and start another header, or another request.
 bool IsToken(std::string_view s);

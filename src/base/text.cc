@@ -3,6 +3,20 @@
 #include <fmt/format.h>
 
 namespace phoenix {
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && IStartsWith(a, b);
+}
+
+bool IStartsWith(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(text[i]) != lower(prefix[i])) return false;
+  }
+  return true;
+}
+
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";

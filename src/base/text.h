@@ -8,6 +8,11 @@
 
 namespace phoenix {
 
+// ASCII case-insensitive comparisons, for names HTTP and its recordings compare so (header
+// names, media types, methods in some recordings).
+bool IEquals(std::string_view a, std::string_view b);
+bool IStartsWith(std::string_view text, std::string_view prefix);
+
 // `text` with every byte that is not part of a well-formed UTF-8 sequence (a stray
 // continuation byte, a cut or overlong sequence, a surrogate) replaced by U+FFFD.
 std::string ValidUtf8(std::string_view text);

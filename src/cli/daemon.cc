@@ -256,6 +256,15 @@ class Daemon {
     }
   }
 
+  // Whether one of `bound` ("127.0.0.1:3000", "[::]:3000") is on `port`.
+  static bool OnPort(const std::vector<std::string>& bound, int port) {
+    std::string suffix = fmt::format(":{}", port);
+    for (const auto& a : bound) {
+      if (a.size() > suffix.size() && a.ends_with(suffix)) return true;
+    }
+    return false;
+  }
+
   // Why an instance never got ready, as far as we can see (Heroku's R10 says "failed to bind to
   // $PORT"): what its health check got, or what its processes listen on instead of $PORT.
   void ExplainBootTimeout(Event& e) {
@@ -266,11 +275,7 @@ class Daemon {
         return;
       }
       std::vector<std::string> bound = os::ListeningAddresses(r->pid);
-      std::string port = fmt::format(":{}", r->port);
-      for (const auto& a : bound) {
-        if (a.size() > port.size() && a.compare(a.size() - port.size(), port.size(), port) == 0)
-          return;  // it does listen on $PORT (just now): nothing to add
-      }
+      if (OnPort(bound, r->port)) return;  // it does listen on $PORT (just now): nothing to add
       if (bound.empty()) {
         // Not ours to look into (another user's, not dumpable): say nothing rather than "none".
         if (::access(fmt::format("/proc/{}/fd", r->pid).c_str(), R_OK) != 0) return;
@@ -517,18 +522,19 @@ class Daemon {
     r.next_port_check = now + std::chrono::seconds(5);
     std::vector<std::string> bound = os::ListeningAddresses(r.pid);
     if (bound.empty()) return;
-    std::string port = fmt::format(":{}", r.port);
+    if (OnPort(bound, r.port)) return;  // on $PORT after all: the probe will see it
     std::string list;
     for (const auto& a : bound) {
-      if (a.size() > port.size() && a.compare(a.size() - port.size(), port.size(), port) == 0)
-        return;  // on $PORT after all: the probe will see it
       if (list.size() < 200) list += (list.empty() ? "" : ", ") + a;
     }
     r.warned_port = true;
+    // "Not yet": the port it has may be a side one (a debugger's, a metrics endpoint) of an
+    // app that is still booting, not a wrong one.
     term_.System(fmt::format(
-        "{} #{} listens on {}, not on $PORT ({}): the app must listen on $PORT; it is not ready "
-        "until it does (boot_timeout ends it)",
-        r.instance, r.number, list, r.port));
+        "{} #{} listens on {} but not yet on $PORT ({}) after {} s: the app must listen on "
+        "$PORT; it is not ready until it does (boot_timeout ends it)",
+        r.instance, r.number, list, r.port,
+        std::chrono::duration_cast<std::chrono::seconds>(booting).count()));
   }
 
   void RetryProbe(std::shared_ptr<Running> r) {
@@ -773,6 +779,11 @@ class Daemon {
       case control::Command::kScale:
         // All or nothing: every type is checked before any count changes.
         for (const auto& [type, n] : req.counts) {
+          if (type == "release" && !opt_.config.release_command.empty() && n > 0) {
+            c->Send(control::ErrorAnswer(fmt::format("release={}: {}", n, kReleaseNotRun), true));
+            return c->Finish();
+          }
+          if (type == "release" && !opt_.config.release_command.empty()) continue;
           if (!opt_.config.Find(type)) {
             std::vector<std::string> types;
             for (const auto& p : opt_.config.processes) types.push_back(p.type);
@@ -787,6 +798,10 @@ class Daemon {
         {
           std::string said;
           for (const auto& [type, n] : req.counts) {
+            if (type == "release" && !opt_.config.Find(type)) {
+              said += std::string(said.empty() ? "" : "\n") + "release: not run (a one-off task)";
+              continue;
+            }
             auto s = sup_.Scale(type, n, now);
             if (!s.ok()) {
               c->Send(control::ErrorAnswer(s.error().message));

@@ -42,7 +42,7 @@ test('a boot timeout says what the app listens on instead of $PORT, or what its 
     },
   });
   const px3 = await up(patient);
-  await px3.waitOutput(new RegExp(`web\\.1 #1 listens on 127\\.0\\.0\\.1:${fixed}, not on \\$PORT \\(\\d+\\): the app must listen on \\$PORT`), { timeout: 10000 });
+  await px3.waitOutput(new RegExp(`web\\.1 #1 listens on 127\\.0\\.0\\.1:${fixed} but not yet on \\$PORT \\(\\d+\\) after \\d+ s: the app must listen on \\$PORT`), { timeout: 10000 });
   await px3.shutdown();
 
   const health = makeApp(t, 'sleeper', {
