@@ -9,6 +9,7 @@
 
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -400,8 +401,17 @@ class Daemon {
                             a.incarnation, a.id);
       init.upper = r.layer + "/upper";
       init.work = r.layer + "/work";
+      init.private_dirs = r.layer + "/private";
       RETURN_IF_ERROR(os::MakeDirs(init.upper, 0755));
       RETURN_IF_ERROR(os::MakeDirs(init.work, 0700));
+      for (const sandbox::PrivateScratch& p : sandbox::kPrivateScratch) {
+        std::string dir = init.private_dirs + "/" + p.folder;
+        RETURN_IF_ERROR(os::MakeDirs(dir, 0755));
+        // World-writable and sticky, as the host's are (umask took those bits from mkdir).
+        if (::chmod(dir.c_str(), 01777) < 0) {
+          return Error{fmt::format("{}: {}", dir, std::strerror(errno))};
+        }
+      }
     } else {
       init.upper = init.work = "-";
     }
@@ -606,6 +616,20 @@ class Daemon {
     MaybeFinalize(r);
   }
 
+  // What an incarnation kept: its layer's files, then those left in its private /tmp,
+  // /var/tmp and /dev/shm (a layer from before those were kept on the host has none).
+  Result<sandbox::LostState> ScanIncarnation(const std::string& layer) {
+    ASSIGN_OR_RETURN(sandbox::LostState lost,
+                     sandbox::ScanLayer(layer + "/upper", opt_.config.app_root,
+                                        opt_.config.filesystem.writable));
+    for (const sandbox::PrivateScratch& p : sandbox::kPrivateScratch) {
+      std::string dir = layer + "/private/" + p.folder;
+      if (::access(dir.c_str(), F_OK) != 0) continue;
+      RETURN_IF_ERROR(sandbox::ScanPrivateScratch(dir, p.path, lost));
+    }
+    return lost;
+  }
+
   void MaybeFinalize(const std::shared_ptr<Running>& r) {
     if (r->finalized || !r->wait_status || !r->output_eof || !r->status_eof) return;
     r->finalized = true;
@@ -619,8 +643,7 @@ class Daemon {
     if (!r->layer.empty()) {
       // Every process of the incarnation is gone (PID 1 of its namespace reaps them all before
       // it is reaped itself), so nothing can still write into the layer.
-      auto scan = sandbox::ScanLayer(r->layer + "/upper", opt_.config.app_root,
-                                     opt_.config.filesystem.writable);
+      auto scan = ScanIncarnation(r->layer);
       if (scan.ok()) {
         lost = std::move(scan.value());
       } else {
@@ -645,8 +668,7 @@ class Daemon {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
       std::string name = entry.path().filename();
-      auto scan = sandbox::ScanLayer(entry.path().string() + "/upper", opt_.config.app_root,
-                                     opt_.config.filesystem.writable);
+      auto scan = ScanIncarnation(entry.path().string());
       Event e;
       e.kind = "died";
       auto dash = name.rfind('-');
@@ -884,8 +906,7 @@ class Daemon {
                      {"ready", r->ready},
                      {"layer", r->layer}};
       if (!r->layer.empty()) {
-        auto scan = sandbox::ScanLayer(r->layer + "/upper", opt_.config.app_root,
-                                       opt_.config.filesystem.writable);
+        auto scan = ScanIncarnation(r->layer);
         if (!scan.ok()) return control::ErrorAnswer(scan.error().message);
         auto files = [](const std::vector<sandbox::LostFile>& list) {
           json::array a;

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace phoenix::sandbox {
 namespace {
@@ -152,15 +154,38 @@ void BuildFilesystem(const InitOptions& o) {
   // Without this, mounts made here would propagate back to the host's namespace.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) Fail("make / private");
   int root_mnt = MountOverlay(o);
-  if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) Fail("tmpfs /tmp");
-  // The host's other world-writable scratch places, private too (as systemd's PrivateTmp does
+  // The host's world-writable scratch places, private (as systemd's PrivateTmp does /tmp and
   // /var/tmp, and PrivateDevices /dev/shm): a session or upload kept there would otherwise be
-  // shared by every instance and outlive each, unseen by the lost-state report.
-  for (const char* dir : {"/var/tmp", "/dev/shm"}) {
+  // shared by every instance and outlive each. Each is a folder of the incarnation's on the
+  // host, whose files the death report lists, as it does the layer's (formidable and multer
+  // keep uploads in os.tmpdir()). All are opened before any is attached: the state folder
+  // may itself be under /tmp.
+  std::vector<std::pair<int, const char*>> scratch;
+  for (const PrivateScratch& p : kPrivateScratch) {
     struct stat st;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
-    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) {
-      Fail(std::string("tmpfs ") + dir);
+    if (stat(p.path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    if (o.private_dirs == "-") {
+      scratch.emplace_back(-1, p.path);
+      continue;
+    }
+    std::string from = o.private_dirs + "/" + p.folder;
+    int fd = open_tree(AT_FDCWD, from.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0) Fail("bind of " + from);
+    struct mount_attr attr {};
+    attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) Fail("nosuid " + from);
+    scratch.emplace_back(fd, p.path);
+  }
+  for (const auto& [fd, path] : scratch) {
+    if (fd < 0) {
+      if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) {
+        Fail(std::string("tmpfs ") + path);
+      }
+    } else {
+      if (move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        Fail(std::string("attach private ") + path);
+      }
+      close(fd);
     }
   }
   // Our own /proc, so the app sees its own process tree (and we do not leak the host's pids).
@@ -199,19 +224,26 @@ std::string ShellLine(const std::string& command) {
 
 std::vector<std::string> InitArgv(const InitOptions& o) {
   std::vector<std::string> argv = {
-      "phoenix-init", "__sandbox-init",          o.mode,   o.root, o.upper,
-      o.work,         o.userns ? "userns" : "-", o.command};
+      "phoenix-init", "__sandbox-init",          o.mode,    o.root,        o.upper,
+      o.work,         o.userns ? "userns" : "-", o.command, o.private_dirs};
   argv.insert(argv.end(), o.writable.begin(), o.writable.end());
   return argv;
 }
 
 void RunInit(int argc, char** argv) {
-  if (argc < 8) {
+  if (argc < 9) {
     std::fprintf(stderr, "__sandbox-init is internal to phoenix\n");
     _exit(2);
   }
-  InitOptions o{argv[2], argv[3], argv[4], argv[5], std::string(argv[6]) == "userns", argv[7], {}};
-  for (int i = 8; i < argc; ++i) o.writable.push_back(argv[i]);
+  InitOptions o;
+  o.mode = argv[2];
+  o.root = argv[3];
+  o.upper = argv[4];
+  o.work = argv[5];
+  o.userns = std::string(argv[6]) == "userns";
+  o.command = argv[7];
+  o.private_dirs = argv[8];
+  for (int i = 9; i < argc; ++i) o.writable.push_back(argv[i]);
   close_range(kStatusFd + 1, ~0U, 0);  // nothing of phoenix's leaks into the app
   // Out of phoenix's session: a Ctrl-C at phoenix's terminal is for phoenix, which then stops
   // every instance in order, not for each app at once.

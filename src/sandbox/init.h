@@ -20,8 +20,20 @@ struct InitOptions {
   std::string work;     // ephemeral: overlay work dir, on the same filesystem as upper
   bool userns = false;  // inside a user namespace: overlay needs "userxattr"
   std::string command;
+  // ephemeral and strict: the folders that become the private /tmp, /var/tmp and /dev/shm
+  // (kPrivateScratch), on the host so that the death report can list what was left in them.
+  std::string private_dirs = "-";
   std::vector<std::string> writable;  // strict: relative paths that stay writable
 };
+
+// The host's world-writable scratch places each incarnation gets its own of, and the names of
+// their folders under InitOptions::private_dirs.
+struct PrivateScratch {
+  const char* path;
+  const char* folder;
+};
+inline constexpr PrivateScratch kPrivateScratch[] = {
+    {"/tmp", "tmp"}, {"/var/tmp", "var-tmp"}, {"/dev/shm", "dev-shm"}};
 
 std::vector<std::string> InitArgv(const InitOptions& options);
 

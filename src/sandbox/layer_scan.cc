@@ -165,4 +165,29 @@ Result<LostState> ScanLayer(const std::string& upper, const std::string& lower,
   return scanner.Take();
 }
 
+Status ScanPrivateScratch(const std::string& dir, const std::string& shown_as, LostState& into) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return Error{fmt::format("{}: {}", dir, std::strerror(errno))};
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    struct stat st;
+    if (lstat(path.c_str(), &st) < 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      RETURN_IF_ERROR(ScanPrivateScratch(path, shown_as + "/" + name, into));
+    } else if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+      into.files.push_back(
+          {shown_as + "/" + name, static_cast<uint64_t>(st.st_size), Change::kCreated,
+           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
+      into.bytes += static_cast<uint64_t>(st.st_size);
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace phoenix::sandbox

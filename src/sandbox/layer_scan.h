@@ -16,7 +16,7 @@ enum class Change { kCreated, kModified, kDeleted };
 const char* ToString(Change change);
 
 struct LostFile {
-  std::string path;  // relative to the app root
+  std::string path;  // relative to the app root; absolute in the private /tmp, /var/tmp, /dev/shm
   uint64_t bytes = 0;
   Change change = Change::kCreated;
   int64_t mtime_ns = 0;  // tells a file written again from one left alone
@@ -37,5 +37,10 @@ bool IsScratch(const std::string& path, const std::vector<std::string>& writable
 // Directories are not reported themselves (copy-up parents, empty new folders): their files are.
 Result<LostState> ScanLayer(const std::string& upper, const std::string& lower,
                             const std::vector<std::string>& writable);
+
+// Adds to `into.files` what is left in `dir`, an incarnation's private /tmp (or /var/tmp,
+// /dev/shm), each file as `shown_as`/its path ("/tmp/upload_3f2a"): it dies with the
+// incarnation as its layer does. Sockets and FIFOs hold no data and are left out.
+Status ScanPrivateScratch(const std::string& dir, const std::string& shown_as, LostState& into);
 
 }  // namespace phoenix::sandbox

@@ -96,6 +96,26 @@ TEST(ChangeTest, ToString) {
   EXPECT_STREQ(ToString(Change::kDeleted), "deleted");
 }
 
+// The private /tmp: every file left in it is lost, shown under the path the app used; sockets
+// and FIFOs are not; an empty folder holds nothing.
+TEST_F(LayerScanTest, PrivateScratchFilesAreLostUnderTheirAbsolutePath) {
+  UpperDir("tmp/empty");
+  Upper("tmp/upload_3f2a", "12345");
+  Upper("tmp/sess/abc.json", "{}");
+  ASSERT_EQ(mkfifo((upper_ + "/tmp/fifo").c_str(), 0600), 0) << std::strerror(errno);
+  LostState lost;
+  lost.bytes = 1;  // added to, not replaced
+  ASSERT_TRUE(ScanPrivateScratch(upper_ + "/tmp", "/tmp", lost).ok());
+  ASSERT_EQ(lost.files.size(), 2u);
+  EXPECT_EQ(lost.files[0].path, "/tmp/sess/abc.json");
+  EXPECT_EQ(lost.files[1].path, "/tmp/upload_3f2a");
+  EXPECT_EQ(lost.files[1].bytes, 5u);
+  EXPECT_EQ(lost.files[1].change, Change::kCreated);
+  EXPECT_EQ(lost.bytes, 8u);
+  EXPECT_TRUE(lost.scratch.empty());
+  EXPECT_FALSE(ScanPrivateScratch(upper_ + "/nope", "/tmp", lost).ok());
+}
+
 TEST_F(LayerScanTest, EmptyLayerLosesNothing) {
   Lower("server.js");
   LostState s = Scan({"tmp/"});

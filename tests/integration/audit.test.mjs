@@ -95,6 +95,7 @@ for (const [mode, scenario, expected] of [
   ['cookie-session', 'sessions.json', []],
   ['global-cache', 'notes.json', ['global-cache']],
   ['json-db', 'notes.json', ['local-db-file']],
+  ['tmp-db', 'notes.json', ['local-db-file']],
   ['polling', 'polling.json', ['in-memory-websocket-state']],
   // The refresh answers 200 either way; what differs is the token it leaves out, and the step
   // that needs it cannot be sent: that is state, not a pass.
@@ -107,9 +108,10 @@ for (const [mode, scenario, expected] of [
     const r = await audit(t, app, ['--scenario', path.join(SCENARIOS, scenario)]);
     assert.equal(r.code, expected.length ? 1 : 0, r.stdout + r.stderr);
     assert.deepEqual(kinds(r.report), expected, r.stdout);
-    if (mode === 'json-db') {
+    if (mode === 'json-db' || mode === 'tmp-db') {
       const f = r.report.findings[0];
-      assert.ok(f.files.some((w) => w.path === 'data/notes.json' && w.step === 3), JSON.stringify(f));
+      const file = mode === 'json-db' ? 'data/notes.json' : '/tmp/notes.json';
+      assert.ok(f.files.some((w) => w.path === file && w.step === 3), JSON.stringify(f));
     }
   });
 }

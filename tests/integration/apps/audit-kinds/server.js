@@ -4,6 +4,7 @@
 //   cookie-session  the session is an HMAC-signed cookie: stateless
 //   global-cache    notes kept in a module-level array
 //   json-db         notes kept in data/notes.json on the local disk
+//   tmp-db          the same in os.tmpdir() (a private /tmp each instance loses)
 //   memory-token    bearer tokens in a Map (POST /token, GET /token/refresh, GET /token/me);
 //                   a refresh with an unknown token answers 200 with no new token (the trap:
 //                   the status matches, the value is missing); in other modes tokens are signed
@@ -21,7 +22,9 @@ const sessions = new Map();
 const notes = [];
 const polls = new Map();
 const tokens = new Map();
-const DB = path.join(__dirname, 'data', 'notes.json');
+const DB = MODE === 'tmp-db' ? path.join(require('node:os').tmpdir(), 'notes.json')
+  : path.join(__dirname, 'data', 'notes.json');
+const ON_DISK = MODE === 'json-db' || MODE === 'tmp-db';
 
 function readBody(req) {
   return new Promise((resolve) => {
@@ -56,7 +59,7 @@ function userOf(req) {
   return undefined;
 }
 function loadNotes() {
-  if (MODE === 'json-db') {
+  if (ON_DISK) {
     try { return JSON.parse(fs.readFileSync(DB, 'utf8')); } catch { return []; }
   }
   return MODE === 'global-cache' ? notes : [];
@@ -117,7 +120,7 @@ const server = http.createServer(async (req, res) => {
   if (req.method === 'POST' && url.pathname === '/notes') {
     const note = { id: crypto.randomUUID(), text: JSON.parse(body || '{}').text || '' };
     if (MODE === 'global-cache') notes.push(note);
-    if (MODE === 'json-db') {
+    if (ON_DISK) {
       const all = loadNotes();
       all.push(note);
       fs.mkdirSync(path.dirname(DB), { recursive: true });
