@@ -146,6 +146,23 @@ TEST_F(LoadConfigTest, AReleaseLineIsNoProcessType) {
   ASSERT_EQ(config.processes.size(), 1u);
   EXPECT_EQ(config.processes[0].type, "web");
   EXPECT_EQ(config.release_command, "node migrate.js");
+  // The old ways to keep it from running are no errors: it does not run anyway.
+  Write("phoenix.toml", "[process.release]\ninstances = 0\n");
+  LoadOptions options = Options();
+  options.scale = {{"release", 0}};
+  EXPECT_EQ(MustLoad(options).processes.size(), 1u);
+  EXPECT_EQ(ReleaseNote(MustLoad(options)).rfind("note: the Procfile's 'release' line is not run "
+                                                 "(node migrate.js)",
+                                                 0),
+            0u);
+  options.scale = {{"release", 1}};
+  EXPECT_NE(ErrorOf(options).find("--scale: release=1: the Procfile's 'release' line is a "
+                                  "deploy's one-off task"),
+            std::string::npos);
+  // Without a release line, it is a process type like any other: unknown.
+  Write("Procfile", "web: node server.js\n");
+  EXPECT_NE(ErrorOf(Options()).find("unknown process type 'release'"), std::string::npos);
+  fs::remove(fs::path(dir_) / "phoenix.toml");
   Write("Procfile", "release: node migrate.js\n");
   EXPECT_NE(ErrorOf(Options()).find("only a 'release' line"), std::string::npos);
 }

@@ -530,8 +530,8 @@ Result<std::string> Supervisor::Kill(const std::string& instance, bool hard, Tim
   }
   if (inc->stop_reason) {
     // Draining or stopping already (its own max age, a stop): the kill adds nothing to that.
-    return Error{fmt::format("{} #{} is already stopping ({}); kill --now ends it at once",
-                             instance, inc->number, ToString(inc->state))};
+    return Error{fmt::format("{} #{} is already {}; kill --now ends it at once", instance,
+                             inc->number, ToString(inc->state))};
   }
   BeginStop(*inc, DeathReason::kKilled, now);  // not serving yet: nothing to surge for
   return fmt::format("{} #{}: was not ready yet; stopped and reborn", instance, inc->number);

@@ -2,7 +2,7 @@
 // reborn (a failed boot counts as a crash).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeApp, up, readEvents, freePort } from './harness.mjs';
+import { makeApp, up, readEvents } from './harness.mjs';
 
 test('an app that never listens dies with reason boot-timeout after boot_timeout', { timeout: 20000 }, async (t) => {
   const app = makeApp(t, 'sleeper'); // boot_timeout = "2s", stop_timeout = "1s"
@@ -25,24 +25,25 @@ test('an app that never listens dies with reason boot-timeout after boot_timeout
 });
 
 test('a boot timeout says what the app listens on instead of $PORT, or what its health check got', { timeout: 30000 }, async (t) => {
-  const fixed = await freePort();
+  // Each instance listens on a port the kernel picks, never $PORT: a fixed port could be taken
+  // meanwhile by another test's process (it was, once, under --test-concurrency).
   const app = makeApp(t, 'sleeper', {
-    files: { 'server.js': `require('http').createServer((q, s) => s.end('hi')).listen(${fixed}, '127.0.0.1');\n` },
+    files: { 'server.js': "require('http').createServer((q, s) => s.end('hi')).listen(0, '127.0.0.1');\n" },
   });
   const px = await up(app);
   const timeout = await px.waitEvent((e) => e.event === 'boot-timeout', { what: 'a boot timeout', timeout: 8000 });
-  assert.match(timeout.message, new RegExp(`it listens on 127\\.0\\.0\\.1:${fixed} instead of \\$PORT \\(\\d+\\): the app must use \\$PORT`));
+  assert.match(timeout.message, /it listens on 127\.0\.0\.1:\d+ instead of \$PORT \(\d+\): the app must use \$PORT/);
   await px.shutdown();
 
   // With a longer boot_timeout, it is said at 5 s, long before the timeout (60 s by default).
   const patient = makeApp(t, 'sleeper', {
     files: {
-      'server.js': `require('http').createServer((q, s) => s.end('hi')).listen(${fixed}, '127.0.0.1');\n`,
+      'server.js': "require('http').createServer((q, s) => s.end('hi')).listen(0, '127.0.0.1');\n",
       'phoenix.toml': '[process.web]\ninstances = 1\nboot_timeout = "60s"\nstop_timeout = "1s"\n',
     },
   });
   const px3 = await up(patient);
-  await px3.waitOutput(new RegExp(`web\\.1 #1 listens on 127\\.0\\.0\\.1:${fixed} but not yet on \\$PORT \\(\\d+\\) after \\d+ s: the app must listen on \\$PORT`), { timeout: 10000 });
+  await px3.waitOutput(/web\.1 #1 listens on 127\.0\.0\.1:\d+ but not yet on \$PORT \(\d+\) after \d+ s: the app must listen on \$PORT/, { timeout: 10000 });
   await px3.shutdown();
 
   const health = makeApp(t, 'sleeper', {
