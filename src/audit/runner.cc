@@ -353,6 +353,23 @@ Built BuildRequest(const Step& step, const Pairs& values, const CookieJar& jar) 
   HttpRequest& r = b.request;
   r.method = step.method;
   if (!expand(step.path, r.target)) return fail();
+  if (step.templates && r.target != step.path) {
+    // What a value brought in goes on as a browser sends a URL: spaces, control bytes and
+    // non-ASCII percent-encoded, so that no value can end the request line early.
+    std::string encoded;
+    for (unsigned char c : r.target) {
+      if (c <= 0x20 || c >= 0x7f) {
+        encoded += fmt::format("%{:02X}", c);
+      } else {
+        encoded += static_cast<char>(c);
+      }
+    }
+    r.target = std::move(encoded);
+    if (!r.target.starts_with('/')) {
+      b.error = fmt::format("the path became '{}', which does not start with /", r.target);
+      return b;
+    }
+  }
   r.headers.emplace_back("User-Agent", "phoenix-audit/1");
   r.headers.emplace_back("Accept", "*/*");
   switch (step.body_kind) {

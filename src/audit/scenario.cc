@@ -263,7 +263,8 @@ class StepParser {
     } else {
       return Fail("", "missing field \"path\"");
     }
-    if (step_.path.empty() || step_.path.front() != '/') {
+    // (A path may be a value an earlier step extracted, "{{next}}": it is checked once known.)
+    if (step_.path.empty() || (step_.path.front() != '/' && !step_.path.starts_with("{{"))) {
       return Fail("path", fmt::format("{} must start with /", QuoteForMessage(step_.path)));
     }
     std::string bare;  // the path without its {{name}} parts, which may hold spaces

@@ -103,6 +103,13 @@ TEST_F(ScenarioTest, ErrorsNameTheStepAndTheField) {
 
   e = ErrorOf(R"({"steps": [{"path": "x"}]})");
   EXPECT_NE(e.find("path"), std::string::npos) << e;
+  // A whole path from an earlier step's answer (SCENARIO.md: {{name}} anywhere in path).
+  auto next =
+      Parse(R"({"steps": [{"method": "POST", "path": "/photos", "extract": {"next": {"header": )"
+            R"("Location"}}}, {"path": "{{next}}"}]})");
+  EXPECT_TRUE(next.ok()) << next.error().message;
+  e = ErrorOf(R"({"steps": [{"path": "{{nobody}}"}]})");
+  EXPECT_NE(e.find("nobody"), std::string::npos) << e;
 
   e = ErrorOf(R"({"steps": [{"method": "GET"}]})");
   EXPECT_NE(e.find("missing field \"path\""), std::string::npos) << e;

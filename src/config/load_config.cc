@@ -35,7 +35,7 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir + "/" + name;
 }
 
-enum class FileKind { kMissing, kDirectory, kOther };
+enum class FileKind { kMissing, kDirectory, kRegular, kOther };
 
 Result<FileKind> Stat(const std::string& path, const std::string& display_name) {
   struct stat info;
@@ -43,7 +43,19 @@ Result<FileKind> Stat(const std::string& path, const std::string& display_name) 
     if (errno == ENOENT || errno == ENOTDIR) return FileKind::kMissing;
     return Error{fmt::format("{}: {}", display_name, std::strerror(errno))};
   }
-  return S_ISDIR(info.st_mode) ? FileKind::kDirectory : FileKind::kOther;
+  if (S_ISDIR(info.st_mode)) return FileKind::kDirectory;
+  return S_ISREG(info.st_mode) ? FileKind::kRegular : FileKind::kOther;
+}
+
+// A file phoenix finds in the app root by its name must be a plain file: a named pipe there
+// with no writer would hold `up` for ever, a device would be read without end. (One given on
+// the command line may be a pipe: `--env <(vault read ...)`.)
+Status ExpectRegular(FileKind kind, const std::string& display_name) {
+  if (kind != FileKind::kOther) return OkStatus();
+  return Error{fmt::format(
+      "{}: not a regular file (a named pipe, socket or device); phoenix reads it from the app "
+      "root only as a plain file",
+      display_name)};
 }
 
 // Reads all of a file. Pipes are fine (`--env <(vault read ...)`); directories are not.
@@ -103,6 +115,7 @@ Result<std::optional<std::string>> ReadOptionalFile(const std::optional<std::str
     }
     return std::optional<std::string>();
   }
+  RETURN_IF_ERROR(ExpectRegular(kind, default_display));
   ASSIGN_OR_RETURN(std::string text, ReadFile(default_path, default_display));
   return std::optional<std::string>(std::move(text));
 }
@@ -395,6 +408,7 @@ Result<Config> LoadConfig(const LoadOptions& options, std::optional<std::string>
                     "'web: node server.js')",
                     procfile_name)};
   }
+  RETURN_IF_ERROR(ExpectRegular(procfile_kind, procfile_name));
   ASSIGN_OR_RETURN(std::string procfile_text, ReadFile(procfile_path, procfile_name));
   ASSIGN_OR_RETURN(std::vector<ProcfileEntry> entries, ParseProcfile(procfile_text, procfile_name));
   for (ProcfileEntry& entry : entries) {

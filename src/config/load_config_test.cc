@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -151,9 +152,10 @@ TEST_F(LoadConfigTest, AReleaseLineIsNoProcessType) {
   LoadOptions options = Options();
   options.scale = {{"release", 0}};
   EXPECT_EQ(MustLoad(options).processes.size(), 1u);
-  EXPECT_EQ(ReleaseNote(MustLoad(options)).rfind("note: the Procfile's 'release' line is not run "
-                                                 "(node migrate.js)",
-                                                 0),
+  EXPECT_EQ(ReleaseNote(MustLoad(options))
+                .rfind("note: the Procfile's 'release' line is not run "
+                       "(node migrate.js)",
+                       0),
             0u);
   options.scale = {{"release", 1}};
   EXPECT_NE(ErrorOf(options).find("--scale: release=1: the Procfile's 'release' line is a "
@@ -165,6 +167,23 @@ TEST_F(LoadConfigTest, AReleaseLineIsNoProcessType) {
   fs::remove(fs::path(dir_) / "phoenix.toml");
   Write("Procfile", "release: node migrate.js\n");
   EXPECT_NE(ErrorOf(Options()).find("only a 'release' line"), std::string::npos);
+}
+
+// A named pipe found in the app root (no writer: reading it would wait for ever) is refused at
+// once; one given on the command line is read, as `--env <(vault read ...)` is.
+TEST_F(LoadConfigTest, NamedPipesInTheAppRootAreRefused) {
+  Write("Procfile", "web: node server.js\n");
+  for (const char* name : {".env", "phoenix.toml"}) {
+    std::string path = dir_ + "/" + name;
+    ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+    EXPECT_EQ(ErrorOf(Options()), path +
+                                      ": not a regular file (a named pipe, socket or device); "
+                                      "phoenix reads it from the app root only as a plain file");
+    fs::remove(path);
+  }
+  fs::remove(fs::path(dir_) / "Procfile");
+  ASSERT_EQ(mkfifo((dir_ + "/Procfile").c_str(), 0600), 0);
+  EXPECT_NE(ErrorOf(Options()).find("/Procfile: not a regular file"), std::string::npos);
 }
 
 TEST_F(LoadConfigTest, ProcfileIsADirectory) {

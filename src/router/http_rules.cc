@@ -392,7 +392,9 @@ RequestFacts Facts(const RequestHead& req) {
         facts.has_host = true;
         break;
       case http::field::upgrade:
-        upgrade_field = true;
+        // An empty list names no protocol to switch to: no upgrade.
+        upgrade_field =
+            upgrade_field || field.value().find_first_not_of(" \t,") != std::string_view::npos;
         break;
       case http::field::unknown:
         if (facts.request_id.empty() && IEquals(field.name_string(), "X-Request-Id")) {

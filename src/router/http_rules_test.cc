@@ -828,6 +828,11 @@ TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
   EXPECT_FALSE(Facts(h.req()).upgrade);
   RewriteRequest(h.req(), Fwd(), false, std::nullopt);
   EXPECT_EQ(CountOf(h.req(), "Upgrade"), 0u);
+
+  // An empty Upgrade list names no protocol: a plain request.
+  Parsed e = Parse("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: , \r\nConnection: upgrade\r\n\r\n");
+  ASSERT_FALSE(e.ec);
+  EXPECT_FALSE(Facts(e.req()).upgrade);
 }
 
 // What FixRequestVersion makes of `head`: the refusal's status, or 0 and the head rewritten.
