@@ -93,7 +93,13 @@ struct Finding {
   std::vector<FileWrite> files;
   std::string advice;
   std::vector<int> also_steps;  // later steps of the same run that failed for the same cause
+  // It rests on an answer's body alone (status and Location as the baseline's): what the
+  // baselines taught about parts that vary by themselves decided it (see LearnMore).
+  bool body_only = false;
 };
+
+// Extra baseline runs are named so; Analyze learns from them and compares nothing with them.
+bool IsExtraBaseline(const std::string& run_name);
 
 struct Report {
   std::string app;

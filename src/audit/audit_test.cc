@@ -2,6 +2,7 @@
 // run the real thing).
 #include "audit/audit.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -140,6 +141,36 @@ TEST(AnalyzeTest, MissingDataWithoutFilesIsGlobalCache_AndDataFilesAreLocalDb) {
                               MakeRun("reborn", base.steps)});
   kinds = Kinds(camel);
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "session-file"), kinds.end());
+}
+
+// A value drawn at random (an A/B bucket) that came out the same in both baselines looks like
+// state in the spread run; one more baseline run that draws the other value shows it varies by
+// itself. A list that lost an item still differs however many baselines there are.
+TEST(AnalyzeTest, MoreBaselinesLearnWhatVariesByItself) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "GET", "/home"), MakeStep(2, "GET", "/notes")};
+  auto home = [](const char* bucket) {
+    return Got(200, fmt::format(R"({{"variant":"{}","notes":["milk"]}})", bucket));
+  };
+  RunResult base = MakeRun("baseline", {home("B"), Got(200, R"({"notes":["milk"]})")});
+  RunResult spread =
+      MakeRun("spread", {home("A"), Got(200, R"({"notes":["milk"]})", "web.2#1")}, 2);
+  Report first =
+      Analyze(sc, {base, MakeRun("baseline-2", base.steps), spread, MakeRun("reborn", base.steps)});
+  ASSERT_EQ(first.findings.size(), 1u);
+  EXPECT_TRUE(first.findings[0].body_only);
+  Report learned =
+      Analyze(sc, {base, MakeRun("baseline-2", base.steps), spread, MakeRun("reborn", base.steps),
+                   MakeRun("baseline-3", {home("A"), base.steps[1]})});
+  EXPECT_TRUE(learned.findings.empty()) << learned.findings[0].observed;
+  EXPECT_EQ(learned.verdict, "stateless");
+
+  spread.steps[1] = Got(200, R"({"notes":[]})", "web.2#1");
+  Report lost =
+      Analyze(sc, {base, MakeRun("baseline-2", base.steps), spread, MakeRun("reborn", base.steps),
+                   MakeRun("baseline-3", {home("A"), base.steps[1]})});
+  EXPECT_EQ(Kinds(lost), std::vector<std::string>{"global-cache"});
+  EXPECT_EQ(lost.findings[0].step, 2);
 }
 
 // A test command that never used BASE_URL (supertest runs the app in the test's own process):

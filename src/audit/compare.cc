@@ -240,6 +240,10 @@ std::vector<Edit> Diff(const std::vector<std::string>& a, const std::vector<std:
 
 Variance::Variance(const std::vector<std::string>& a, const std::vector<std::string>& b)
     : varies_(a.size(), false), gap_varies_(a.size() + 1, false) {
+  Learn(a, b);
+}
+
+void Variance::Learn(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   for (const Edit& e : Diff(a, b)) {
     for (size_t i = e.a_begin; i < e.a_end; ++i) varies_[i] = true;
     for (size_t i = e.a_begin; i <= e.a_end && i < gap_varies_.size(); ++i) gap_varies_[i] = true;

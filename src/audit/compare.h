@@ -25,6 +25,8 @@ class Variance {
  public:
   Variance() = default;
   Variance(const std::vector<std::string>& a, const std::vector<std::string>& b);
+  // What one more run of the baseline (`other`) shows of A's parts that vary.
+  void Learn(const std::vector<std::string>& a, const std::vector<std::string>& other);
   // Does an edit of A (from a diff A -> observed) fall where A varies by itself?
   bool Covers(const Edit& e) const;
   bool status_varies = false;

@@ -186,6 +186,17 @@ TEST_F(LoadConfigTest, NamedPipesInTheAppRootAreRefused) {
   EXPECT_NE(ErrorOf(Options()).find("/Procfile: not a regular file"), std::string::npos);
 }
 
+// Strict mode binds writable paths by name: a pattern is refused, but a name in the release
+// that only looks like one is that name.
+TEST_F(LoadConfigTest, StrictWritableNamesThatLookLikePatterns) {
+  Write("Procfile", "web: node server.js\n");
+  Write("data[1]/notes.json", "[]");
+  Write("phoenix.toml", "[filesystem]\nmode = \"strict\"\nwritable = [\"data[1]/\"]\n");
+  EXPECT_EQ(MustLoad(Options()).filesystem.writable, std::vector<std::string>{"data[1]/"});
+  Write("phoenix.toml", "[filesystem]\nmode = \"strict\"\nwritable = [\"data[2]/\"]\n");
+  EXPECT_NE(ErrorOf(Options()).find("'data[2]/' is a pattern"), std::string::npos);
+}
+
 TEST_F(LoadConfigTest, ProcfileIsADirectory) {
   fs::create_directory(fs::path(dir_) / "Procfile");
   EXPECT_EQ(ErrorOf(Options()), dir_ + "/Procfile: is a directory, expected a file");

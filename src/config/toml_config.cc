@@ -3,6 +3,7 @@
 // mistyped `max_ag = "1h"` that is silently ignored leaves instances living 24 hours while the
 // user believes they rotate every hour.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -463,6 +464,11 @@ class TomlApplier {
       for (size_t i = 0; i < array.size(); ++i) {
         const std::string& w = config_.filesystem.writable[i];
         if (w.find_first_of("*?[") == std::string::npos) continue;
+        // A name that holds such characters ("data[1]/") and is in the release is that name.
+        struct stat st;
+        std::string literal = config_.app_root + "/" + w;
+        while (literal.ends_with('/')) literal.pop_back();
+        if (!config_.app_root.empty() && lstat(literal.c_str(), &st) == 0) continue;
         return ValueError(
             *array.get(i), fmt::format("filesystem.writable[{}]", i),
             fmt::format("{} is a pattern, and mode = \"strict\" makes writable only paths it can "

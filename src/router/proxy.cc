@@ -506,6 +506,9 @@ class Session {
 
   // The connection this client kept to `b` after an earlier request, if it may carry the next.
   std::unique_ptr<Upstream> TakeKept(const Backend& b, bool replayable) {
+    // Those the sweep closed (idle too long, their instance left) go now: a client that never
+    // idles would otherwise gather one per instance it ever used.
+    std::erase_if(kept_, [](const std::unique_ptr<Upstream>& u) { return !u->kept; });
     for (size_t i = 0; i < kept_.size(); ++i) {
       if (kept_[i]->backend->info.id != b.info.id) continue;
       std::unique_ptr<Upstream> u = std::move(kept_[i]);
@@ -930,7 +933,10 @@ class Session {
     // An event stream never ends by itself either: counted as a tunnel, it does not hold up a
     // drain (the app gets its SIGTERM and ends it; EventSource reconnects to another instance).
     std::optional<TunnelCount> stream;
-    if (IsEventStream(res) && up.backend) stream.emplace(*up.backend);
+    if (IsEventStream(res) && up.backend) {
+      stream.emplace(*up.backend);
+      ReleaseKept();  // a stream lasts: others may use this client's idle connections
+    }
     char* chunk = Chunk();
     char frame[24];
     for (;;) {
@@ -1201,6 +1207,7 @@ class Session {
     buf_.shrink_to_fit();
     head_ = std::string();
     ReleaseChunk();
+    ReleaseKept();  // nor its idle connections to the instances
     // Counted as a tunnel of its instance while the bytes pass: no drain waits for it. (Here,
     // in the tunnel's own frame: the request's has no byte to spare.)
     const TunnelCount counted(*up.backend);

@@ -161,9 +161,11 @@ void BuildFilesystem(const InitOptions& o) {
   // keep uploads in os.tmpdir()). All are opened before any is attached: the state folder
   // may itself be under /tmp.
   std::vector<std::pair<int, const char*>> scratch;
+  bool remount = false;  // mount_setattr is Linux 5.12: on older kernels, a remount after
   for (const PrivateScratch& p : kPrivateScratch) {
     struct stat st;
-    if (stat(p.path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    // (lstat: a /var/tmp that links to /tmp is the private /tmp already.)
+    if (lstat(p.path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
     if (o.private_dirs == "-") {
       scratch.emplace_back(-1, p.path);
       continue;
@@ -173,7 +175,10 @@ void BuildFilesystem(const InitOptions& o) {
     if (fd < 0) Fail("bind of " + from);
     struct mount_attr attr {};
     attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) Fail("nosuid " + from);
+    if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+      if (errno != ENOSYS) Fail("nosuid " + from);
+      remount = true;
+    }
     scratch.emplace_back(fd, p.path);
   }
   for (const auto& [fd, path] : scratch) {
@@ -186,6 +191,10 @@ void BuildFilesystem(const InitOptions& o) {
         Fail(std::string("attach private ") + path);
       }
       close(fd);
+      if (remount &&
+          mount(nullptr, path, nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, nullptr) < 0) {
+        Fail(std::string("nosuid ") + path);
+      }
     }
   }
   // Our own /proc, so the app sees its own process tree (and we do not leak the host's pids).

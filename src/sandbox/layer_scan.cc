@@ -115,19 +115,23 @@ std::vector<std::string_view> Parts(std::string_view text) {
 
 // Whether pattern parts p[pi..] match path parts s[si..] or a folder they are under: "**"
 // matches any number of parts, others one part each by fnmatch (where '*' and '?' do not cross
-// a '/', and a leading dot needs no dot, as git's wildmatch).
+// a '/', and a leading dot needs no dot, as git's wildmatch). `memo` holds each (pi, si) once
+// decided (0 unknown, 1 no, 2 yes), so that patterns with several "**" stay polynomial in the
+// path's depth.
 bool MatchParts(const std::vector<std::string>& p, size_t pi,
-                const std::vector<std::string_view>& s, size_t si) {
+                const std::vector<std::string_view>& s, size_t si, std::vector<char>& memo) {
   if (pi == p.size()) return true;  // the pattern named this folder: all under it matches
+  char& known = memo[pi * (s.size() + 1) + si];
+  if (known) return known == 2;
+  bool match = false;
   if (p[pi] == "**") {
-    for (size_t k = si; k <= s.size(); ++k) {
-      if (MatchParts(p, pi + 1, s, k)) return true;
-    }
-    return false;
+    for (size_t k = si; k <= s.size() && !match; ++k) match = MatchParts(p, pi + 1, s, k, memo);
+  } else if (si < s.size()) {
+    match = fnmatch(p[pi].c_str(), std::string(s[si]).c_str(), 0) == 0 &&
+            MatchParts(p, pi + 1, s, si + 1, memo);
   }
-  if (si == s.size()) return false;
-  return fnmatch(p[pi].c_str(), std::string(s[si]).c_str(), 0) == 0 &&
-         MatchParts(p, pi + 1, s, si + 1);
+  known = match ? 2 : 1;
+  return match;
 }
 
 // A writable entry with shell wildcards, as .gitignore reads them: without a '/' (but a last
@@ -139,8 +143,13 @@ bool GlobMatches(std::string_view pattern, std::string_view path) {
   while (pattern.ends_with('/')) pattern.remove_suffix(1);
   const bool anchored = pattern.find('/') != std::string_view::npos;
   if (!anchored) p.emplace_back("**");
-  for (std::string_view part : Parts(pattern)) p.emplace_back(part);
-  return MatchParts(p, 0, Parts(path), 0);
+  for (std::string_view part : Parts(pattern)) {
+    if (part == "**" && !p.empty() && p.back() == "**") continue;  // "**/**" is "**"
+    p.emplace_back(part);
+  }
+  const std::vector<std::string_view> s = Parts(path);
+  std::vector<char> memo(p.size() * (s.size() + 1), 0);
+  return MatchParts(p, 0, s, 0, memo);
 }
 bool HasWildcard(std::string_view w) { return w.find_first_of("*?[") != std::string_view::npos; }
 }  // namespace
@@ -165,21 +174,30 @@ Result<LostState> ScanLayer(const std::string& upper, const std::string& lower,
   return scanner.Take();
 }
 
-Status ScanPrivateScratch(const std::string& dir, const std::string& shown_as, LostState& into) {
-  DIR* d = opendir(dir.c_str());
-  if (!d) return Error{fmt::format("{}: {}", dir, std::strerror(errno))};
+namespace {
+// The walk of a private /tmp goes by descriptor, never by path, and never through a symlink:
+// the `scan` command reads it while the app runs, and the app may swap a folder for a link to
+// anywhere between two calls. What vanishes or cannot be read meanwhile is skipped, not an
+// error for the whole report.
+void ScanScratchAt(int dir_fd, const std::string& shown_as, LostState& into, int depth) {
+  DIR* d = fdopendir(dir_fd);
+  if (!d) {
+    close(dir_fd);
+    return;
+  }
   std::vector<std::string> names;
   while (dirent* e = readdir(d)) {
     if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
   }
-  closedir(d);
   std::sort(names.begin(), names.end());
+  const int fd = dirfd(d);
   for (const auto& name : names) {
-    std::string path = dir + "/" + name;
     struct stat st;
-    if (lstat(path.c_str(), &st) < 0) continue;
+    if (fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      RETURN_IF_ERROR(ScanPrivateScratch(path, shown_as + "/" + name, into));
+      if (depth >= 64) continue;  // deeper than any real use: no unbounded recursion
+      int child = openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child >= 0) ScanScratchAt(child, shown_as + "/" + name, into, depth + 1);
     } else if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
       into.files.push_back(
           {shown_as + "/" + name, static_cast<uint64_t>(st.st_size), Change::kCreated,
@@ -187,6 +205,14 @@ Status ScanPrivateScratch(const std::string& dir, const std::string& shown_as, L
       into.bytes += static_cast<uint64_t>(st.st_size);
     }
   }
+  closedir(d);
+}
+}  // namespace
+
+Status ScanPrivateScratch(const std::string& dir, const std::string& shown_as, LostState& into) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Error{fmt::format("{}: {}", dir, std::strerror(errno))};
+  ScanScratchAt(fd, shown_as, into, 0);
   return OkStatus();
 }
 

@@ -114,6 +114,14 @@ TEST_F(LayerScanTest, PrivateScratchFilesAreLostUnderTheirAbsolutePath) {
   EXPECT_EQ(lost.bytes, 8u);
   EXPECT_TRUE(lost.scratch.empty());
   EXPECT_FALSE(ScanPrivateScratch(upper_ + "/nope", "/tmp", lost).ok());
+
+  // A link to a folder elsewhere is the app's link, not a way into that folder.
+  Lower("secret/key", "k");
+  fs::create_directory_symlink(lower_ + "/secret", upper_ + "/tmp/escape");
+  LostState linked;
+  ASSERT_TRUE(ScanPrivateScratch(upper_ + "/tmp", "/tmp", linked).ok());
+  for (const auto& f : linked.files) EXPECT_EQ(f.path.find("key"), std::string::npos) << f.path;
+  EXPECT_EQ(linked.files.size(), 3u);  // escape (the link itself), sess/abc.json, upload_3f2a
 }
 
 TEST_F(LayerScanTest, EmptyLayerLosesNothing) {
@@ -441,6 +449,12 @@ TEST(IsScratchTest, Wildcards) {
   EXPECT_FALSE(IsScratch("logs/2026/a.txt", gz));
   EXPECT_FALSE(IsScratch("x/logs/a.gz", gz));
   EXPECT_TRUE(IsScratch("a/b/node_modules/.cache/x", {"**/.cache/"}));
+  // Many "**" against a deep path: each (part, depth) is decided once.
+  std::string deep;
+  for (int i = 0; i < 80; ++i) deep += "d/";
+  EXPECT_FALSE(IsScratch(deep + "y", {"**/**/**/**/**/**/x"}));
+  EXPECT_FALSE(IsScratch(deep + "y", {"**/a*/**/b*/**/c*/**/x"}));
+  EXPECT_TRUE(IsScratch(deep + "x", {"**/**/**/**/**/**/x"}));
   // A name with wildcard characters in it is still the folder it names.
   EXPECT_TRUE(IsScratch("data[1]/a.json", {"data[1]/"}));
 }

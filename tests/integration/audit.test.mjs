@@ -20,6 +20,7 @@ function validate(value, schema, where = '$', root = schema) {
     assert.ok(ok, `${where}: expected ${schema.type}, got ${type}`);
   }
   if (schema.enum) assert.ok(schema.enum.includes(value), `${where}: ${JSON.stringify(value)} not in ${schema.enum}`);
+  if (schema.pattern) assert.match(value, new RegExp(schema.pattern), where);
   if (schema.required) for (const key of schema.required) assert.ok(key in value, `${where}: missing ${key}`);
   if (schema.properties && type === 'object') {
     for (const [key, sub] of Object.entries(schema.properties)) {

@@ -63,7 +63,7 @@ test('ephemeral: writes are invisible on the host and to the next incarnation, a
   assert.ok(slot.lost_files >= 3 && slot.lost_bytes >= 11, JSON.stringify(slot));
 });
 
-test('strict: a write in the app root fails with EROFS; only the private /tmp's files are lost; writable and /tmp stay writable', { timeout: 20000 }, async (t) => {
+test('strict: a write in the app root fails with EROFS; only the private /tmp files are lost; writable and /tmp stay writable', { timeout: 20000 }, async (t) => {
   const app = makeApp(t, 'writer', {
     files: { 'phoenix.toml': '[process.web]\ninstances = 1\nstop_timeout = "1s"\n\n[filesystem]\nmode = "strict"\nwritable = ["tmp/"]\n' },
   });
