@@ -414,8 +414,22 @@ Status RouterImpl::Listen(int port) {
 void RouterImpl::Add(const BackendInfo& backend) { backends.Add(backend); }
 
 void RouterImpl::Drain(uint64_t id, std::function<void()> drained) {
-  backends.Drain(id, std::move(drained));
+  // Out of rotation now: the idle connections to it go at once on every loop, so that no new
+  // request takes one.
   for (auto& w : workers) asio::post(w->io, [w = w.get(), id] { w->ForgetBackend(id); });
+  // Once its last request ended, every loop closes what it still holds (a connection kept by
+  // a client, or given back as that request ended) before `drained` says it may get SIGTERM:
+  // an app's shutdown may wait for idle keep-alive connections to close.
+  backends.Drain(id, [this, id, drained = std::move(drained)] {
+    if (workers.empty()) return drained();
+    auto left = std::make_shared<std::atomic<size_t>>(workers.size());
+    for (auto& w : workers) {
+      asio::post(w->io, [w = w.get(), id, left, drained] {
+        w->ForgetBackend(id);
+        if (left->fetch_sub(1) == 1) drained();
+      });
+    }
+  });
 }
 
 void RouterImpl::Remove(uint64_t id) { RemoveBackend(id, false); }
