@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
 
@@ -87,8 +88,14 @@ int Ps(bool as_json) {
       std::printf("%s\n", json::serialize(list).c_str());
       return true;
     }
-    std::printf("%-10s %5s %8s %6s  %-10s %8s %13s %9s %8s  %s\n", "INSTANCE", "INC", "PID", "PORT",
-                "STATE", "AGE", "NEXT REBIRTH", "REQUESTS", "RESTARTS", "LOST STATE");
+    // The first column as wide as the longest name ("background-worker.12"), so that the others
+    // stay aligned.
+    int w = 10;
+    for (const auto& item : list.as_array()) {
+      w = std::max(w, static_cast<int>(Str(item.as_object(), "instance").size()));
+    }
+    std::printf("%-*s %5s %8s %6s  %-10s %8s %13s %9s %8s  %s\n", w, "INSTANCE", "INC", "PID",
+                "PORT", "STATE", "AGE", "NEXT REBIRTH", "REQUESTS", "RESTARTS", "LOST STATE");
     for (const auto& item : list.as_array()) {
       const auto& o = item.as_object();
       auto* next = o.if_contains("next_rebirth_s");
@@ -102,7 +109,7 @@ int Ps(bool as_json) {
       std::string requests_s = requests && !requests->is_null()
                                    ? fmt::format("{:.0f}", Num(o, "requests"))
                                    : std::string("-");
-      std::printf("%-10s %5s %8.0f %6.0f  %-10s %8s %13s %9s %8.0f  %s\n",
+      std::printf("%-*s %5s %8.0f %6.0f  %-10s %8s %13s %9s %8.0f  %s\n", w,
                   Str(o, "instance").c_str(), fmt::format("#{}", Num(o, "incarnation")).c_str(),
                   Num(o, "pid"), Num(o, "port"), state.c_str(),
                   state == "backoff" ? "-" : Dur(Num(o, "age_s")).c_str(), next_s.c_str(),
@@ -115,13 +122,13 @@ int Ps(bool as_json) {
           std::string in_flight = lr && !lr->is_null()
                                       ? fmt::format("{:.0f} in flight", Num(l, "in_flight"))
                                       : std::string();
-          std::printf("%-10s %5s %8.0f %6s  %-10s %8s %13s %9s\n", " \\_",
+          std::printf("%-*s %5s %8.0f %6s  %-10s %8s %13s %9s\n", w, " \\_",
                       fmt::format("#{}", Num(l, "incarnation")).c_str(), Num(l, "pid"), "",
                       Str(l, "state").c_str(), Dur(Num(l, "age_s")).c_str(), "", in_flight.c_str());
         }
       }
       if (!Str(o, "last_exit").empty() && (state == "backoff" || state == "booting")) {
-        std::printf("%-10s last death: %s\n", "", Str(o, "last_exit").c_str());
+        std::printf("%-*s last death: %s\n", w, "", Str(o, "last_exit").c_str());
       }
     }
     if (v.is_object() && !Str(v.as_object(), "admin").empty()) {
