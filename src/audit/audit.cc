@@ -348,13 +348,38 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
                     "data): {} ({} bytes)",
                     PrintableLine(w.path), w.bytes));
   }
-  // The runs that teach what varies by itself: baseline-2, and any extra baseline.
+  // Every step is compared with the same step of the second baseline: the two runs must have
+  // made the same requests (a test command may not). Paths may differ (an id made by the run
+  // goes into the next request's path); methods may not.
+  auto methods = [](const RunResult& run) {
+    std::vector<std::string> m;
+    for (const auto& req : run.requests) m.push_back(req.substr(0, req.find(' ')));
+    return m;
+  };
+  if (b.steps.size() != a.steps.size() || methods(b) != methods(a)) {
+    r.verdict = "baseline-broken";
+    r.error = fmt::format(
+        "the second baseline run (one instance, never reborn) made {} requests where the first "
+        "made {}{}: the test command must send the same requests on every run",
+        b.steps.size(), a.steps.size(),
+        b.steps.size() == a.steps.size() ? ", with other methods or in another order" : "");
+    return r;
+  }
+  // The runs that teach what varies by itself: baseline-2, and any extra baseline whose test
+  // command passed and which made the same requests.
   std::vector<const RunResult*> learn = {&b};
   for (size_t ri = 2; ri < r.runs.size(); ++ri) {
-    if (IsExtraBaseline(r.runs[ri].name) && r.runs[ri].steps.size() == a.steps.size()) {
-      learn.push_back(&r.runs[ri]);
+    const RunResult& l = r.runs[ri];
+    if (IsExtraBaseline(l.name) && l.command_exit <= 0 && l.steps.size() == a.steps.size() &&
+        methods(l) == methods(a)) {
+      learn.push_back(&l);
     }
   }
+  // Only a step that was sent and answered teaches anything: a failed one (a reset, a value
+  // it lacked) has no status or body, and would make all of the step's answer look variable.
+  auto teaches = [](const Outcome& o) {
+    return o.ran && o.error.empty() && o.expect_failures.empty();
+  };
   // Differences from the baseline.
   for (size_t ri = 2; ri < r.runs.size(); ++ri) {
     const RunResult& run = r.runs[ri];
@@ -396,21 +421,26 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
         if (differs) observed = Describe(o) + ": " + o.expect_failures.front();
       } else {
         bool status_varies = false;
-        for (const RunResult* l : learn) status_varies |= base.status != l->steps[i].status;
+        for (const RunResult* l : learn) {
+          if (teaches(l->steps[i])) status_varies |= base.status != l->steps[i].status;
+        }
         if (o.status != base.status && !status_varies) {
           differs = true;
           observed = Describe(o);
         } else {
           const std::vector<std::string> base_location = Tokenize(base.location, "");
-          Variance lv(base_location, Tokenize(b.steps[i].location, ""));
-          for (const RunResult* l : learn)
-            lv.Learn(base_location, Tokenize(l->steps[i].location, ""));
+          Variance lv(base_location, base_location);
+          for (const RunResult* l : learn) {
+            if (teaches(l->steps[i])) lv.Learn(base_location, Tokenize(l->steps[i].location, ""));
+          }
           if (!CompareBodies(base_location, lv, Tokenize(o.location, "")).same) {
             differs = true;
             observed = Describe(o);
           } else {
-            Variance v(base.tokens, b.steps[i].tokens);
-            for (const RunResult* l : learn) v.Learn(base.tokens, l->steps[i].tokens);
+            Variance v(base.tokens, base.tokens);
+            for (const RunResult* l : learn) {
+              if (teaches(l->steps[i])) v.Learn(base.tokens, l->steps[i].tokens);
+            }
             BodyDiff d = CompareBodies(base.tokens, v, o.tokens);
             if (!d.same) {
               differs = true;

@@ -171,6 +171,36 @@ TEST(AnalyzeTest, MoreBaselinesLearnWhatVariesByItself) {
                    MakeRun("baseline-3", {home("A"), base.steps[1]})});
   EXPECT_EQ(Kinds(lost), std::vector<std::string>{"global-cache"});
   EXPECT_EQ(lost.findings[0].step, 2);
+
+  // An extra baseline whose step failed (a reset: no status, no body) teaches nothing about
+  // that step: the loss stays found.
+  Outcome reset;
+  reset.ran = true;
+  reset.error = "connection reset";
+  Report still =
+      Analyze(sc, {base, MakeRun("baseline-2", base.steps), spread, MakeRun("reborn", base.steps),
+                   MakeRun("baseline-3", {home("A"), reset})});
+  EXPECT_EQ(Kinds(still), std::vector<std::string>{"global-cache"});
+  // Nor does one whose test command failed.
+  RunResult failed = MakeRun("baseline-3", {home("A"), Got(200, R"({"notes":[]})")});
+  failed.command_exit = 1;
+  Report kept = Analyze(
+      sc, {base, MakeRun("baseline-2", base.steps), spread, MakeRun("reborn", base.steps), failed});
+  EXPECT_EQ(Kinds(kept), std::vector<std::string>{"global-cache"});
+}
+
+// A test command whose second baseline run sent other requests cannot be compared step by step.
+TEST(AnalyzeTest, ASecondBaselineWithOtherRequestsIsBroken) {
+  Scenario sc;
+  sc.steps = {MakeStep(1, "GET", "/a"), MakeStep(2, "GET", "/b")};
+  RunResult base = MakeRun("baseline", {Got(200, "a"), Got(200, "b")});
+  base.requests = {"GET /a", "GET /b"};
+  RunResult second = MakeRun("baseline-2", {Got(200, "a")});
+  second.requests = {"GET /a"};
+  Report r =
+      Analyze(sc, {base, second, MakeRun("spread", base.steps, 2), MakeRun("reborn", base.steps)});
+  EXPECT_EQ(r.verdict, "baseline-broken");
+  EXPECT_NE(r.error.find("made 1 requests where the first made 2"), std::string::npos) << r.error;
 }
 
 // A test command that never used BASE_URL (supertest runs the app in the test's own process):

@@ -5,13 +5,16 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -118,6 +121,24 @@ bool MakeDirsInside(const std::string& root, const std::string& rel) {
   return true;
 }
 
+// mount_setattr is Linux 5.12; before it, a bind remount sets the same flags. That remount must
+// repeat the flags the kernel locked on the mount (in a user namespace, every flag it had:
+// read-only, noexec, nosuid, nodev, atime), or it fails with EPERM.
+void RemountBind(const std::string& path, unsigned long add) {
+  unsigned long flags = MS_REMOUNT | MS_BIND | add;
+  struct statvfs sv;
+  if (statvfs(path.c_str(), &sv) == 0) {
+    if (sv.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+    if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (sv.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  }
+  if (mount(nullptr, path.c_str(), nullptr, flags, nullptr) < 0) Fail("remount " + path);
+}
+
 void MakeReadOnlyExceptWritable(const InitOptions& o) {
   std::vector<std::pair<int, std::string>> keep;
   for (const auto& w : o.writable) {
@@ -138,7 +159,8 @@ void MakeReadOnlyExceptWritable(const InitOptions& o) {
   struct mount_attr attr {};
   attr.attr_set = MOUNT_ATTR_RDONLY;
   if (mount_setattr(AT_FDCWD, o.root.c_str(), 0, &attr, sizeof attr) < 0) {
-    Fail("read-only " + o.root);
+    if (errno != ENOSYS) Fail("read-only " + o.root);
+    RemountBind(o.root, MS_RDONLY);
   }
   for (const auto& [fd, path] : keep) {
     if (move_mount(fd, "", AT_FDCWD, path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
@@ -160,14 +182,31 @@ void BuildFilesystem(const InitOptions& o) {
   // host, whose files the death report lists, as it does the layer's (formidable and multer
   // keep uploads in os.tmpdir()). All are opened before any is attached: the state folder
   // may itself be under /tmp.
-  std::vector<std::pair<int, const char*>> scratch;
+  std::vector<std::pair<int, std::string>> scratch;
   bool remount = false;  // mount_setattr is Linux 5.12: on older kernels, a remount after
   for (const PrivateScratch& p : kPrivateScratch) {
+    std::string at = p.path;
     struct stat st;
-    // (lstat: a /var/tmp that links to /tmp is the private /tmp already.)
-    if (lstat(p.path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+    if (lstat(at.c_str(), &st) < 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      // A link (/dev/shm -> /run/shm, /var/tmp -> /data/tmp): its target is made private, as
+      // the place the app's writes reach; one that leads into another of these places (/var/tmp
+      // -> /tmp) is private with it already.
+      char resolved[PATH_MAX];
+      if (!realpath(at.c_str(), resolved)) continue;
+      at = resolved;
+      bool inside_another = false;
+      for (const PrivateScratch& q : kPrivateScratch) {
+        std::string_view other = q.path;
+        inside_another =
+            inside_another || at == other ||
+            (at.starts_with(other) && at.size() > other.size() && at[other.size()] == '/');
+      }
+      if (inside_another || stat(at.c_str(), &st) < 0) continue;
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
     if (o.private_dirs == "-") {
-      scratch.emplace_back(-1, p.path);
+      scratch.emplace_back(-1, at);
       continue;
     }
     std::string from = o.private_dirs + "/" + p.folder;
@@ -179,22 +218,19 @@ void BuildFilesystem(const InitOptions& o) {
       if (errno != ENOSYS) Fail("nosuid " + from);
       remount = true;
     }
-    scratch.emplace_back(fd, p.path);
+    scratch.emplace_back(fd, at);
   }
   for (const auto& [fd, path] : scratch) {
     if (fd < 0) {
-      if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) {
-        Fail(std::string("tmpfs ") + path);
+      if (mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0) {
+        Fail("tmpfs " + path);
       }
     } else {
-      if (move_mount(fd, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-        Fail(std::string("attach private ") + path);
+      if (move_mount(fd, "", AT_FDCWD, path.c_str(), MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        Fail("attach private " + path);
       }
       close(fd);
-      if (remount &&
-          mount(nullptr, path, nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, nullptr) < 0) {
-        Fail(std::string("nosuid ") + path);
-      }
+      if (remount) RemountBind(path, MS_NOSUID | MS_NODEV);
     }
   }
   // Our own /proc, so the app sees its own process tree (and we do not leak the host's pids).

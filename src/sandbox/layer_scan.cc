@@ -195,7 +195,7 @@ void ScanScratchAt(int dir_fd, const std::string& shown_as, LostState& into, int
     struct stat st;
     if (fstatat(fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (depth >= 64) continue;  // deeper than any real use: no unbounded recursion
+      if (depth >= 256) continue;  // deeper than any real use: no unbounded recursion
       int child = openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child >= 0) ScanScratchAt(child, shown_as + "/" + name, into, depth + 1);
     } else if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
