@@ -1048,8 +1048,7 @@ TEST(SupervisorTest, PlannedKillOfABootingIncarnationStopsIt) {
   // Killed again while it stops: nothing more happens, and the answer says so.
   auto again = h.Kill("worker.1");
   ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().message,
-            "worker.1 #1 is already stopping; kill --now ends it at once");
+  EXPECT_EQ(again.error().message, "worker.1 #1 is already stopping; kill --now ends it at once");
   EXPECT_EQ(h.Inc(booting).signals, std::vector<int>{SIGTERM});
   h.Exit(booting, kSigterm);
   EXPECT_EQ(h.OnlyEvent("died").reason, DeathReason::kKilled);
