@@ -339,6 +339,14 @@ test('router: a client waiting for 100 Continue from an app that never answers g
   await c.waitData(/^HTTP\/1\.1 \d{3} /, { what: 'an answer', timeout: 10000 });
   assert.match(c.text, /^HTTP\/1\.1 504 /, c.text);
   await px.waitOutput(/code=H12 .*path="\/silent" .*status=504/);
+  // The client chose to wait for that 100: the instance is not taken for a slow one (which
+  // would send every request to the other for 10 s), else any client could do that to all.
+  const seen = {};
+  for (let i = 0; i < 8; i++) {
+    const r = await httpRequest(px.port, `/after-silent/${i}`, { headers: { connection: 'close' } });
+    seen[r.json.instance] = (seen[r.json.instance] || 0) + 1;
+  }
+  assert.deepEqual(Object.keys(seen).sort(), ['web.1', 'web.2'], JSON.stringify(seen));
 });
 
 test('router: 503 with Retry-After when no instance is ready', { timeout: 30000 }, async (t) => {
