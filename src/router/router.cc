@@ -134,12 +134,7 @@ void Worker::Sweep() {
     return u.backend->gone.load() || u.backend->draining.load() ||
            now - u.idle_since > kIdleUpstream;
   };
-  kept.ForEach([&](Upstream* u) {
-    if (!stale(*u)) return;
-    boost::system::error_code ec;
-    u->sock.close(ec);  // its client connection finds it closed and lets it go
-    Unkeep(*u);
-  });
+  CloseKeptIf(stale);
   // Given back by clients that left: to the pool once quiet for kCool.
   std::erase_if(cooling, [&](std::unique_ptr<Upstream>& u) {
     if (stale(*u)) return true;
@@ -235,16 +230,21 @@ void Worker::Unkeep(Upstream& u) {
   kept.Erase(&u);
 }
 
+template <class Pred>
+void Worker::CloseKeptIf(Pred pred) {
+  kept.ForEach([&](Upstream* u) {
+    if (!pred(*u)) return;
+    boost::system::error_code ec;
+    u->sock.close(ec);  // its client connection finds it closed and lets it go
+    Unkeep(*u);
+  });
+}
+
 void Worker::ForgetBackend(uint64_t id) {
   pool.erase(id);
   std::erase_if(cooling,
                 [id](const std::unique_ptr<Upstream>& u) { return u->backend->info.id == id; });
-  kept.ForEach([&](Upstream* u) {
-    if (u->backend->info.id != id) return;
-    boost::system::error_code ec;
-    u->sock.close(ec);
-    Unkeep(*u);
-  });
+  CloseKeptIf([id](const Upstream& u) { return u.backend->info.id == id; });
 }
 
 void Worker::StartTick() {

@@ -262,6 +262,9 @@ class Worker {
   // ForgetBackend can close it); Unkeep when it takes it back or lets it go.
   void Keep(Upstream& u);
   void Unkeep(Upstream& u);
+  // Closes the kept connections `pred` picks (their sessions own them: they find them closed).
+  template <class Pred>
+  void CloseKeptIf(Pred pred);
   void ForgetBackend(uint64_t id);
 
   // Order matters: the io_context destroys the pending coroutines, whose guards still touch
