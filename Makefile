@@ -38,8 +38,8 @@ fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) $(GEN) -DCMAKE_BUILD_TYPE=Debug \
 	  -DPHOENIX_FUZZ=ON -DPHOENIX_SANITIZE=ON
 	cmake --build $(FUZZ_BUILD) --target procfile_fuzz dotenv_fuzz toml_fuzz duration_fuzz control_fuzz \
-	  scenario_fuzz har_fuzz response_fuzz
-	for t in procfile dotenv toml duration control scenario har response; do \
+	  scenario_fuzz har_fuzz response_fuzz writable_fuzz
+	for t in procfile dotenv toml duration control scenario har response writable; do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t && \
 	  if $(FUZZ_BUILD)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	       $(FUZZ_BUILD)/corpus/$$t fuzz/corpus/$$t >$(FUZZ_BUILD)/$$t.log 2>&1; then \
