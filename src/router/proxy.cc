@@ -971,6 +971,14 @@ class Session {
         Watch uwatch(w_, ud);
         auto [rec, rn] = co_await http::async_read_some(up.sock, up.buf, *res_parser_, kTuple);
         if (rec == http::error::need_buffer) rec = {};
+        // A framing field in a trailer (Content-Length after a chunked body, which RFC 9110
+        // 6.5.1 forbids there) makes Beast refuse the trailer, past the last chunk: the body is
+        // whole, and trailers are dropped anyway (RFC 9112 7.1.2). The parse stopped inside
+        // the trailer, so the connection is not reused (the parser is not done).
+        const bool bad_trailer =
+            (rec == http::error::bad_content_length || rec == http::error::bad_transfer_encoding) &&
+            res_parser_->is_header_done() && res_parser_->chunked();
+        if (bad_trailer) rec = {};
         if (rec) {
           upstream_ok = false;  // cut mid-body: the client sees the connection close
           if (PumpFailedOnClient()) {
@@ -997,7 +1005,7 @@ class Session {
           break;
         }
         n = kBodyChunk - res.body().size;
-        done = res_parser_->is_done();
+        done = res_parser_->is_done() || bad_trailer;
         o.bytes += n;
         if (n == 0 && !done) continue;  // a chunk header alone: nothing to send yet
       }

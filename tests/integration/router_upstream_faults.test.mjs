@@ -133,6 +133,14 @@ test('router: a response\'s framing goes on as the router read it, in one form',
   const second = c.text.slice(before);
   assert.deepEqual(second.match(/^content-length:.*$/gim), ['Content-Length: 9'], second);
   assert.equal(c.closed, false);
+  // Content-Length in a trailer: the whole body and its last chunk reach the client, and its
+  // connection goes on (it was cut after the body, its last chunk never sent).
+  const beforeTrailer = c.text.length;
+  c.write('GET /cl-in-trailer HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData((text) => text.slice(beforeTrailer).endsWith('0\r\n\r\n'), { what: 'the /cl-in-trailer answer, whole' });
+  assert.match(c.text.slice(beforeTrailer), /\r\n\r\ne\r\n\/cl-in-trailer\r\n0\r\n\r\n$/);
+  assert.equal(c.closed, false);
+  assert.equal((await httpRequest(px.port, '/after-trailer')).body, '/after-trailer');
 
   // Transfer-Encoding without chunked, and a Content-Length: the client is told the body ends
   // at the close (RFC 9112 6.3), so the router closes after the body it read.

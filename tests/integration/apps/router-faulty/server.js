@@ -21,6 +21,9 @@ const RAW = {
   '/te-empty-then-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n16\r\n/te-empty-then-chunked\r\n0\r\n\r\n',
   '/te-gzip-and-cl': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello',
   '/cl-twice': 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n/cl-twice',
+  // A framing field in the trailer of a chunked body (RFC 9110 6.5.1 forbids it there): the
+  // body is whole; the trailer is dropped as any other.
+  '/cl-in-trailer': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\ne\r\n/cl-in-trailer\r\n0\r\nContent-Length: 5\r\n\r\n',
   // A chunk extension that never ends (the connection stays open): the router's buffer must not
   // grow with it.
   '/endless-chunk-ext': `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=${'b'.repeat(1 << 20)}`,
