@@ -300,8 +300,7 @@ Report Analyze(const Scenario& sc, std::vector<RunResult> runs) {
     r.error = fmt::format(
         "the test command passed on the baseline but failed on a second baseline run (one "
         "instance, never reborn; exit {}): the audit runs it 4 to 6 times, so it must pass on "
-        "every "
-        "run (not depend on what an earlier run left in a shared store)\n{}",
+        "every run (not depend on what an earlier run left in a shared store)\n{}",
         b.command_exit, b.command_output);
     return r;
   }
