@@ -26,6 +26,8 @@ struct Backend {
   std::atomic<int> tunnels{0};
   std::atomic<bool> draining{false};
   std::atomic<bool> gone{false};  // removed or drained: pooled connections must close
+  // Draining or gone: an idle connection to it is closed, never kept or pooled.
+  bool OutOfRotation() const { return gone.load() || draining.load(); }
   // phoenix SIGKILLs it (kill --now, a drill, chaos): a request lost on it did not kill it, and
   // is not counted against its retries.
   std::atomic<bool> killed{false};

@@ -514,9 +514,8 @@ class Session {
       std::unique_ptr<Upstream> u = std::move(kept_[i]);
       kept_[i] = std::move(kept_.back());
       kept_.pop_back();
-      const bool listed = u->kept;  // (not when the sweep closed it)
       w_.Unkeep(*u);
-      if (listed && w_.Reusable(*u, replayable)) return u;
+      if (w_.Reusable(*u, replayable)) return u;
       return nullptr;
     }
     return nullptr;
@@ -525,7 +524,7 @@ class Session {
   // After a response: the connection stays with this client for its next request to the same
   // instance (one per instance; see kCool for why not the worker's pool).
   void Keep(std::unique_ptr<Upstream> u) {
-    if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
+    if (u->backend->OutOfRotation()) return;  // closes it
     for (auto& k : kept_) {
       if (k->backend->info.id == u->backend->info.id) {
         w_.Unkeep(*k);
@@ -1346,7 +1345,7 @@ class Session {
   // The app's 100 Continue went to the client: from now on the body is the client's to send
   // (its 408 deadline runs), and the answer waits on it.
   void ContinueSent() {
-    if (!PumpRunning() || !pump_->awaiting_continue) return;
+    if (!AwaitingContinue()) return;
     pump_->awaiting_continue = false;
     pump_->deadline.at = CoarseNow() + w_.router.config.response_timeout;
     if (!up_deadline_.fired) up_deadline_.at = Time::max();

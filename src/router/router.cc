@@ -131,8 +131,7 @@ void Worker::Sweep() {
   // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive
   // timeout closes them under us), or when their instance left.
   auto stale = [this](const Upstream& u) {
-    return u.backend->gone.load() || u.backend->draining.load() ||
-           now - u.idle_since > kIdleUpstream;
+    return u.backend->OutOfRotation() || now - u.idle_since > kIdleUpstream;
   };
   CloseKeptIf(stale);
   // Given back by clients that left: to the pool once quiet for kCool.
@@ -149,7 +148,7 @@ void Worker::Sweep() {
     auto& list = it->second;
     bool out_of_rotation = false;
     std::erase_if(list, [&](const std::unique_ptr<Upstream>& u) {
-      out_of_rotation = out_of_rotation || u->backend->gone.load() || u->backend->draining.load();
+      out_of_rotation = out_of_rotation || u->backend->OutOfRotation();
       return out_of_rotation || now - u->idle_since > kIdleUpstream;
     });
     bool in_rotation = false;
@@ -209,7 +208,7 @@ bool Worker::Reusable(Upstream& u, bool replayable) {
 }
 
 void Worker::Put(std::unique_ptr<Upstream> u) {
-  if (u->backend->gone.load() || u->backend->draining.load()) return;  // closes it
+  if (u->backend->OutOfRotation()) return;  // closes it
   if (CoarseNow() - u->idle_since < kCool) {
     if (cooling.size() < kMaxCooling) cooling.push_back(std::move(u));
     return;
