@@ -16,6 +16,20 @@
 namespace phoenix::sandbox {
 namespace {
 
+// The entries of `d` but "." and "..", sorted: stable, readable reports.
+std::vector<std::string> SortedNames(DIR* d) {
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 bool IsOpaque(const std::string& dir) {
   char v[4];
   for (const char* name : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
@@ -39,12 +53,8 @@ class Scanner {
     std::string dir = rel.empty() ? upper_ : upper_ + "/" + rel;
     DIR* d = opendir(dir.c_str());
     if (!d) return Error{fmt::format("{}: {}", dir, std::strerror(errno))};
-    std::vector<std::string> names;
-    while (dirent* e = readdir(d)) {
-      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
-    }
+    const std::vector<std::string> names = SortedNames(d);
     closedir(d);
-    std::sort(names.begin(), names.end());  // stable, readable reports
     for (const auto& name : names) {
       std::string child = rel.empty() ? name : rel + "/" + name;
       struct stat st;
@@ -61,8 +71,7 @@ class Scanner {
         continue;
       } else {
         Add(child, static_cast<uint64_t>(st.st_size),
-            exists_below ? Change::kModified : Change::kCreated,
-            static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+            exists_below ? Change::kModified : Change::kCreated, MtimeNs(st));
       }
     }
     return OkStatus();
@@ -185,11 +194,7 @@ void ScanScratchAt(int dir_fd, const std::string& shown_as, LostState& into, int
     close(dir_fd);
     return;
   }
-  std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) names.push_back(e->d_name);
-  }
-  std::sort(names.begin(), names.end());
+  const std::vector<std::string> names = SortedNames(d);
   const int fd = dirfd(d);
   for (const auto& name : names) {
     struct stat st;
@@ -199,9 +204,8 @@ void ScanScratchAt(int dir_fd, const std::string& shown_as, LostState& into, int
       int child = openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (child >= 0) ScanScratchAt(child, shown_as + "/" + name, into, depth + 1);
     } else if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
-      into.files.push_back(
-          {shown_as + "/" + name, static_cast<uint64_t>(st.st_size), Change::kCreated,
-           static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec});
+      into.files.push_back({shown_as + "/" + name, static_cast<uint64_t>(st.st_size),
+                            Change::kCreated, MtimeNs(st)});
       into.bytes += static_cast<uint64_t>(st.st_size);
     }
   }
