@@ -820,7 +820,7 @@ class Daemon {
         {
           std::string said;
           for (const auto& [type, n] : req.counts) {
-            if (type == "release" && !opt_.config.Find(type)) {
+            if (type == "release" && !opt_.config.release_command.empty()) {
               said += std::string(said.empty() ? "" : "\n") + "release: not run (a one-off task)";
               continue;
             }
