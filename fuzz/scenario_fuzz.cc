@@ -9,7 +9,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto r = phoenix::audit::ParseScenario(text, "fuzz.json", "/nonexistent");
   if (!r.ok()) return 0;
   for (const auto& s : r->steps) {
-    if (s.path.empty() || s.path[0] != '/' || s.method.empty()) __builtin_trap();
+    // A path starts with "/", or is a value an earlier step extracted ("{{next}}").
+    const bool templated = s.path.starts_with("{{") && s.path.find("}}") != std::string::npos;
+    if (s.path.empty() || (s.path[0] != '/' && !templated) || s.method.empty()) __builtin_trap();
     std::string out;
     phoenix::audit::ExpandTemplate(s.path, {}, out);
   }

@@ -264,7 +264,9 @@ class StepParser {
       return Fail("", "missing field \"path\"");
     }
     // (A path may be a value an earlier step extracted, "{{next}}": it is checked once known.)
-    if (step_.path.empty() || (step_.path.front() != '/' && !step_.path.starts_with("{{"))) {
+    if (step_.path.empty() ||
+        (step_.path.front() != '/' &&
+         !(step_.path.starts_with("{{") && step_.path.find("}}") != std::string::npos))) {
       return Fail("path", fmt::format("{} must start with /", QuoteForMessage(step_.path)));
     }
     std::string bare;  // the path without its {{name}} parts, which may hold spaces

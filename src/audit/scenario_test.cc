@@ -110,6 +110,8 @@ TEST_F(ScenarioTest, ErrorsNameTheStepAndTheField) {
   EXPECT_TRUE(next.ok()) << next.error().message;
   e = ErrorOf(R"({"steps": [{"path": "{{nobody}}"}]})");
   EXPECT_NE(e.find("nobody"), std::string::npos) << e;
+  e = ErrorOf(R"({"steps": [{"path": "{{&me"}]})");  // no template: a path without its "/"
+  EXPECT_NE(e.find("must start with /"), std::string::npos) << e;
 
   e = ErrorOf(R"({"steps": [{"method": "GET"}]})");
   EXPECT_NE(e.find("missing field \"path\""), std::string::npos) << e;
