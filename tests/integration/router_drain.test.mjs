@@ -116,3 +116,27 @@ test('router: an open event stream does not hold up a drain; the instance gets i
   assert.equal(after.status, 200);
   assert.equal(after.json.incarnation, '2');
 });
+
+test('router: an instance with no request in flight gets SIGTERM only after every idle connection to it is closed', { timeout: 30000 }, async (t) => {
+  // An app's graceful shutdown (server.close) waits for its open connections: one the router
+  // still held idle at SIGTERM would keep the app up until stop_timeout and its SIGKILL.
+  const app = makeApp(t, 'router-echo', { files: { '.env': 'LOG_CONNECTIONS=1\n' } });
+  const px = await up(app);
+  await px.waitReady(2);
+  // Concurrent requests leave idle connections to both instances: kept by their clients'
+  // connections (Node's global agent keeps alive), cooling, or pooled.
+  for (let round = 0; round < 3; round++) {
+    const rs = await Promise.all(Array.from({ length: 12 }, (_, i) => httpGet(px.port, `/slow?ms=50&r=${round}&i=${i}`)));
+    assert.ok(rs.every((r) => r.status === 200));
+  }
+  for (const instance of ['web.1', 'web.2']) {
+    const kill = await phoenix(app, ['kill', instance]);
+    assert.equal(kill.code, 0, kill.stderr);
+    const esc = instance.replace('.', '\\.');
+    await px.waitOutput(new RegExp(`${esc}\\s*\\| held open at SIGTERM: \\d+ \\(#1\\)`), { timeout: 15000 });
+    const held = Number(new RegExp(`${esc}\\s*\\| held open at SIGTERM: (\\d+) \\(#1\\)`).exec(px.stdout)[1]);
+    assert.equal(held, 0, `${instance} #1 had ${held} connections open at SIGTERM\n${px.describe()}`);
+    const died = await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 died` });
+    assert.notEqual(died.signal, 'SIGKILL', JSON.stringify(died));
+  }
+});

@@ -241,10 +241,17 @@ function accept101(req, socket, head) {
   consume();
 }
 
-// LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes one it held.
+// LOG_CONNECTIONS=1 prints "connection ended by peer" when the router closes one it held, and
+// at SIGTERM how many the router still held open.
+const routerHeld = new Set();
 if (process.env.LOG_CONNECTIONS === '1') {
   server.on('connection', (socket) => {
-    socket.on('end', () => console.log(`connection ended by peer (#${incarnation})`));
+    routerHeld.add(socket);
+    socket.on('end', () => {
+      routerHeld.delete(socket);
+      console.log(`connection ended by peer (#${incarnation})`);
+    });
+    socket.on('close', () => routerHeld.delete(socket));
   });
 }
 
@@ -267,9 +274,13 @@ server.listen(Number(process.env.PORT), process.env.LISTEN_HOST || '127.0.0.1', 
   console.log(`router-echo ${instance} #${incarnation} listening on ${process.env.PORT}`);
 });
 process.on('SIGTERM', () => {
-  // Graceful: requests in flight finish, idle keep-alive connections close.
   console.log(`router-echo ${instance} #${incarnation} got SIGTERM`);
-  server.close(() => process.exit(0));
-  server.closeIdleConnections();
+  // Graceful: requests in flight finish, idle keep-alive connections close. After this turn's
+  // other events, so that a FIN the kernel had before the signal has been read.
+  setImmediate(() => {
+    if (process.env.LOG_CONNECTIONS === '1') console.log(`held open at SIGTERM: ${routerHeld.size} (#${incarnation})`);
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+  });
   setTimeout(() => process.exit(0), 1500).unref();
 });
