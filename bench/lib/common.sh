@@ -2,6 +2,9 @@
 # Shared by the bench scripts: source it after `set -euo pipefail`.
 #   PHOENIX_BIN  from $1, else $PHOENIX_BIN, else ../build/phoenix
 #   BENCH_TMP    a fresh temp dir, removed at exit with every process started via track_pid
+#   AS_SERVICE   how proxies and phoenix start (PROXY_SESSION=own|shared, default own):
+#                `setsid`, each in a session of its own, as systemd starts every service;
+#                "shared" leaves them in this script's session, beside the load generator.
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RESULTS_DIR="$BENCH_DIR/results"
 LIB="$BENCH_DIR/lib"
@@ -14,6 +17,16 @@ if [[ ! -x "$PHOENIX_BIN" ]]; then
 fi
 PHOENIX_BIN="$(cd "$(dirname "$PHOENIX_BIN")" && pwd)/$(basename "$PHOENIX_BIN")"
 command -v node >/dev/null || { echo "node is required" >&2; exit 2; }
+
+# With the kernel's autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled) a session is
+# a scheduling group: a proxy left in the script's session shares one group's CPU with wrk,
+# which no deployment does (the clients are elsewhere, the proxy is a service of its own).
+PROXY_SESSION=${PROXY_SESSION:-own}
+case $PROXY_SESSION in
+  own) AS_SERVICE=(setsid) ;;
+  shared) AS_SERVICE=() ;;
+  *) echo "PROXY_SESSION must be own or shared, not '$PROXY_SESSION'" >&2; exit 2 ;;
+esac
 
 BENCH_TMP="$(mktemp -d /tmp/phoenix-bench.XXXXXX)"
 BENCH_PIDS=()
@@ -87,7 +100,7 @@ start_phoenix() {
   export PHOENIX_STATE_DIR
   PHOENIX_STATE_DIR="$(mktemp -d "$BENCH_TMP/state.XXXXXX")"
   : >"$events"
-  (cd "$app" && exec "$PHOENIX_BIN" up . --events "$events" "$@") >"$log" 2>&1 &
+  (cd "$app" && exec "${AS_SERVICE[@]}" "$PHOENIX_BIN" up . --events "$events" "$@") >"$log" 2>&1 &
   PHX_PID=$!
   track_pid "$PHX_PID"
 }
@@ -122,6 +135,7 @@ result_header() {
     echo "# $1 — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# host: $(uname -r), $(nproc) cores, node $(node --version), phoenix $PHOENIX_BIN"
     echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
+    echo "# proxies and phoenix: PROXY_SESSION=$PROXY_SESSION ($([[ $PROXY_SESSION == own ]] && echo 'each in a session of its own, as systemd starts a service' || echo "in the bench's session, beside wrk")); autogroup scheduling $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo '?')"
   } | emit
 }
 

@@ -104,9 +104,10 @@ round_order() {
   printf '%s\n' "$@" | shuf --random-source=<(yes "$(sha256sum <<<"$seed")")
 }
 
-# start_nginx CONF: nginx in the foreground (its master is our child); sets NGINX_PID.
+# start_nginx CONF: nginx in the foreground (its master is our child), started as a service
+# (AS_SERVICE, lib/common.sh); sets NGINX_PID.
 start_nginx() {
-  nginx -e "$BENCH_TMP/nginx-startup.err" -c "$1" -g 'daemon off;' >>"$BENCH_TMP/nginx.out" 2>&1 &
+  "${AS_SERVICE[@]}" nginx -e "$BENCH_TMP/nginx-startup.err" -c "$1" -g 'daemon off;' >>"$BENCH_TMP/nginx.out" 2>&1 &
   NGINX_PID=$!
   track_pid "$NGINX_PID"
 }
@@ -124,9 +125,9 @@ start_backend_nginx() {
   track_pid "$NGINX_PID"
 }
 
-# start_haproxy CONF: haproxy -db (no fork); sets HAPROXY_PID.
+# start_haproxy CONF: haproxy -db (no fork), started as a service (AS_SERVICE); sets HAPROXY_PID.
 start_haproxy() {
-  haproxy -db -f "$1" >>"$BENCH_TMP/haproxy.out" 2>&1 &
+  "${AS_SERVICE[@]}" haproxy -db -f "$1" >>"$BENCH_TMP/haproxy.out" 2>&1 &
   HAPROXY_PID=$!
   track_pid "$HAPROXY_PID"
 }
