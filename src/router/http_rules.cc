@@ -29,6 +29,16 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// Case-insensitive (ASCII) order, for field names.
+bool ILess(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const char x = AsciiLower(a[i]), y = AsciiLower(b[i]);
+    if (x != y) return x < y;
+  }
+  return a.size() < b.size();
+}
+
 // The comma-separated tokens of every instance of a field.
 std::vector<std::string> Tokens(const Fields& f, http::field name) {
   std::vector<std::string> out;
@@ -93,9 +103,14 @@ void RemoveHopByHop(Fields& f, bool keep_upgrade) {
     }
     named.emplace_back(tok);
   });
+  // Sorted, so that a head of thousands of names and fields costs a search a field, not a
+  // compare of every pair.
+  std::sort(named.begin(), named.end(), ILess);
   for (auto it = f.begin(); it != f.end();) {
     bool hop = IsHopByHop(it->name()) && !(keep_upgrade && it->name() == http::field::upgrade);
-    for (size_t i = 0; !hop && i < named.size(); ++i) hop = IEquals(it->name_string(), named[i]);
+    if (!hop && !named.empty()) {
+      hop = std::binary_search(named.begin(), named.end(), it->name_string(), ILess);
+    }
     it = hop ? f.erase(it) : std::next(it);
   }
 }
@@ -211,7 +226,7 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
   // One walk over the fields for every count below.
   size_t hosts = 0, te = 0, cl = 0;
   bool host_empty = false, host_bad = false;
-  const Fields::value_type* expect = nullptr;
+  bool expect_other = false;  // an Expect line with anything but 100-continue
   for (const auto& field : req) {
     switch (field.name()) {
       case http::field::host:
@@ -226,7 +241,7 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
         ++cl;
         break;
       case http::field::expect:
-        if (!expect) expect = &field;
+        expect_other = expect_other || !IEquals(Trim(field.value()), "100-continue");
         break;
       default:
         break;
@@ -268,10 +283,9 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
       if (tok != first) return Refusal{400, "content-length differs"};
     }
   }
-  if (expect && !IEquals(Trim(expect->value()), "100-continue")) {
-    return Refusal{417, "expect"};
-  }
-  if (req.method() == http::verb::connect) return Refusal{405, "connect"};
+  if (expect_other) return Refusal{417, "expect"};
+  // A method the router does not implement (RFC 9110 9.1: 501; a 405 would owe an Allow).
+  if (req.method() == http::verb::connect) return Refusal{501, "connect"};
   if (req.method() == http::verb::unknown && req.method_string().empty()) {
     return Refusal{400, "method"};
   }
@@ -389,7 +403,7 @@ RequestFacts Facts(const RequestHead& req) {
   for (const auto& field : req) {
     switch (field.name()) {
       case http::field::host:
-        facts.has_host = true;
+        facts.has_host = !field.value().empty();
         break;
       case http::field::upgrade:
         // An empty list names no protocol to switch to: no upgrade.
@@ -405,10 +419,23 @@ RequestFacts Facts(const RequestHead& req) {
         break;
     }
   }
+  bool close = false, keep_alive = false;
+  ForEachToken(req, http::field::connection, [&](std::string_view tok) {
+    close = close || IEquals(tok, "close");
+    keep_alive = keep_alive || IEquals(tok, "keep-alive");
+  });
+  facts.keep_alive = !close && (req.version() >= 11 || keep_alive);
   // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): it goes on as a plain request,
   // without the field (hop-by-hop).
   facts.upgrade = upgrade_field && req.version() >= 11 && IsUpgrade(req);
   return facts;
+}
+
+bool ValidChunkExtensions(std::string_view ext) {
+  return std::none_of(ext.begin(), ext.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+  });
 }
 
 bool IsUpgrade(const RequestHead& req) {
@@ -508,6 +535,53 @@ bool ProxyOnlyField(const RequestHead::value_type& field) {
   return false;
 }
 
+// Fields that go from every request: `Proxy` (httpoxy: CGI-style servers turn it into
+// HTTP_PROXY, which HTTP clients read as their proxy), and a field whose name has underscores
+// and reads, with hyphens, as one the router sets or vets (X_Forwarded_Proto): servers that map
+// names to CGI-style variables (HTTP_X_FORWARDED_PROTO) read both as one, so the client's would
+// stand beside or override ours (Puma, CVE-2024-45614). nginx drops every name with an
+// underscore; these are the ones that can pose as ours.
+bool AlwaysDropped(const RequestHead::value_type& field) {
+  if (field.name() != http::field::unknown) return false;  // Beast's known names have no '_'
+  const std::string_view n = field.name_string();
+  if (IEquals(n, "Proxy")) return true;
+  if (n.find('_') == std::string_view::npos) return false;
+  char buf[32];
+  if (n.size() > sizeof buf) return false;  // longer than every name below
+  for (size_t i = 0; i < n.size(); ++i) buf[i] = n[i] == '_' ? '-' : n[i];
+  const std::string_view h(buf, n.size());
+  for (std::string_view f : {"X-Forwarded-For",    "X-Forwarded-Proto",
+                             "X-Forwarded-Port",   "X-Request-Id",
+                             "Content-Length",     "Transfer-Encoding",
+                             "Keep-Alive",         "Proxy-Connection",
+                             "X-Forwarded-Host",   "X-Forwarded-Server",
+                             "X-Forwarded-Ssl",    "X-Forwarded-Scheme",
+                             "X-Forwarded-Prefix", "X-Forwarded-Client-Cert",
+                             "X-Url-Scheme",       "Front-End-Https",
+                             "X-Real-Ip",          "Client-Ip",
+                             "True-Client-Ip",     "X-Cluster-Client-Ip",
+                             "X-Original-Url",     "X-Rewrite-Url",
+                             "X-Phoenix-Instance"}) {
+    if (IEquals(h, f)) return true;
+  }
+  return false;
+}
+
+// Appends a list's non-empty elements, each followed by ", " (an empty one, from "a, " or an
+// empty line, would reach the app as an address of its own).
+void AppendElements(std::string_view list, std::string& out) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view e = Trim(list.substr(0, comma));
+    if (!e.empty()) {
+      out += e;
+      out += ", ";
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 // The last element of a comma-separated list (what the nearest proxy added), without its white
 // space; empty if there is none.
 std::string_view LastElement(std::string_view list) {
@@ -555,13 +629,12 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
     } else if ((drop_expect && field.name() == http::field::expect) ||
                (content_length && field.name() == http::field::content_length)) {
       drop = true;
-    } else if (!fwd.trusted && ProxyOnlyField(field)) {
+    } else if ((!fwd.trusted && ProxyOnlyField(field)) || AlwaysDropped(field)) {
       drop = true;
     } else if (field.name() == http::field::unknown) {
       std::string_view n = field.name_string();
       if (IEquals(n, "X-Forwarded-For")) {
-        xff.append(field.value());
-        xff += ", ";
+        AppendElements(field.value(), xff);
         drop = true;
       } else if (IEquals(n, "X-Forwarded-Proto")) {
         proto = LastElement(field.value());
@@ -592,7 +665,7 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
       bool go = (drop_expect && it->name() == http::field::expect) ||
                 it->name() == http::field::transfer_encoding ||
                 (content_length && it->name() == http::field::content_length) ||
-                (!fwd.trusted && ProxyOnlyField(*it));
+                (!fwd.trusted && ProxyOnlyField(*it)) || AlwaysDropped(*it);
       if (!go && it->name() == http::field::unknown) {
         std::string_view n = it->name_string();
         go = IEquals(n, "X-Forwarded-For") || IEquals(n, "X-Forwarded-Proto") ||
@@ -610,7 +683,9 @@ ForwardedValues PrepareRequest(RequestHead& req, const Forwarding& fwd, bool upg
     req.target(abs->origin_form);
     req.set(http::field::host, authority);
   }
-  if (req.find(http::field::host) == req.end() && !fwd.local_host.empty()) {
+  // (An HTTP/1.0 request's empty Host is none: its HTTP/1.1 form needs one, RFC 9112 3.2.)
+  if (auto host = req.find(http::field::host);
+      (host == req.end() || host->value().empty()) && !fwd.local_host.empty()) {
     req.set(http::field::host, fwd.local_host);
   }
   if (content_length) req.insert(http::field::content_length, std::to_string(*content_length));

@@ -135,11 +135,21 @@ bool IsUpgrade(const RequestHead& req);
 
 // What the proxy asks of a request head, from one walk over its fields.
 struct RequestFacts {
-  bool has_host = false;
+  bool has_host = false;  // and not empty (an HTTP/1.0 request's empty Host is none)
+  // Whether the client keeps the connection after this exchange (RFC 9112 9.3): every
+  // Connection line read as one list, and "close" anywhere wins over "keep-alive"; HTTP/1.0 only
+  // with "keep-alive". (Beast's keep_alive() reads the first line only.)
+  bool keep_alive = false;
   bool upgrade = false;         // IsUpgrade()
   std::string_view request_id;  // the first X-Request-Id, "" when none
 };
 RequestFacts Facts(const RequestHead& req);
+
+// A chunk's extensions as the parser read them (";a=b;c=\"d\""): false when they hold a control
+// character other than HTAB, which RFC 9112 7.1.1 allows nowhere there (not even quoted, RFC
+// 9110 5.6.4). A bare LF inside quotes ends the line for other parsers (HAProxy, nginx) and
+// not for ours: a proxy in front would read the body's end elsewhere.
+bool ValidChunkExtensions(std::string_view ext);
 bool IsIdempotent(http::verb method);
 
 }  // namespace phoenix::router

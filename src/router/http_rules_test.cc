@@ -129,7 +129,7 @@ TEST(CheckRequestTest, RequestTargetForms) {
         "GET /echo#frag HTTP/1.1", "GET http://x/a#f HTTP/1.1", "GET echo HTTP/1.1"}) {
     EXPECT_EQ(Verdict(std::string(bad) + "\r\nHost: x\r\n\r\n"), 400) << bad;
   }
-  EXPECT_EQ(Verdict("CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n"), 405);
+  EXPECT_EQ(Verdict("CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n"), 501);
 }
 
 TEST(CheckRequestTest, HostMustBeAHostAndPort) {
@@ -284,7 +284,11 @@ TEST(CheckRequestTest, HugeHeadIs431) {
 TEST(CheckRequestTest, OtherRefusals) {
   EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 200-ok\r\n\r\n"),
             417);
-  EXPECT_EQ(Verdict("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 405);
+  // Every Expect line counts, not the first alone.
+  EXPECT_EQ(Verdict("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+                    "Expect: foo\r\n\r\n"),
+            417);
+  EXPECT_EQ(Verdict("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"), 501);
   // Versions other than 1.0 and 1.1: Beast refuses them (400) before CheckRequest would (505).
   auto refused_version = [](int status) { return status == 400 || status == 505; };
   EXPECT_PRED1(refused_version, Verdict("GET / HTTP/2.0\r\nHost: x\r\n\r\n"));
@@ -454,6 +458,63 @@ TEST(RewriteRequestTest, RemovesHopByHopFields) {
   EXPECT_EQ(Field(p.req(), "Host"), "x");
 }
 
+// Names are compared in any case, and a head naming thousands of fields in Connection is
+// sorted once (it cost a compare of every pair: 13 ms a 31 KB head).
+TEST(RewriteRequestTest, ConnectionNamesAreRemovedInAnyCaseAndManyAreCheap) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: x\r\nConnection: x-one, X-TWO\r\nConnection: ";
+  for (int i = 0; i < 3000; ++i) raw += "n" + std::to_string(i) + ",";
+  raw += "\r\nX-One: 1\r\nx-two: 2\r\nN2999: gone\r\nN3000: kept\r\n";
+  for (int i = 0; i < 1500; ++i) raw += "M" + std::to_string(i) + ": v\r\n";
+  raw += "\r\n";
+  Parsed p = Parse(raw, 256 * 1024);
+  ASSERT_FALSE(p.ec) << p.ec.message();
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(CountOf(p.req(), "X-One"), 0u);
+  EXPECT_EQ(CountOf(p.req(), "X-Two"), 0u);
+  EXPECT_EQ(CountOf(p.req(), "N2999"), 0u);
+  EXPECT_EQ(Field(p.req(), "N3000"), "kept");
+  EXPECT_EQ(CountOf(p.req(), "M1499"), 1u);
+}
+
+// A name with underscores that reads as one the router sets or vets (X_Forwarded_Proto) goes:
+// CGI-style servers read it as the same variable (HTTP_X_FORWARDED_PROTO) as ours. So does
+// `Proxy` (httpoxy). Other underscore names stay.
+TEST(RewriteRequestTest, UnderscoreLookAlikesAndProxyGo) {
+  for (bool trusted : {false, true}) {
+    Parsed p = Parse(
+        "GET / HTTP/1.1\r\nHost: x\r\nX_Forwarded_Proto: https\r\nx_forwarded_for: 6.6.6.6\r\n"
+        "X_Real_IP: 6.6.6.6\r\nX_Original_URL: /admin\r\nContent_Length: 5\r\n"
+        "Transfer_Encoding: chunked\r\nX_Request_Id: abcdefghijklmnopqrstuvwxyz\r\n"
+        "Proxy: http://evil:8080\r\nMy_Header: kept\r\n\r\n");
+    ASSERT_FALSE(p.ec);
+    Forwarding fwd = Fwd();
+    fwd.trusted = trusted;
+    RewriteRequest(p.req(), fwd, false, std::nullopt);
+    for (const char* gone : {"X_Forwarded_Proto", "x_forwarded_for", "X_Real_IP", "X_Original_URL",
+                             "Content_Length", "Transfer_Encoding", "X_Request_Id", "Proxy"}) {
+      EXPECT_EQ(CountOf(p.req(), gone), 0u) << gone << " trusted=" << trusted;
+    }
+    EXPECT_EQ(Field(p.req(), "My_Header"), "kept");
+    EXPECT_EQ(Field(p.req(), "X-Forwarded-Proto"), "http");
+    EXPECT_EQ(Field(p.req(), "X-Forwarded-For"), "10.0.0.7");
+  }
+}
+
+// Empty elements of a client's X-Forwarded-For ("", "a, ", "a,,b") are not passed on as
+// addresses of their own.
+TEST(RewriteRequestTest, EmptyXForwardedForElementsAreDropped) {
+  Parsed p = Parse(
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For:\r\nX-Forwarded-For: 1.1.1.1, \r\n"
+      "X-Forwarded-For: ,2.2.2.2,, 3.3.3.3\r\n\r\n");
+  ASSERT_FALSE(p.ec);
+  RewriteRequest(p.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(p.req(), "X-Forwarded-For"), "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.7");
+  Parsed q = Parse("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: \r\n\r\n");
+  ASSERT_FALSE(q.ec);
+  RewriteRequest(q.req(), Fwd(), false, std::nullopt);
+  EXPECT_EQ(Field(q.req(), "X-Forwarded-For"), "10.0.0.7");
+}
+
 TEST(RewriteRequestTest, AbsoluteFormGoesOnAsOriginFormWithItsAuthorityAsHost) {
   Parsed p = Parse("GET http://Example.com:8080/a/b?c=d HTTP/1.1\r\nHost: other\r\n\r\n");
   ASSERT_FALSE(p.ec);
@@ -567,6 +628,11 @@ TEST(RewriteRequestTest, Http10WithoutHostGetsTheAddressItReached) {
   RewriteRequest(q.req(), fwd, false, std::nullopt);
   EXPECT_EQ(Field(q.req(), "Host"), "example.com");
   EXPECT_EQ(CountOf(q.req(), "Host"), 1u);
+  // An empty one is none.
+  Parsed e = Parse("GET / HTTP/1.0\r\nHost: \r\n\r\n");
+  RewriteRequest(e.req(), fwd, false, std::nullopt);
+  EXPECT_EQ(Field(e.req(), "Host"), "127.0.0.1:5000");
+  EXPECT_EQ(CountOf(e.req(), "Host"), 1u);
 }
 
 TEST(RewriteRequestTest, UpgradeKeepsConnectionAndUpgrade) {
@@ -833,6 +899,42 @@ TEST(FactsTest, OneWalkGivesWhatTheProxyAsks) {
   Parsed e = Parse("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: , \r\nConnection: upgrade\r\n\r\n");
   ASSERT_FALSE(e.ec);
   EXPECT_FALSE(Facts(e.req()).upgrade);
+}
+
+// Every Connection line is one list, and "close" anywhere wins (RFC 9112 9.3, 9.6); HTTP/1.0
+// keeps the connection only when it asks for keep-alive and not for close. Beast's own
+// keep_alive() reads the first line only, so a pipelined request after "close" went on.
+TEST(FactsTest, KeepAliveReadsEveryConnectionLine) {
+  auto keep = [](const std::string& raw) {
+    Parsed p = Parse(raw);
+    EXPECT_FALSE(p.ec) << raw;
+    return Facts(p.req()).keep_alive;
+  };
+  EXPECT_TRUE(keep("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(keep("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"));
+  EXPECT_FALSE(keep("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n"));
+  EXPECT_FALSE(
+      keep("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"));
+  EXPECT_FALSE(keep("GET / HTTP/1.1\r\nHost: x\r\nConnection: x-a, close , x-b\r\n\r\n"));
+  EXPECT_FALSE(keep("GET / HTTP/1.0\r\n\r\n"));
+  EXPECT_TRUE(keep("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+  EXPECT_FALSE(keep("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
+  EXPECT_FALSE(keep("GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n"));
+  // An HTTP/1.0 request's empty Host is none (it gets the address it reached).
+  Parsed e = Parse("GET / HTTP/1.0\r\nHost: \r\n\r\n");
+  ASSERT_FALSE(e.ec);
+  EXPECT_FALSE(Facts(e.req()).has_host);
+}
+
+TEST(ChunkExtensionsTest, ControlCharactersAreRefusedEvenQuoted) {
+  EXPECT_TRUE(ValidChunkExtensions(""));
+  EXPECT_TRUE(ValidChunkExtensions(";a=b;c=\"d e\\\"f\""));
+  EXPECT_TRUE(ValidChunkExtensions(";a=\"\tb\x80\xff\""));  // HTAB and obs-text
+  for (const std::string& bad :
+       std::vector<std::string>{";a=\"\n\"", ";a=\"\\\n\"", ";a=\"\r\"",
+                                std::string(";a=\"\0\"", 6), ";a=\"\x01\"", ";a=\"\x7f\""}) {
+    EXPECT_FALSE(ValidChunkExtensions(bad)) << bad;
+  }
 }
 
 // What FixRequestVersion makes of `head`: the refusal's status, or 0 and the head rewritten.

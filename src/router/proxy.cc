@@ -413,7 +413,9 @@ class Session {
     // A slow client cut at header_timeout gets no more time.
     if (close && status != 408) linger_ = true;
     msg += "\r\n";
-    msg += body;
+    // A HEAD's answer has no content (RFC 9110 9.3.2): bytes after its head would be read as
+    // the next response on the connection. Content-Length says what a GET would get.
+    if (!head_request_) msg += body;
     ClientDeadline(w_.router.config.response_timeout);
     co_await asio::async_write(client_, asio::buffer(msg), kTuple);
   }
@@ -607,9 +609,10 @@ class Session {
         req.erase("X-Phoenix-Instance");
       }
     }
-    pre.keep_alive = req.keep_alive();
+    pre.keep_alive = facts.keep_alive;
     pre.version = req.version();
     pre.head_method = req.method() == http::verb::head;
+    head_request_ = pre.head_method;
     pre.has_body = !parser.is_done();
     const bool chunked = parser.chunked();
     // An upgrade whose request has a body is ignored (RFC 9110 7.8 lets a server): the body
@@ -647,6 +650,8 @@ class Session {
     parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(Alloc(&arena_)));
     parser_->header_limit(static_cast<uint32_t>(w_.router.config.max_header_bytes));
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
+    parser_->on_chunk_header(chunk_extension_check_);
+    head_request_ = false;
   }
 
   // One request and its response. Returns whether to keep the client connection.
@@ -1318,15 +1323,25 @@ class Session {
   // The heads' fields of one request, released after each: blocks from the loop's pool, so
   // a connection waiting for its next request holds none (most heads fit the first block).
   std::pmr::monotonic_buffer_resource arena_{kFieldBlock, &w_.field_blocks};
+  // Refuses a request chunk whose extensions hold a control character (ValidChunkExtensions).
+  struct ChunkExtensionCheck {
+    void operator()(std::uint64_t, beast::string_view ext, error_code& ec) const {
+      if (!ValidChunkExtensions(std::string_view(ext.data(), ext.size()))) {
+        ec = http::error::bad_chunk_extension;
+      }
+    }
+  };
+  ChunkExtensionCheck chunk_extension_check_;  // (the parser holds a reference to it)
   // The request's and its response's parsers: here rather than in OneRequest's coroutine
   // frame, which is then small enough for Asio to recycle instead of a malloc a request.
   std::optional<RequestParser> parser_;
   std::optional<ResponseParser> res_parser_;
   std::unique_ptr<char[]> chunk_;
-  std::string head_;        // a head on its way out, reused by every request of the connection
-  std::string extra_;       // the forwarding fields of a request, as text
-  std::string request_id_;  // the request's X-Request-Id, reused
-  std::string pin_;         // phoenix audit: the instance the request asked for
+  std::string head_;           // a head on its way out, reused by every request of the connection
+  std::string extra_;          // the forwarding fields of a request, as text
+  std::string request_id_;     // the request's X-Request-Id, reused
+  bool head_request_ = false;  // the request is a HEAD: phoenix's own answers have no body
+  std::string pin_;            // phoenix audit: the instance the request asked for
   std::optional<Refusal> refusal_;  // why a request head was refused
   Outcome outcome_;                 // the request's, for its log line
   int lost_sends_ = 0;              // the request's sends whose connection failed before any answer

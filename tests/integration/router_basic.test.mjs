@@ -243,6 +243,19 @@ test('router: pipelined requests are answered in order; HEAD has no body', { tim
   const total = rs.reduce((n, r) => n + r.body.length, 0);
   assert.ok(c.data.length > total);
 
+  // "close" on a second Connection line counts (and in HTTP/1.0 wins over keep-alive): the
+  // answer closes the connection, and the request behind it never reaches the app.
+  for (const [version, fields] of [['1.1', 'Connection: keep-alive\r\nConnection: close'], ['1.0', 'Connection: keep-alive, close']]) {
+    const d = await rawConnect(px.port, { t });
+    d.write(`GET /close-${version} HTTP/${version}\r\nHost: x\r\n${fields}\r\n\r\nGET /not-after-close HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await d.waitClosed();
+    const rd = parseResponses(d.data, ['GET', 'GET']);
+    assert.equal(rd.length, 1, `one answer to HTTP/${version}: ${JSON.stringify(d.text)}`);
+    assert.equal(rd[0].json.url, `/close-${version}`);
+    assert.equal(rd[0].headers.connection, 'close');
+  }
+  assert.doesNotMatch(px.stdout, /not-after-close/);
+
   // HEAD through Node's client, then the connection is still usable.
   const head = await httpRequest(px.port, '/h', { method: 'HEAD' });
   assert.equal(head.status, 200);
@@ -365,6 +378,20 @@ test('router: 503 with Retry-After when no instance is ready', { timeout: 30000 
   // The connection stays usable after a 503 to a GET.
   const again = await httpGet(px.port, '/again');
   assert.equal(again.status, 503);
+  // phoenix's own answer to a HEAD has no body either: two HEADs and a GET on one connection
+  // get three answers, each where it belongs (a body after a HEAD's head was read as the next
+  // response).
+  const c = await rawConnect(px.port, { t });
+  c.write('HEAD /h1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /h2 HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n');
+  const methods = ['HEAD', 'HEAD', 'GET'];
+  await c.waitData((_, data) => parseResponses(data, methods).length === 3, { timeout: 10000, what: '3 answers' });
+  const rs = parseResponses(c.data, methods);
+  assert.deepEqual(rs.map((r) => r.status), [503, 503, 503]);
+  assert.equal(rs[0].body, '');
+  assert.equal(rs[1].body, '');
+  assert.equal(rs[2].body, '503 Service Unavailable\n');
+  assert.ok(c.text.endsWith('\r\n\r\n503 Service Unavailable\n'), JSON.stringify(c.text));
+  assert.equal(c.text.split('HTTP/1.1 503').length - 1, 3, JSON.stringify(c.text));
 });
 
 test('router: with retry_timeout, a request waits for an instance before its 503', { timeout: 30000 }, async (t) => {

@@ -48,6 +48,10 @@ const VECTORS = [
   ['HTTP/2 preface', `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n${hidden(32)}`, [505]],
   ['HTTP/0.9 request line', `GET /v HTTP/0.9\r\nHost: x\r\n\r\n${hidden(33)}`, [505]],
   ['version with two minor digits', `GET /v HTTP/1.10\r\nHost: x\r\n\r\n${hidden(34)}`],
+  // A bare LF inside a quoted chunk extension ends the line for HAProxy and nginx: a proxy in
+  // front would read the body's end elsewhere (RFC 9112 7.1.1, 9110 5.6.4: no CTL there).
+  ['LF in a quoted chunk extension', `POST /v HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a="\n"\r\nhello\r\n0\r\n\r\n${hidden(38)}`, [400], true],
+  ['LF in the last chunk\'s extension', `POST /v HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0;a="\n"\r\n\r\n${hidden(39)}`, [400], true],
   ['chunk size line ended by bare LF', `POST /v HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\n\r\n${hidden(30)}`, [400], true],
 ];
 
