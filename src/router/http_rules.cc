@@ -756,6 +756,35 @@ bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> c
   return te > 0 && !chunked;
 }
 
+const char* BadResponseHead(const ResponseHead& res) {
+  const unsigned code = res.result_int();
+  if (code < 100) return "Status code under 100";
+  bool te = false, cl = false, cl_not_zero = false;
+  for (const auto& field : res) {
+    te = te || field.name() == http::field::transfer_encoding;
+    if (field.name() == http::field::content_length) {
+      cl = true;
+      cl_not_zero =
+          cl_not_zero || field.value().find_first_not_of("0, \t") != std::string_view::npos;
+    }
+  }
+  if (!te && !cl) return nullptr;  // most heads, and nearly every 1xx
+  // (A 101's bytes are the tunnel's, and "Content-Length: 0" announces none: both pass.)
+  if (code < 200) {
+    return code != 101 && (te || cl_not_zero) ? "Message length in a 1xx response" : nullptr;
+  }
+  if (!te) return nullptr;
+  size_t chunked = 0;
+  bool last_chunked = false;
+  ForEachToken(res, http::field::transfer_encoding, [&](std::string_view tok) {
+    last_chunked = IEquals(tok, "chunked");
+    chunked += last_chunked ? 1 : 0;
+  });
+  if (chunked > 1) return "Chunked applied twice";
+  if (!last_chunked && cl) return "Content-Length with a Transfer-Encoding not ending in chunked";
+  return nullptr;
+}
+
 void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version) {
   bool upgrade = res.result() == http::status::switching_protocols;
   RemoveHopByHop(res, upgrade);
@@ -769,6 +798,25 @@ void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version
   if (code / 100 == 1 || code == 204) {
     res.erase(http::field::content_length);
     res.erase(http::field::transfer_encoding);
+  }
+  if (client_version == 10 && res.find(http::field::transfer_encoding) != res.end()) {
+    // No Transfer-Encoding to an HTTP/1.0 client (RFC 9112 6.1), which would show a gzip
+    // transfer coding's bytes as the content. The body goes as it came, read to the close
+    // (chunked, the last coding, is taken off already); the codings that stay are content
+    // codings of the same names (RFC 9110 8.4.1), applied after any the content had.
+    std::string codings;
+    for (const auto& tok : Tokens(res, http::field::content_encoding)) {
+      codings += codings.empty() ? "" : ", ";
+      codings += tok;
+    }
+    const size_t before = codings.size();
+    for (const auto& tok : Tokens(res, http::field::transfer_encoding)) {
+      if (IEquals(tok, "chunked") || IEquals(tok, "identity")) continue;
+      codings += codings.empty() ? "" : ", ";
+      codings += tok;
+    }
+    res.erase(http::field::transfer_encoding);
+    if (codings.size() != before) res.set(http::field::content_encoding, codings);
   }
   if (upgrade) {
     res.set(http::field::connection, "upgrade");

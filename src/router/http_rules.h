@@ -121,6 +121,16 @@ bool InRanges(const std::vector<AddressRange>& ranges, std::string_view address)
 // chunked, RFC 9112 6.3), whatever framing the router used to read it.
 bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> content_length);
 
+// A response head no client can be given as it is, whatever its body (a 502, its connection
+// dropped): a status code under 100 (RFC 9112 4: three digits, RFC 9110 15: 100..599; "000"
+// went on as "0", and its body was read as the next head); a 1xx with a Content-Length or a
+// Transfer-Encoding (RFC 9110 8.6: a 1xx has no content; its body was read as the next head);
+// chunked applied twice (RFC 9112 6.1: the parser read to the close while the head said
+// chunked); a Transfer-Encoding whose last coding is not chunked beside a Content-Length (RFC
+// 9112 6.3 makes it an error to handle as such; the parser read by the length, cutting the body
+// that ends at the close, which looked whole to the client). The reason, else nullptr.
+const char* BadResponseHead(const ResponseHead& res);
+
 // Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
 void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version);
 

@@ -657,6 +657,47 @@ ResponseHead Response(const std::string& raw) {
   return parser.get().base();
 }
 
+// What no client can be given as it came: a 502.
+TEST(BadResponseHeadTest, StatusUnder100LengthIn1xxChunkedTwiceTeWithCl) {
+  auto bad = [](const std::string& raw) { return BadResponseHead(Response(raw)) != nullptr; };
+  EXPECT_FALSE(bad("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"));
+  EXPECT_FALSE(bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+  EXPECT_FALSE(bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"));  // to the close
+  EXPECT_FALSE(bad("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"));
+  EXPECT_FALSE(bad("HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_FALSE(bad("HTTP/1.1 101 Switching Protocols\r\nContent-Length: 5\r\n\r\n"));
+  EXPECT_FALSE(bad("HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\n"));  // (nginx, HAProxy)
+  EXPECT_TRUE(bad("HTTP/1.1 000 Zero\r\n\r\n"));
+  EXPECT_TRUE(bad("HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\n"));
+  EXPECT_TRUE(bad("HTTP/1.1 199 Odd\r\nContent-Length: 5\r\n\r\n"));
+  EXPECT_TRUE(bad("HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  EXPECT_TRUE(bad("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"));
+  // (Two chunked lines: Beast refuses them itself, a 502 already.)
+  for (const char* te : {"gzip", "identity", "chunked, gzip", "xchunked"}) {
+    EXPECT_TRUE(bad(std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ") + te +
+                    "\r\nContent-Length: 5\r\n\r\n"))
+        << te;
+  }
+}
+
+// No Transfer-Encoding to an HTTP/1.0 client (RFC 9112 6.1): what is left of it once chunked
+// is taken off is named as a content coding, after the content's own.
+TEST(RewriteResponseTest, Http10ClientGetsTransferCodingsAsContentCodings) {
+  auto res = Response("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nTransfer-Encoding: gzip\r\n\r\n");
+  RewriteResponse(res, false, 10);
+  EXPECT_EQ(CountOf(res, "Transfer-Encoding"), 0u);
+  EXPECT_EQ(Field(res, "Content-Encoding"), "br, gzip");
+  auto plain = Response("HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n");
+  RewriteResponse(plain, false, 10);
+  EXPECT_EQ(CountOf(plain, "Transfer-Encoding"), 0u);
+  EXPECT_EQ(CountOf(plain, "Content-Encoding"), 0u);
+  // An HTTP/1.1 client keeps it.
+  auto kept = Response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+  RewriteResponse(kept, false, 11);
+  EXPECT_EQ(Field(kept, "Transfer-Encoding"), "gzip");
+  EXPECT_EQ(CountOf(kept, "Content-Encoding"), 0u);
+}
+
 TEST(RewriteResponseTest, RemovesHopByHopAndKeepsTheRest) {
   auto res = Response(
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\n"

@@ -762,6 +762,7 @@ class Session {
       }
       // ---- the response head (1xx heads forwarded: a 100 is the app's answer to an Expect)
       bool got_byte = false;
+      const char* bad_head = nullptr;  // BadResponseHead's reason
       int informational = 0;
       uint32_t informational_bytes = 0;
       if (sent) {
@@ -780,6 +781,10 @@ class Session {
           got_byte = got_byte || up->buf.size() != before || rp_slot->is_header_done();
           if (ec == http::error::bad_status && AddReasonSpace(up->buf)) continue;
           if (ec) break;
+          if ((bad_head = BadResponseHead(rp_slot->get().base()))) {
+            ec = http::error::bad_value;
+            break;
+          }
           int code = static_cast<int>(rp_slot->get().result_int());
           if (code >= 200 || code == 101) break;
           // Each head is kept in the request's arena until it ends, and each pushes the
@@ -852,7 +857,7 @@ class Session {
         continue;
       }
       co_await Fail(req.base(), request_id, start, timed_out ? 504 : 502, timed_out ? "H12" : "H13",
-                    NoResponseDesc(timed_out, ec, got_byte), true);
+                    bad_head ? bad_head : NoResponseDesc(timed_out, ec, got_byte), true);
       co_return false;
     }
 
@@ -877,11 +882,20 @@ class Session {
     }
     // Connection is hop-by-hop (RFC 9110 7.6.1): an instance that closes its connection does not
     // close the client's, unless the body ends with that close.
-    bool keep_alive = client_keep_alive && !rp_slot->need_eof() && parser.is_done();
+    bool keep_alive = client_keep_alive && parser.is_done();
     // Answered before its body was all read (an early 413): the client may still be sending it.
     if (!parser.is_done()) linger_ = true;
-    // Transfer-Encoding without a final chunked: the client reads to the close (RFC 9112 6.3).
-    if (NormalizeResponseFraming()) keep_alive = false;
+    NormalizeResponseFraming();
+    if (rp_slot->need_eof()) {
+      // A body that ends with the instance's close (no length; or a Transfer-Encoding without a
+      // final chunked, RFC 9112 6.3) goes to an HTTP/1.1 client chunked, as nginx sends it: a
+      // body cut by a reset then lacks its last chunk instead of looking whole, and the
+      // client's connection outlives the instance's. An HTTP/1.0 client reads to the close.
+      if (version == 10)
+        keep_alive = false;
+      else
+        res.chunked(true);
+    }
     if (version == 10 && res.chunked()) {
       // HTTP/1.0 has no chunked coding: send the body as is and close to end it.
       res.chunked(false);

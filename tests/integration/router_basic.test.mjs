@@ -474,12 +474,20 @@ test('router: 1xx informational answers pass; a body ended by close; HTTP/1.0 ke
   c.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
   await c.waitData('"url":"/next"', { what: 'the next answer' });
 
-  // A body delimited by the end of the app's connection: passed on, then the client's closed.
+  // A body delimited by the end of the app's connection: chunked to an HTTP/1.1 client, whose
+  // connection goes on (as nginx sends it); as it came to an HTTP/1.0 one, then closed.
   const u = await rawConnect(px.port, { t });
   u.write('GET /until-close HTTP/1.1\r\nHost: x\r\n\r\n');
-  await u.waitClosed();
-  assert.match(u.text, /^HTTP\/1\.1 200 /);
-  assert.match(u.text, /\r\n\r\nbody until close$/);
+  await u.waitData((text) => text.endsWith('0\r\n\r\n'), { what: 'the chunked answer' });
+  assert.match(u.text, /^HTTP\/1\.1 200 [^]*\r\nTransfer-Encoding: chunked\r\n/);
+  assert.match(u.text, /\r\n\r\n10\r\nbody until close\r\n0\r\n\r\n$/);
+  u.write('GET /after-until-close HTTP/1.1\r\nHost: x\r\n\r\n');
+  await u.waitData('"url":"/after-until-close"', { what: 'the next answer on that connection' });
+  const u0 = await rawConnect(px.port, { t });
+  u0.write('GET /until-close HTTP/1.0\r\n\r\n');
+  await u0.waitClosed();
+  assert.match(u0.text, /^HTTP\/1\.1 200 /);
+  assert.match(u0.text, /\r\n\r\nbody until close$/);
 
   // A client that ends its side right behind its request (the request and the FIN read in one
   // go): answered, then closed, not left to the idle timeout.

@@ -14,7 +14,8 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   await px.waitReady(1);
 
   for (const path of ['/cl-and-te', '/two-lengths', '/bare-lf', '/bad-status', '/not-http', '/nul',
-    '/bad-chunk', '/huge-head', '/endless-chunk-ext', '/unasked-101']) {
+    '/bad-chunk', '/huge-head', '/endless-chunk-ext', '/unasked-101', '/te-gzip-and-cl', '/chunked-twice',
+    '/status-000', '/1xx-with-length']) {
     const r = await httpRequest(px.port, path).catch((e) => { throw new Error(`${path}: ${e.message}`); });
     assert.equal(r.status, 502, `${path}: ${r.status} ${r.body}`);
     assert.equal(r.body, '502 Bad Gateway\n', path);
@@ -56,6 +57,8 @@ test('router: unframeable responses are 502; bytes past a response never answer 
   // The log says what went wrong: the instance answered, its head was too large to pass on.
   assert.match(px.stdout, /code=H13 desc="Response head too large" .*path="\/huge-head" .*status=502/);
   assert.match(px.stdout, /code=H13 desc="Bad response from the instance" .*path="\/not-http" .*status=502/);
+  assert.match(px.stdout, /code=H13 desc="Status code under 100" .*path="\/status-000" .*status=502/);
+  assert.match(px.stdout, /code=H13 desc="Chunked applied twice" .*path="\/chunked-twice" .*status=502/);
 });
 
 test('router: a second response an instance writes late never reaches another client', { timeout: 90000 }, async (t) => {
@@ -142,15 +145,33 @@ test('router: a response\'s framing goes on as the router read it, in one form',
   assert.equal(c.closed, false);
   assert.equal((await httpRequest(px.port, '/after-trailer')).body, '/after-trailer');
 
-  // Transfer-Encoding without chunked, and a Content-Length: the client is told the body ends
-  // at the close (RFC 9112 6.3), so the router closes after the body it read.
+  // A transfer coding other than chunked, last, and no length: the body ends with the close
+  // (RFC 9112 6.3). An HTTP/1.1 client gets it chunked on top, its connection kept; an
+  // HTTP/1.0 client gets no Transfer-Encoding (RFC 9112 6.1): the coding is named as a content
+  // coding, after the content's own, and the close ends the body.
   const g = await rawConnect(px.port, { t });
-  g.write('GET /te-gzip-and-cl HTTP/1.1\r\nHost: x\r\n\r\n');
-  await g.waitClosed({ timeout: 5000 });
+  g.write('GET /te-gzip-until-close HTTP/1.1\r\nHost: x\r\n\r\n');
+  await g.waitData((text) => text.endsWith('0\r\n\r\n'), { what: 'the re-chunked answer' });
   const ghead = g.text.slice(0, g.text.indexOf('\r\n\r\n'));
-  assert.doesNotMatch(ghead, /content-length/i);
-  assert.match(ghead, /\r\nTransfer-Encoding: gzip/i);
-  assert.ok(g.text.endsWith('\r\n\r\nhello'), JSON.stringify(g.text));
+  assert.match(ghead, /\r\nTransfer-Encoding: gzip, chunked\r\n/i);
+  assert.match(g.text, /\r\n\r\nc\r\nzipped bytes\r\n0\r\n\r\n$/);
+  g.write('GET /after-gzip HTTP/1.1\r\nHost: x\r\n\r\n');
+  await g.waitData((text) => text.endsWith('/after-gzip'), { what: 'the next answer on that connection' });
+  const old = await rawConnect(px.port, { t });
+  old.write('GET /te-gzip-until-close HTTP/1.0\r\n\r\n');
+  await old.waitClosed({ timeout: 5000 });
+  const ohead = old.text.slice(0, old.text.indexOf('\r\n\r\n'));
+  assert.doesNotMatch(ohead, /transfer-encoding/i);
+  assert.match(ohead, /\r\nContent-Encoding: br, gzip\r\n/i);
+  assert.ok(old.text.endsWith('\r\n\r\nzipped bytes'), JSON.stringify(old.text));
+  // A body without a length that a reset cuts: chunked to the client, it lacks its last chunk
+  // (passed on as it came, it ended with a clean close and looked whole).
+  const cut = await rawConnect(px.port, { t });
+  cut.write('GET /until-reset HTTP/1.1\r\nHost: x\r\n\r\n');
+  await cut.waitClosed({ timeout: 5000 });
+  assert.match(cut.text, /\r\nTransfer-Encoding: chunked\r\n/i);
+  assert.ok(cut.text.includes('r'.repeat(3000).slice(0, 100)), 'the body so far was passed on');
+  assert.ok(!cut.text.endsWith('0\r\n\r\n'), JSON.stringify(cut.text.slice(-40)));
 });
 
 test('router: an early answer while the instance stops reading the body reaches the client; that connection is not reused', { timeout: 60000 }, async (t) => {
@@ -196,14 +217,29 @@ test('router: 1xx heads without end are cut at 16 with a 502; a response that en
   assert.equal((fat.text.match(/HTTP\/1\.1 103 /g) || []).length, 2, fat.text.slice(0, 300));
   assert.doesNotMatch(fat.text, /HTTP\/1\.1 200 /);
 
-  // A body that ends with the connection ends the client's too; a request pipelined behind it
-  // is unread when the router closes, and a plain close() would send a RST that makes the
-  // client's kernel drop the end of the body. Lingering, all 3 MB arrive.
+  // A body that ends with the connection ends an HTTP/1.0 client's too; a request pipelined
+  // behind it is unread when the router closes, and a plain close() would send a RST that makes
+  // the client's kernel drop the end of the body. Lingering, all 3 MB arrive.
   const d = await rawConnect(px.port, { t });
-  d.write('GET /big-until-close HTTP/1.1\r\nHost: x\r\n\r\n');
+  d.write('GET /big-until-close HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
   await d.waitData('HTTP/1.1 200 ', { what: 'the head of the 3 MB answer' });
-  d.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+  d.write('GET /next HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
   await d.waitClosed({ timeout: 10000 });
   const body = d.data.subarray(d.data.indexOf('\r\n\r\n') + 4);
   assert.equal(body.length, 3 * 1024 * 1024, `body bytes before the close (error: ${d.error && d.error.code})`);
+  // An HTTP/1.1 client gets it chunked, and its pipelined request answered after it.
+  const e = await rawConnect(px.port, { t });
+  e.write('GET /big-until-close HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+  await e.waitData((text) => text.endsWith('/next'), { timeout: 10000, what: 'the 3 MB answer, then /next' });
+  assert.match(e.text, /^HTTP\/1\.1 200 OK\r\n[^]*Transfer-Encoding: chunked\r\n/);
+  const chunks = e.text.slice(e.text.indexOf('\r\n\r\n') + 4, e.text.lastIndexOf('HTTP/1.1 200'));
+  let total = 0;
+  for (let at = 0; ;) {
+    const eol = chunks.indexOf('\r\n', at);
+    const size = parseInt(chunks.slice(at, eol), 16);
+    if (size === 0) break;
+    total += size;
+    at = eol + 2 + size + 2;
+  }
+  assert.equal(total, 3 * 1024 * 1024);
 });

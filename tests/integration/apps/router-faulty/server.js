@@ -19,7 +19,16 @@ const RAW = {
   '/no-reason': 'HTTP/1.1 200\r\nContent-Length: 10\r\n\r\n/no-reason',
   // Framing fields that readers may take differently: sent on in one form only.
   '/te-empty-then-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n16\r\n/te-empty-then-chunked\r\n0\r\n\r\n',
+  // Transfer-Encoding overrides Content-Length, and without a final chunked the body ends at the
+  // close (RFC 9112 6.3): read by the length, it was cut and looked whole. A 502, as HAProxy.
   '/te-gzip-and-cl': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello',
+  // Chunked twice (RFC 9112 6.1 forbids it): the parser reads to the close, the head says chunked.
+  '/chunked-twice': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  // Status codes are three digits from 100 (RFC 9112 4, RFC 9110 15): "000" went on as "0", a
+  // 1xx, and its body was read as the next head.
+  '/status-000': 'HTTP/1.1 000 Zero\r\nContent-Length: 5\r\n\r\nhello',
+  // A 1xx has no content (RFC 9110 8.6): its "body" was read as the next head.
+  '/1xx-with-length': 'HTTP/1.1 199 Odd\r\nContent-Length: 5\r\n\r\nhello',
   '/cl-twice': 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 9\r\n\r\n/cl-twice',
   // A framing field in the trailer of a chunked body (RFC 9110 6.5.1 forbids it there): the
   // body is whole; the trailer is dropped as any other.
@@ -78,6 +87,20 @@ net.createServer((s) => {
         // 3 MB whose end is the connection's (no length, not chunked).
         s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n');
         s.end(Buffer.alloc(3 * 1024 * 1024, 'z'));
+        closing = true;
+        return;
+      }
+      if (path === '/te-gzip-until-close') {
+        // A transfer coding other than chunked, last: the body ends with the connection.
+        s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Encoding: br\r\n\r\nzipped bytes');
+        closing = true;
+        return;
+      }
+      if (path === '/until-reset') {
+        // A body without a length, cut by a reset: the client must be able to tell.
+        s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n' + 'r'.repeat(3000), () => {
+          setTimeout(() => s.resetAndDestroy(), 100);
+        });
         closing = true;
         return;
       }
