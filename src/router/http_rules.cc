@@ -202,6 +202,19 @@ size_t MissingReasonSpace(std::string_view b) {
   return 12;
 }
 
+// An Expect value that asks for more than 100-continue (empty list elements are none, RFC 9110
+// 5.6.1.2).
+static bool ExpectsOther(std::string_view v) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    const std::string_view tok = Trim(v.substr(0, comma));
+    if (!tok.empty() && !IEquals(tok, "100-continue")) return true;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head) {
   // obs-fold (a field line continued on the next line) is refused: RFC 9112 5.2.
   for (size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size();
@@ -241,7 +254,7 @@ std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view hea
         ++cl;
         break;
       case http::field::expect:
-        expect_other = expect_other || !IEquals(Trim(field.value()), "100-continue");
+        expect_other = expect_other || ExpectsOther(field.value());
         break;
       default:
         break;
@@ -756,7 +769,7 @@ bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> c
   return te > 0 && !chunked;
 }
 
-const char* BadResponseHead(const ResponseHead& res) {
+const char* BadResponseHead(const ResponseHead& res, bool head_method) {
   const unsigned code = res.result_int();
   if (code < 100) return "Status code under 100";
   bool te = false, cl = false, cl_not_zero = false;
@@ -773,15 +786,19 @@ const char* BadResponseHead(const ResponseHead& res) {
   if (code < 200) {
     return code != 101 && (te || cl_not_zero) ? "Message length in a 1xx response" : nullptr;
   }
-  if (!te) return nullptr;
-  size_t chunked = 0;
+  if (!te || head_method || code == 204 || code == 304) return nullptr;  // no body read
+  size_t chunked = 0, codings = 0;
   bool last_chunked = false;
   ForEachToken(res, http::field::transfer_encoding, [&](std::string_view tok) {
+    if (IEquals(tok, "identity")) return;  // (no coding: RFC 7230's, since retired)
+    ++codings;
     last_chunked = IEquals(tok, "chunked");
     chunked += last_chunked ? 1 : 0;
   });
   if (chunked > 1) return "Chunked applied twice";
-  if (!last_chunked && cl) return "Content-Length with a Transfer-Encoding not ending in chunked";
+  if (codings > 0 && !last_chunked && cl) {
+    return "Content-Length with a Transfer-Encoding not ending in chunked";
+  }
   return nullptr;
 }
 
@@ -810,8 +827,10 @@ void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version
       codings += tok;
     }
     const size_t before = codings.size();
+    // (A final chunked is off already; one before another coding stays in the list, which the
+    // client then cannot decode, rather than be dropped and its framing read as content.)
     for (const auto& tok : Tokens(res, http::field::transfer_encoding)) {
-      if (IEquals(tok, "chunked") || IEquals(tok, "identity")) continue;
+      if (IEquals(tok, "identity")) continue;
       codings += codings.empty() ? "" : ", ";
       codings += tok;
     }

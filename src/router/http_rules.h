@@ -128,8 +128,10 @@ bool NormalizeFraming(ResponseHead& res, bool chunked, std::optional<uint64_t> c
 // chunked applied twice (RFC 9112 6.1: the parser read to the close while the head said
 // chunked); a Transfer-Encoding whose last coding is not chunked beside a Content-Length (RFC
 // 9112 6.3 makes it an error to handle as such; the parser read by the length, cutting the body
-// that ends at the close, which looked whole to the client). The reason, else nullptr.
-const char* BadResponseHead(const ResponseHead& res);
+// that ends at the close, which looked whole to the client). Empty list elements and
+// "identity" are no coding. The last two only where a body is read (not for a HEAD, a 204 or a
+// 304). The reason, else nullptr.
+const char* BadResponseHead(const ResponseHead& res, bool head_method);
 
 // Rewrites a response for the client: hop-by-hop fields out, keep-alive as decided.
 void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version);

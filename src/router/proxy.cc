@@ -430,6 +430,8 @@ class Session {
       co_return;
     }
     ++w_.counters.router_errors;
+    // (A HEAD refused before Prepare too: its answer is a head alone.)
+    head_request_ = req.method() == http::verb::head;
     co_await SendError(status, request_id, close, extra);
     Outcome& o = outcome_;
     o.status = status;
@@ -781,7 +783,7 @@ class Session {
           got_byte = got_byte || up->buf.size() != before || rp_slot->is_header_done();
           if (ec == http::error::bad_status && AddReasonSpace(up->buf)) continue;
           if (ec) break;
-          if ((bad_head = BadResponseHead(rp_slot->get().base()))) {
+          if ((bad_head = BadResponseHead(rp_slot->get().base(), head_method))) {
             ec = http::error::bad_value;
             break;
           }
@@ -885,16 +887,18 @@ class Session {
     bool keep_alive = client_keep_alive && parser.is_done();
     // Answered before its body was all read (an early 413): the client may still be sending it.
     if (!parser.is_done()) linger_ = true;
-    NormalizeResponseFraming();
-    if (rp_slot->need_eof()) {
-      // A body that ends with the instance's close (no length; or a Transfer-Encoding without a
-      // final chunked, RFC 9112 6.3) goes to an HTTP/1.1 client chunked, as nginx sends it: a
-      // body cut by a reset then lacks its last chunk instead of looking whole, and the
-      // client's connection outlives the instance's. An HTTP/1.0 client reads to the close.
-      if (version == 10)
-        keep_alive = false;
-      else
-        res.chunked(true);
+    // Transfer-Encoding without a final chunked: the client reads to the close (RFC 9112 6.3).
+    const bool to_close = NormalizeResponseFraming();
+    if (rp_slot->need_eof() && version == 11 &&
+        res.find(http::field::transfer_encoding) == res.end()) {
+      // A body that ends with the instance's close and has no coding goes to an HTTP/1.1 client
+      // chunked, as nginx sends it: a body cut by a reset then lacks its last chunk instead of
+      // looking whole, and the client's connection outlives the instance's. (Behind another
+      // coding, chunked would make "gzip, chunked", which clients that know only "chunked" read
+      // to a close that never comes: those, and HTTP/1.0 clients, read to the close.)
+      res.chunked(true);
+    } else if (to_close || rp_slot->need_eof()) {
+      keep_alive = false;
     }
     if (version == 10 && res.chunked()) {
       // HTTP/1.0 has no chunked coding: send the body as is and close to end it.

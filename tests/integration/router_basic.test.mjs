@@ -392,6 +392,11 @@ test('router: 503 with Retry-After when no instance is ready', { timeout: 30000 
   assert.equal(rs[2].body, '503 Service Unavailable\n');
   assert.ok(c.text.endsWith('\r\n\r\n503 Service Unavailable\n'), JSON.stringify(c.text));
   assert.equal(c.text.split('HTTP/1.1 503').length - 1, 3, JSON.stringify(c.text));
+  // Nor when the router refuses the HEAD itself (417: an expectation it cannot meet).
+  const e = await rawConnect(px.port, { t });
+  e.write('HEAD /h HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n');
+  await e.waitClosed();
+  assert.match(e.text, /^HTTP\/1\.1 417 [^]*\r\n\r\n$/, JSON.stringify(e.text));
 });
 
 test('router: with retry_timeout, a request waits for an instance before its 503', { timeout: 30000 }, async (t) => {

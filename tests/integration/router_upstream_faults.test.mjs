@@ -146,17 +146,16 @@ test('router: a response\'s framing goes on as the router read it, in one form',
   assert.equal((await httpRequest(px.port, '/after-trailer')).body, '/after-trailer');
 
   // A transfer coding other than chunked, last, and no length: the body ends with the close
-  // (RFC 9112 6.3). An HTTP/1.1 client gets it chunked on top, its connection kept; an
-  // HTTP/1.0 client gets no Transfer-Encoding (RFC 9112 6.1): the coding is named as a content
-  // coding, after the content's own, and the close ends the body.
+  // (RFC 9112 6.3), the client's too (not chunked on top: clients that know only "chunked"
+  // would wait for a close that never comes). An HTTP/1.0 client gets no Transfer-Encoding
+  // (RFC 9112 6.1): the coding is named as a content coding, after the content's own.
   const g = await rawConnect(px.port, { t });
   g.write('GET /te-gzip-until-close HTTP/1.1\r\nHost: x\r\n\r\n');
-  await g.waitData((text) => text.endsWith('0\r\n\r\n'), { what: 'the re-chunked answer' });
+  await g.waitClosed({ timeout: 5000 });
   const ghead = g.text.slice(0, g.text.indexOf('\r\n\r\n'));
-  assert.match(ghead, /\r\nTransfer-Encoding: gzip, chunked\r\n/i);
-  assert.match(g.text, /\r\n\r\nc\r\nzipped bytes\r\n0\r\n\r\n$/);
-  g.write('GET /after-gzip HTTP/1.1\r\nHost: x\r\n\r\n');
-  await g.waitData((text) => text.endsWith('/after-gzip'), { what: 'the next answer on that connection' });
+  assert.match(ghead, /\r\nTransfer-Encoding: gzip\r\n/i);
+  assert.match(ghead, /\r\nConnection: close\r\n/i);
+  assert.ok(g.text.endsWith('\r\n\r\nzipped bytes'), JSON.stringify(g.text));
   const old = await rawConnect(px.port, { t });
   old.write('GET /te-gzip-until-close HTTP/1.0\r\n\r\n');
   await old.waitClosed({ timeout: 5000 });
