@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace phoenix::router {
@@ -39,43 +40,45 @@ bool ILess(std::string_view a, std::string_view b) {
   return a.size() < b.size();
 }
 
-// The comma-separated tokens of every instance of a field.
-std::vector<std::string> Tokens(const Fields& f, http::field name) {
-  std::vector<std::string> out;
-  for (auto it = f.find(name); it != f.end() && it->name() == name; ++it) {
-    std::string_view v = it->value();
-    size_t start = 0;
-    while (start <= v.size()) {
-      size_t comma = v.find(',', start);
-      std::string_view tok =
-          Trim(v.substr(start, comma == std::string_view::npos ? v.size() - start : comma - start));
-      if (!tok.empty()) out.emplace_back(tok);
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
-  }
-  return out;
-}
-
 constexpr http::field kHopByHop[] = {http::field::connection,        http::field::keep_alive,
                                      http::field::proxy_connection,  http::field::te,
                                      http::field::trailer,           http::field::upgrade,
                                      http::field::proxy_authenticate};
+
+// Calls f(element) for each non-empty element of a comma-separated list, without its white
+// space (empty elements are none, RFC 9110 5.6.1). Stops early when f returns true.
+template <class F>
+bool ForEachElement(std::string_view v, F f) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    const std::string_view e = Trim(v.substr(0, comma));
+    if (!e.empty()) {
+      if constexpr (std::is_same_v<decltype(f(e)), bool>) {
+        if (f(e)) return true;
+      } else {
+        f(e);
+      }
+    }
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return false;
+}
 
 // Calls f(token) for each comma-separated token of every instance of a field, without
 // allocating (the hot path sees "Connection: keep-alive" on most requests).
 template <class F>
 void ForEachToken(const Fields& fields, http::field name, F f) {
   for (auto it = fields.find(name); it != fields.end() && it->name() == name; ++it) {
-    std::string_view v = it->value();
-    while (!v.empty()) {
-      size_t comma = v.find(',');
-      std::string_view tok = Trim(v.substr(0, comma));
-      if (!tok.empty()) f(tok);
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
+    ForEachElement(it->value(), f);
   }
+}
+
+// The comma-separated tokens of every instance of a field.
+std::vector<std::string> Tokens(const Fields& f, http::field name) {
+  std::vector<std::string> out;
+  ForEachToken(f, name, [&](std::string_view tok) { out.emplace_back(tok); });
+  return out;
 }
 
 bool IsHopByHop(http::field name) {
@@ -202,17 +205,9 @@ size_t MissingReasonSpace(std::string_view b) {
   return 12;
 }
 
-// An Expect value that asks for more than 100-continue (empty list elements are none, RFC 9110
-// 5.6.1.2).
+// An Expect value that asks for more than 100-continue.
 static bool ExpectsOther(std::string_view v) {
-  while (!v.empty()) {
-    const size_t comma = v.find(',');
-    const std::string_view tok = Trim(v.substr(0, comma));
-    if (!tok.empty() && !IEquals(tok, "100-continue")) return true;
-    if (comma == std::string_view::npos) break;
-    v.remove_prefix(comma + 1);
-  }
-  return false;
+  return ForEachElement(v, [](std::string_view e) { return !IEquals(e, "100-continue"); });
 }
 
 std::optional<Refusal> CheckRequest(const RequestHead& req, std::string_view head) {
@@ -583,16 +578,10 @@ bool AlwaysDropped(const RequestHead::value_type& field) {
 // Appends a list's non-empty elements, each followed by ", " (an empty one, from "a, " or an
 // empty line, would reach the app as an address of its own).
 void AppendElements(std::string_view list, std::string& out) {
-  while (!list.empty()) {
-    const size_t comma = list.find(',');
-    const std::string_view e = Trim(list.substr(0, comma));
-    if (!e.empty()) {
-      out += e;
-      out += ", ";
-    }
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
+  ForEachElement(list, [&](std::string_view e) {
+    out += e;
+    out += ", ";
+  });
 }
 
 // The last element of a comma-separated list (what the nearest proxy added), without its white
