@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -427,15 +428,17 @@ RequestFacts Facts(const RequestHead& req) {
         break;
     }
   }
-  bool close = false, keep_alive = false;
+  // One walk over the Connection tokens for both answers.
+  bool close = false, keep_alive = false, upgrade_token = false;
   ForEachToken(req, http::field::connection, [&](std::string_view tok) {
     close = close || IEquals(tok, "close");
     keep_alive = keep_alive || IEquals(tok, "keep-alive");
+    upgrade_token = upgrade_token || IEquals(tok, "upgrade");
   });
   facts.keep_alive = !close && (req.version() >= 11 || keep_alive);
   // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): it goes on as a plain request,
-  // without the field (hop-by-hop).
-  facts.upgrade = upgrade_field && req.version() >= 11 && IsUpgrade(req);
+  // without the field (hop-by-hop). (IsUpgrade's answer, from the walks above.)
+  facts.upgrade = upgrade_field && req.version() >= 11 && upgrade_token;
   return facts;
 }
 
@@ -527,20 +530,22 @@ namespace {
 // from anyone else they are claims (a client saying it came over https, or from another host or
 // address, to an app that believes its proxy). Ours replace X-Forwarded-For/-Proto/-Port; these
 // go on from trusted proxies only.
+// (X-Original-URL and X-Rewrite-URL: some frameworks route on them instead of the target,
+// which would take a request past the path rules of a proxy in front.)
+constexpr std::string_view kProxyOnlyNames[] = {
+    "X-Forwarded-Host",   "X-Forwarded-Server", "X-Forwarded-Ssl",
+    "X-Forwarded-Scheme", "X-Forwarded-Prefix", "X-Forwarded-Client-Cert",
+    "X-Url-Scheme",       "Front-End-Https",    "X-Real-Ip",
+    "Client-Ip",          "True-Client-Ip",     "X-Cluster-Client-Ip",
+    "X-Original-Url",     "X-Rewrite-Url"};
+
+bool OneOf(std::string_view n, std::span<const std::string_view> names) {
+  return std::any_of(names.begin(), names.end(), [n](std::string_view f) { return IEquals(n, f); });
+}
+
 bool ProxyOnlyField(const RequestHead::value_type& field) {
   if (field.name() == http::field::forwarded) return true;  // RFC 7239
-  if (field.name() != http::field::unknown) return false;
-  std::string_view n = field.name_string();
-  // (X-Original-URL and X-Rewrite-URL: some frameworks route on them instead of the target,
-  // which would take a request past the path rules of a proxy in front.)
-  for (std::string_view f :
-       {"X-Forwarded-Host", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
-        "X-Forwarded-Prefix", "X-Forwarded-Client-Cert", "X-Url-Scheme", "Front-End-Https",
-        "X-Real-Ip", "Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Url",
-        "X-Rewrite-Url"}) {
-    if (IEquals(n, f)) return true;
-  }
-  return false;
+  return field.name() == http::field::unknown && OneOf(field.name_string(), kProxyOnlyNames);
 }
 
 // Fields that go from every request: `Proxy` (httpoxy: CGI-style servers turn it into
@@ -558,21 +563,11 @@ bool AlwaysDropped(const RequestHead::value_type& field) {
   if (n.size() > sizeof buf) return false;  // longer than every name below
   for (size_t i = 0; i < n.size(); ++i) buf[i] = n[i] == '_' ? '-' : n[i];
   const std::string_view h(buf, n.size());
-  for (std::string_view f : {"X-Forwarded-For",    "X-Forwarded-Proto",
-                             "X-Forwarded-Port",   "X-Request-Id",
-                             "Content-Length",     "Transfer-Encoding",
-                             "Keep-Alive",         "Proxy-Connection",
-                             "X-Forwarded-Host",   "X-Forwarded-Server",
-                             "X-Forwarded-Ssl",    "X-Forwarded-Scheme",
-                             "X-Forwarded-Prefix", "X-Forwarded-Client-Cert",
-                             "X-Url-Scheme",       "Front-End-Https",
-                             "X-Real-Ip",          "Client-Ip",
-                             "True-Client-Ip",     "X-Cluster-Client-Ip",
-                             "X-Original-Url",     "X-Rewrite-Url",
-                             "X-Phoenix-Instance"}) {
-    if (IEquals(h, f)) return true;
-  }
-  return false;
+  constexpr std::string_view kOurs[] = {
+      "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port",
+      "X-Request-Id",    "Content-Length",    "Transfer-Encoding",
+      "Keep-Alive",      "Proxy-Connection",  "X-Phoenix-Instance"};
+  return OneOf(h, kOurs) || OneOf(h, kProxyOnlyNames);
 }
 
 // Appends a list's non-empty elements, each followed by ", " (an empty one, from "a, " or an
@@ -811,18 +806,17 @@ void RewriteResponse(ResponseHead& res, bool keep_alive, unsigned client_version
     // (chunked, the last coding, is taken off already); the codings that stay are content
     // codings of the same names (RFC 9110 8.4.1), applied after any the content had.
     std::string codings;
-    for (const auto& tok : Tokens(res, http::field::content_encoding)) {
+    auto add = [&](std::string_view tok) {
       codings += codings.empty() ? "" : ", ";
       codings += tok;
-    }
+    };
+    ForEachToken(res, http::field::content_encoding, add);
     const size_t before = codings.size();
     // (A final chunked is off already; one before another coding stays in the list, which the
     // client then cannot decode, rather than be dropped and its framing read as content.)
-    for (const auto& tok : Tokens(res, http::field::transfer_encoding)) {
-      if (IEquals(tok, "identity")) continue;
-      codings += codings.empty() ? "" : ", ";
-      codings += tok;
-    }
+    ForEachToken(res, http::field::transfer_encoding, [&](std::string_view tok) {
+      if (!IEquals(tok, "identity")) add(tok);
+    });
     res.erase(http::field::transfer_encoding);
     if (codings.size() != before) res.set(http::field::content_encoding, codings);
   }
