@@ -753,7 +753,10 @@ class Session {
       up_deadline(cfg.response_timeout);
       head_.clear();
       AppendRequestHead(req.base(), head_, extra_);
-      std::tie(ec, std::ignore) = co_await asio::async_write(up->sock, asio::buffer(head_), kTuple);
+      out_ = asio::buffer(head_);
+      if (!up->sock.SendNow(out_, ec)) {
+        std::tie(ec, std::ignore) = co_await asio::async_write(up->sock, out_, kTuple);
+      }
       sent = !ec;
       if (sent && has_body) {
         // The body streams to the instance beside its answer coming back, as in a tunnel: an
@@ -971,7 +974,11 @@ class Session {
         // whole one (a length, or chunks): a body that ends with the connection would look
         // complete, an empty 200 instead of the 502/504 it gets when nothing was sent.
         ClientDeadline(cfg.response_timeout);
-        auto [wec, wn] = co_await asio::async_write(client_, asio::buffer(head_), kTuple);
+        error_code wec;
+        out_ = asio::buffer(head_);
+        if (!client_.SendNow(out_, wec)) {
+          std::tie(wec, std::ignore) = co_await asio::async_write(client_, out_, kTuple);
+        }
         if (wec) {
           ClientWentAway(keep_alive);
           break;
@@ -1046,11 +1053,9 @@ class Session {
       }
       if (k > 0) {
         ClientDeadline(cfg.response_timeout);
-        // One buffer goes out with send(2); several with a gathered sendmsg(2).
         error_code wec;
-        if (k == 1) {
-          std::tie(wec, std::ignore) = co_await asio::async_write(client_, bufs[0], kTuple);
-        } else {
+        if (!client_.SendNow(std::span(bufs.data(), k), wec)) {
+          // (The socket's buffer is full: what is left goes when it drains.)
           std::tie(wec, std::ignore) = co_await asio::async_write(
               client_, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
         }
@@ -1177,8 +1182,11 @@ class Session {
         // (Never `fired` reset: a deadline that fired has cancelled the socket, and the answer's
         // read must see it as a timeout.)
         if (!up_deadline_.fired) up_deadline_.at = CoarseNow() + cfg.response_timeout;
-        auto [wec, wn] = co_await asio::async_write(
-            up.sock, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+        error_code wec;
+        if (!up.sock.SendNow(std::span(bufs.data(), k), wec)) {
+          std::tie(wec, std::ignore) = co_await asio::async_write(
+              up.sock, std::span<const asio::const_buffer>(bufs.data(), k), kTuple);
+        }
         if (p.stop) co_return;
         if (wec) {
           // The instance stopped taking it: it answered already (an upload limit's 413, then
@@ -1284,12 +1292,15 @@ class Session {
   Task<void> Pipe(Socket& from, Socket& to, TunnelIdle& idle, uint64_t& passed) {
     error_code ec;
     from.non_blocking(true, ec);
+    constexpr int kMaxUnyielded = 16;
+    int unyielded = 0;
     while (!ec) {
       std::unique_ptr<char[]> data = TakeSpare();
       size_t n = from.read_some(asio::buffer(data.get(), kBodyChunk), ec);
       if (ec == asio::error::would_block) {
         GiveSpare(std::move(data));
         std::tie(ec) = co_await from.async_wait(Socket::wait_read, kTuple);
+        unyielded = 0;
         continue;
       }
       if (ec) {
@@ -1297,7 +1308,21 @@ class Session {
         break;
       }
       idle.Touch();
-      auto [wec, wn] = co_await asio::async_write(to, asio::buffer(data.get(), n), kTuple);
+      asio::const_buffer b(data.get(), n);
+      error_code wec;
+      size_t wn = n;
+      if (!to.SendNow(b, wec)) {
+        wn = n - b.size();
+        auto [aec, an] = co_await asio::async_write(to, b, kTuple);
+        wec = aec;
+        wn += an;
+        unyielded = 0;
+      } else if (++unyielded == kMaxUnyielded) {
+        // Read and sent at once, again and again (a bulk stream between two fast peers): the
+        // loop's other connections get their turn.
+        co_await asio::post(to.get_executor(), kYield);
+        unyielded = 0;
+      }
       GiveSpare(std::move(data));
       passed += wn;
       if (wec) break;
@@ -1356,6 +1381,7 @@ class Session {
   std::optional<ResponseParser> res_parser_;
   std::unique_ptr<char[]> chunk_;
   std::string head_;           // a head on its way out, reused by every request of the connection
+  asio::const_buffer out_;     // what of it is left to send (SendNow), outside the frame
   std::string extra_;          // the forwarding fields of a request, as text
   std::string request_id_;     // the request's X-Request-Id, reused
   bool head_request_ = false;  // the request is a HEAD: phoenix's own answers have no body

@@ -92,6 +92,41 @@ bool Socket::Empty() {
          (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+bool Socket::SendNow(std::span<asio::const_buffer> bufs, boost::system::error_code& ec) {
+  ec.clear();
+  std::array<iovec, 8> iov;
+  for (;;) {
+    size_t k = 0;
+    for (const auto& b : bufs) {
+      if (b.size() == 0) continue;
+      if (k == iov.size()) break;
+      iov[k++] = {const_cast<void*>(b.data()), b.size()};
+    }
+    if (k == 0) return true;
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = k;
+    const ssize_t n = ::sendmsg(native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      ec = boost::system::error_code(errno, boost::system::system_category());
+      return true;
+    }
+    size_t left = static_cast<size_t>(n);
+    for (auto& b : bufs) {
+      const size_t m = std::min(left, b.size());
+      b += m;
+      left -= m;
+    }
+    // A short send: the socket's buffer is full, the rest waits for the loop.
+    for (const auto& b : bufs) {
+      if (b.size() != 0) return false;
+    }
+    return true;
+  }
+}
+
 void Socket::Tune() {
   boost::system::error_code ignored;
   set_option(tcp::no_delay(true), ignored);

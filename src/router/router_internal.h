@@ -10,6 +10,7 @@
 #include <memory>
 #include <memory_resource>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -88,6 +89,17 @@ class Socket : public asio::basic_stream_socket<tcp, Executor> {
   bool Quiet() const;
   // Asks the kernel (one recv with MSG_PEEK): no byte, FIN or error is queued.
   bool Empty();
+
+  // Sends at once what the kernel takes, and drops the bytes sent from the front of `bufs`.
+  // True when all went or the send failed (`ec`); false when the rest must wait for the loop
+  // (asio::async_write). Asio's async_write sends at once too, but (1.81) queues its completion
+  // behind every handler the loop has ready: a lock and a queue entry a write, and the
+  // request's next step a round of a busy loop later. Only where no other write to the socket
+  // can be under way.
+  bool SendNow(std::span<asio::const_buffer> bufs, boost::system::error_code& ec);
+  bool SendNow(asio::const_buffer& buf, boost::system::error_code& ec) {
+    return SendNow({&buf, 1}, ec);
+  }
 
   // Beast's parsers and asio::async_read call this; one buffer at a time, like Asio's own
   // single-buffer path (a read may return less than asked).

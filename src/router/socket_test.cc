@@ -1,7 +1,9 @@
 // Socket::Quiet reads Asio's reactor state (router.cc): these check that it says what the pool
-// relies on (Worker::Take), on the Boost this is built with.
+// relies on (Worker::Take), on the Boost this is built with; and that SendNow, which writes
+// beside Asio, leaves what it could not send for the loop.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <string>
 
@@ -83,6 +85,48 @@ TEST_F(SocketQuietTest, AReadThatLeavesBytesBehindIsNotQuiet) {
   EXPECT_FALSE(ours_.Quiet());
   EXPECT_EQ(Read().size(), 36u);
   EXPECT_TRUE(ours_.Quiet());
+}
+
+// SendNow: what the kernel takes goes at once, the rest is left in the buffers for the loop.
+TEST_F(SocketQuietTest, SendNowSendsAllThatFitsAndLeavesTheRest) {
+  std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = "hello";
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(head), asio::const_buffer(),
+                                         asio::buffer(body)};
+  boost::system::error_code ec;
+  EXPECT_TRUE(ours_.SendNow(bufs, ec));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(asio::buffer_size(bufs), 0u);
+  std::string got(head.size() + body.size(), '\0');
+  asio::read(peer_, asio::buffer(got));
+  EXPECT_EQ(got, head + body);
+
+  // The peer reads nothing: the send buffer fills, and SendNow stops short without blocking.
+  std::string big(64 << 20, 'x');
+  asio::const_buffer rest = asio::buffer(big);
+  EXPECT_FALSE(ours_.SendNow(rest, ec));
+  EXPECT_FALSE(ec) << ec.message();
+  const size_t sent = big.size() - rest.size();
+  EXPECT_GT(sent, 0u);
+  EXPECT_GT(rest.size(), 0u);
+  EXPECT_EQ(rest.data(), big.data() + sent);  // what is left starts where the kernel stopped
+  // A second try, with the buffer still full, sends nothing and says so.
+  EXPECT_FALSE(ours_.SendNow(rest, ec));
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(big.size() - rest.size(), sent);
+}
+
+TEST_F(SocketQuietTest, SendNowToAClosedPeerFailsWithoutSignal) {
+  peer_.set_option(asio::socket_base::linger(true, 0));  // its close resets the connection
+  peer_.close();
+  std::string data(1024, 'x');
+  boost::system::error_code ec;
+  // The reset may take the kernel a moment, and the first send may still be taken.
+  EXPECT_TRUE(RunUntil([&] {
+    asio::const_buffer b = asio::buffer(data);
+    return ours_.SendNow(b, ec) && ec;
+  }));
+  EXPECT_TRUE(ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
+      << ec.message();
 }
 
 }  // namespace
