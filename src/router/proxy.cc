@@ -998,7 +998,11 @@ class Session {
           ud.at = CoarseNow() + cfg.response_timeout;
         }
         Watch uwatch(w_, ud);
-        auto [rec, rn] = co_await http::async_read_some(up.sock, up.buf, *res_parser_, kTuple);
+        error_code rec;
+        if (!ParseBuffered(*res_parser_, up.buf, rec)) {
+          std::tie(rec, std::ignore) =
+              co_await http::async_read_some(up.sock, up.buf, *res_parser_, kTuple);
+        }
         if (rec == http::error::need_buffer) rec = {};
         // A framing field in a trailer (Content-Length after a chunked body, which RFC 9110
         // 6.5.1 forbids there) makes Beast refuse the trailer, past the last chunk: the body is
@@ -1091,6 +1095,19 @@ class Session {
     co_return !ec;
   }
 
+  // Parses what `buf` already holds, as Beast's read does before it reads; true when that was
+  // enough (a piece of body, its end, or an error in `ec`), false when bytes must come first.
+  // Why not Beast's read alone: when it needs no I/O (a body that came with its head) it posts
+  // its completion, and the request waits a round of a busy loop.
+  template <class Parser>
+  static bool ParseBuffered(Parser& parser, beast::flat_buffer& buf, error_code& ec) {
+    if (buf.size() == 0) return false;
+    buf.consume(parser.put(buf.data(), ec));
+    if (ec != http::error::need_more) return true;
+    ec = {};
+    return false;
+  }
+
   // No byte waits on the socket: the reactor's word (no syscall), or, when it has seen an event
   // since the last read emptied the socket (often one for bytes that read already took), the
   // kernel's. A "maybe" taken for a "yes" held an event stream's head until its first event.
@@ -1152,7 +1169,11 @@ class Session {
           // (response_timeout) runs from the last body byte written, as when the two took turns.
           if (!up_deadline_.fired) up_deadline_.at = Time::max();
         }
-        auto [rec, rn] = co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        error_code rec;
+        if (!ParseBuffered(*parser_, buf_, rec)) {
+          std::tie(rec, std::ignore) =
+              co_await http::async_read_some(client_, buf_, *parser_, kTuple);
+        }
         p.awaiting_continue = false;
         p.deadline.at = Time::max();
         if (p.stop) co_return;
