@@ -23,6 +23,10 @@ namespace beast = boost::beast;
 using boost::system::error_code;
 using namespace asio::experimental::awaitable_operators;
 constexpr size_t kBodyChunk = 16 * 1024;
+// A request whose client leaves after it waited this long for its answer is abandoned (see
+// Deadline::client); a quick one is answered anyway, as to a client that half-closed after
+// sending it (HAProxy's default; nginx abandons at once).
+constexpr auto kAbandonAfter = std::chrono::seconds(1);
 constexpr size_t kCoalesce = 4 * 1024;
 constexpr size_t kMaxResponseHead = 64 * 1024;
 constexpr int kMaxInformational = 16;  // 1xx heads before a response's final one
@@ -442,10 +446,10 @@ class Session {
 
   // The client left while its request was on the way (a 1xx or a 100 Continue could not be
   // written to it): logged as a response write that failed.
-  void ClientLeft(const RequestHead& req, Time start) {
+  void ClientLeft(const RequestHead& req, Time start, const char* desc = "Client went away") {
     outcome_.status = 499;
     outcome_.code = "H27";
-    outcome_.desc = "Client went away";
+    outcome_.desc = desc;
     Log(req, request_id_, start, outcome_);
   }
 
@@ -743,6 +747,8 @@ class Session {
 
       Deadline& ud = up_deadline_;  // (a member: the request's frame stays small)
       ud.sock = &up->sock;
+      ud.client = nullptr;
+      ud.client_gone = false;
       Watch uwatch(w_, ud);
       auto up_deadline = [&ud](std::chrono::milliseconds d) {
         ud.fired = false;
@@ -770,6 +776,12 @@ class Session {
       const char* bad_head = nullptr;  // BadResponseHead's reason
       int informational = 0;
       uint32_t informational_bytes = 0;
+      if (sent && !PumpRunning()) {
+        // The request is whole (no pump reads the client): from now until its answer's head,
+        // a client that leaves abandons it (the sweep watches).
+        ud.client = &client_;
+        ud.watch_from = CoarseNow() + kAbandonAfter;
+      }
       if (sent) {
         for (;;) {
           rp_slot.emplace(std::piecewise_construct, std::make_tuple(),
@@ -813,7 +825,21 @@ class Session {
           if (code == 100) ContinueSent();
         }
       }
+      ud.client = nullptr;
       if (sent && !ec) break;  // a response head is here
+
+      if (ud.client_gone) {
+        // Its client left while the app worked on it: the app's connection closes, so the app
+        // sees the request abandoned (Node: the request's 'close') and its work, a long poll
+        // above all, does not hold a drain up; nothing is retried, nothing answered.
+        error_code ignored;
+        up->sock.close(ignored);
+        ud.sock = nullptr;
+        StopPump();
+        if (!pump_ || !pump_->running) up.reset();
+        ClientLeft(req.base(), start, "Client left before the answer");
+        co_return false;
+      }
 
       // ---- failed before any response byte reached the client
       bool timed_out = ud.fired;

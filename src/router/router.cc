@@ -86,10 +86,15 @@ bool Socket::Quiet() const {
   return d != nullptr && !(d->*TrySpeculativeMember())[asio::detail::epoll_reactor::read_op];
 }
 
-bool Socket::Empty() {
+Socket::Queued Socket::Peek() {
   char c;
-  return ::recv(native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-         (errno == EAGAIN || errno == EWOULDBLOCK);
+  for (;;) {
+    const ssize_t n = ::recv(native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return Queued::kBytes;
+    if (n == 0) return Queued::kClosed;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Queued::kNothing : Queued::kClosed;
+  }
 }
 
 bool Socket::SendNow(std::span<asio::const_buffer> bufs, boost::system::error_code& ec) {
@@ -161,6 +166,17 @@ void Worker::Sweep() {
       d->park = true;
       boost::system::error_code ec;
       d->sock->cancel(ec);
+    } else if (!d->fired && d->client && now >= d->watch_from && !d->client->Quiet()) {
+      // Something came from a client whose request waits (no syscall while nothing did): a
+      // FIN or reset ends the request; bytes (a pipelined request) stop the watch.
+      const Socket::Queued q = d->client->Peek();
+      if (q == Socket::Queued::kClosed) {
+        d->fired = d->client_gone = true;
+        boost::system::error_code ec;
+        if (d->sock) d->sock->cancel(ec);
+      } else if (q == Socket::Queued::kBytes) {
+        d->client = nullptr;
+      }
     }
   });
   // Idle upstream connections: closed after kIdleUpstream (before the app's own keep-alive

@@ -87,8 +87,11 @@ class Socket : public asio::basic_stream_socket<tcp, Executor> {
   // FIN or error has come since (but for one the kernel has queued and the loop not yet polled).
   // Costs no syscall; false means "maybe", never "no".
   bool Quiet() const;
-  // Asks the kernel (one recv with MSG_PEEK): no byte, FIN or error is queued.
-  bool Empty();
+  // Asks the kernel (one recv with MSG_PEEK) what is queued: nothing, a byte, or the peer's
+  // close (a FIN with no byte before it, or an error).
+  enum class Queued { kNothing, kBytes, kClosed };
+  Queued Peek();
+  bool Empty() { return Peek() == Queued::kNothing; }
 
   // Sends at once what the kernel takes, and drops the bytes sent from the front of `bufs`.
   // True when all went or the send failed (`ec`); false when the rest must wait for the loop
@@ -148,6 +151,13 @@ struct Deadline {
   // set, so that it waits for its next request without a read buffer (proxy.cc).
   Time park_at = Time::max();
   bool park = false;
+  // While a request waits for its answer, its client's socket: when the client has closed it
+  // (FIN or reset), `sock`'s operations are cancelled the same way, `client_gone` set, so the
+  // app sees the request abandoned (nginx's default; HAProxy's `abortonclose`) and a drain is
+  // not held up by a long poll nobody waits for.
+  Socket* client = nullptr;
+  Time watch_from = Time::max();  // a request that waited this long: a fast one is let be
+  bool client_gone = false;
   Deadline* prev = nullptr;  // the worker's intrusive list: no allocation a request
   Deadline* next = nullptr;
 };

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { makeApp, up, phoenix, ps, httpRequest, httpGet, readEvents, waitFor } from './harness.mjs';
+import { makeApp, up, phoenix, ps, httpRequest, httpGet, readEvents, waitFor, rawConnect } from './harness.mjs';
 
 test('router: a slow request in flight completes while its instance is replaced', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'router-echo');
@@ -139,4 +139,42 @@ test('router: an instance with no request in flight gets SIGTERM only after ever
     const died = await px.waitEvent((e) => e.event === 'died' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 died` });
     assert.notEqual(died.signal, 'SIGKILL', JSON.stringify(died));
   }
+});
+
+test('router: a request its client abandoned is abandoned to the app too, and does not hold up a drain', { timeout: 30000 }, async (t) => {
+  // A long poll whose client left (a closed tab, a client timeout): without this, the app
+  // works on for nobody, and a rotation waits for it until drain_timeout (10 s here).
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const id = 'drain-test-abandoned-request-01';
+  const c = await rawConnect(px.port, { t });
+  c.write(`GET /slow?ms=20000 HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${id}\r\n\r\n`);
+  await px.waitOutput(new RegExp(`(web\\.\\d)\\s*\\| slow start ${id}`));
+  const instance = new RegExp(`(web\\.\\d)\\s*\\| slow start ${id}`).exec(px.stdout)[1];
+  const esc = instance.replace('.', '\\.');
+  const kill = await phoenix(app, ['kill', instance]);
+  assert.equal(kill.code, 0, kill.stderr);
+  await px.waitEvent((e) => e.event === 'draining' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 draining` });
+  const left = Date.now();
+  c.destroy();
+  // The app sees its request's connection close, and the drain ends: well before the request's
+  // 20 s and the drain's 10 s.
+  await px.waitOutput(new RegExp(`${esc}\\s*\\| slow abandoned ${id}`), { timeout: 5000 });
+  const stopping = await px.waitEvent((e) => e.event === 'stopping' && e.instance === instance && e.incarnation === 1, { what: `${instance} #1 stopping`, timeout: 5000 });
+  assert.ok(Date.parse(stopping.time) - left < 5000, `stopping ${Date.parse(stopping.time) - left} ms after the client left`);
+  assert.ok(!new RegExp(`slow done ${id}`).test(px.stdout), 'the abandoned request ran to its end');
+  await px.waitOutput(new RegExp(`router  \\| at=error code=H27 desc="Client left before the answer" method=GET path="/slow\\?ms=20000" .*request_id=${id} .*status=499`));
+});
+
+test('router: a quick request from a client that half-closed after sending it is still answered', { timeout: 30000 }, async (t) => {
+  // Half-closing after the request is allowed (RFC 9112 9.6): only a request that waited past
+  // a second is taken for abandoned when its client's FIN comes.
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const c = await rawConnect(px.port, { t });
+  c.socket.end('GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData('"slept":300', { timeout: 5000 });
+  assert.match(c.text, /^HTTP\/1\.1 200 /);
 });

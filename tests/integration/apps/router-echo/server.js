@@ -1,7 +1,8 @@
 'use strict';
 // router-echo: a backend for the router's tests. Every answer says which instance made it.
 //   any path          JSON of what arrived: method, url, httpVersion, headers, rawHeaders, body
-//   /slow?ms=N        answers after N ms (prints "slow start" and "slow done")
+//   /slow?ms=N        answers after N ms (prints "slow start" and "slow done", or "slow
+//                     abandoned" when its connection closes first)
 //   /upload           counts the request body's bytes without keeping them: {bytes}
 //   /download?bytes=N N bytes of 'x', streamed with backpressure (&chunked=1: no Content-Length)
 //   /chunked          the request body sent back in several chunks (no Content-Length)
@@ -75,10 +76,13 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
   if (url.pathname === '/slow') {
     const ms = Number(url.searchParams.get('ms') || 1000);
     console.log(`slow start ${req.headers['x-request-id']}`);
-    setTimeout(() => {
+    // The connection closed before the answer: the client (or the router for it) gave up.
+    res.on('close', () => { if (!res.writableFinished) console.log(`slow abandoned ${req.headers['x-request-id']}`); });
+    const timer = setTimeout(() => {
       console.log(`slow done ${req.headers['x-request-id']}`);
       json(res, 200, { slept: ms });
     }, ms);
+    res.on('close', () => clearTimeout(timer));
     return;
   }
   if (url.pathname === '/too-large') {
