@@ -446,6 +446,13 @@ class Session {
 
   // The client left while its request was on the way (a 1xx or a 100 Continue could not be
   // written to it): logged as a response write that failed.
+  // The sweep abandons the request if its client leaves once it waited kAbandonAfter
+  // (Deadline::client).
+  void WatchClient() {
+    up_deadline_.client = &client_;
+    up_deadline_.watch_from = CoarseNow() + kAbandonAfter;
+  }
+
   void ClientLeft(const RequestHead& req, Time start, const char* desc = "Client went away") {
     outcome_.status = 499;
     outcome_.code = "H27";
@@ -749,6 +756,7 @@ class Session {
       ud.sock = &up->sock;
       ud.client = nullptr;
       ud.client_gone = false;
+      awaiting_head_ = false;
       Watch uwatch(w_, ud);
       auto up_deadline = [&ud](std::chrono::milliseconds d) {
         ud.fired = false;
@@ -776,13 +784,12 @@ class Session {
       const char* bad_head = nullptr;  // BadResponseHead's reason
       int informational = 0;
       uint32_t informational_bytes = 0;
-      if (sent && !PumpRunning()) {
-        // The request is whole (no pump reads the client): from now until its answer's head,
-        // a client that leaves abandons it (the sweep watches).
-        ud.client = &client_;
-        ud.watch_from = CoarseNow() + kAbandonAfter;
-      }
+      // The request is whole (no pump reads the client; else when the pump is done, which may
+      // be already: it runs at once until it waits): from now until its answer's head, a client
+      // that leaves abandons it.
+      if (sent && (!PumpRunning() || pump_->end == PumpEnd::kSent)) WatchClient();
       if (sent) {
+        awaiting_head_ = true;
         for (;;) {
           rp_slot.emplace(std::piecewise_construct, std::make_tuple(),
                           std::make_tuple(Alloc(&arena_)));
@@ -826,6 +833,7 @@ class Session {
         }
       }
       ud.client = nullptr;
+      awaiting_head_ = false;
       if (sent && !ec) break;  // a response head is here
 
       if (ud.client_gone) {
@@ -1244,6 +1252,7 @@ class Session {
       }
       if (done) {
         p.end = PumpEnd::kSent;
+        if (awaiting_head_) WatchClient();
         co_return;
       }
     }
@@ -1460,6 +1469,7 @@ class Session {
   std::unique_ptr<Upstream> up_;  // the request's instance connection (the pump's too)
   std::vector<std::unique_ptr<Upstream>> kept_;  // between requests, one per instance (Keep)
   Deadline up_deadline_;                         // the response's, while an upstream exchange runs
+  bool awaiting_head_ = false;                   // the request waits for its answer's head
   bool linger_ = false;  // an answer ended the connection: drain what the client still sends
   Socket client_;
   Deadline client_deadline_;

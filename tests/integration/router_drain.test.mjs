@@ -178,3 +178,16 @@ test('router: a quick request from a client that half-closed after sending it is
   await c.waitData('"slept":300', { timeout: 5000 });
   assert.match(c.text, /^HTTP\/1\.1 200 /);
 });
+
+test('router: a request with a body is abandoned too once the body went on and its client left', { timeout: 30000 }, async (t) => {
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const id = 'drain-test-abandoned-post-0001';
+  const c = await rawConnect(px.port, { t });
+  c.write(`POST /slow?ms=20000 HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${id}\r\nContent-Length: 5\r\n\r\nhello`);
+  await px.waitOutput(new RegExp(`web\\.\\d\\s*\\| slow start ${id}`));
+  c.destroy();
+  await px.waitOutput(new RegExp(`web\\.\\d\\s*\\| slow abandoned ${id}`), { timeout: 5000 });
+  await px.waitOutput(new RegExp(`router  \\| at=error code=H27 .*request_id=${id} .*status=499`));
+});
