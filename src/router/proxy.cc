@@ -449,6 +449,9 @@ class Session {
   // The sweep abandons the request if its client leaves once it waited kAbandonAfter
   // (Deadline::client).
   void WatchClient() {
+    // Not with a pipelined request already read: the client's close is no sign it left
+    // (a peek sees only what the kernel still holds).
+    if (buf_.size() > 0) return;
     up_deadline_.client = &client_;
     up_deadline_.watch_from = CoarseNow() + kAbandonAfter;
   }
@@ -826,6 +829,8 @@ class Session {
           // it); the instance sent one because the request went on as HTTP/1.1. A 100 Continue
           // is the app's answer to the client's Expect, which went on to it.
           if (version != 10 && !co_await Informational(version)) {
+            ud.client = nullptr;
+            awaiting_head_ = false;
             ClientLeft(req.base(), start);
             co_return false;
           }
@@ -834,7 +839,11 @@ class Session {
       }
       ud.client = nullptr;
       awaiting_head_ = false;
-      if (sent && !ec) break;  // a response head is here
+      if (sent && !ec) {
+        // A response head is here (if its client left as it came, the writes will say so).
+        ud.client_gone = false;
+        break;
+      }
 
       if (ud.client_gone) {
         // Its client left while the app worked on it: the app's connection closes, so the app
@@ -1366,14 +1375,14 @@ class Session {
       idle.Touch();
       asio::const_buffer b(data.get(), n);
       error_code wec;
-      size_t wn = n;
-      if (!to.SendNow(b, wec)) {
-        wn = n - b.size();
+      const bool all = to.SendNow(b, wec);
+      size_t wn = n - b.size();  // (b: what is left)
+      if (!all) {
         auto [aec, an] = co_await asio::async_write(to, b, kTuple);
         wec = aec;
         wn += an;
         unyielded = 0;
-      } else if (++unyielded == kMaxUnyielded) {
+      } else if (!wec && ++unyielded == kMaxUnyielded) {
         // Read and sent at once, again and again (a bulk stream between two fast peers): the
         // loop's other connections get their turn.
         co_await asio::post(to.get_executor(), kYield);

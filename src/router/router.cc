@@ -158,7 +158,13 @@ Time CoarseNow() {
 void Worker::Sweep() {
   now = Clock::now();
   deadlines.ForEach([this](Deadline* d) {
-    if (!d->fired && now >= d->at) {
+    if (d->client_gone) {
+      // Again on every pass until the request ends: a composed read (Beast's) whose inner read
+      // had completed when the first cancel came starts another one, uncancelled; and a 1xx's
+      // passing resets `fired`.
+      boost::system::error_code ec;
+      if (d->sock) d->sock->cancel(ec);
+    } else if (!d->fired && now >= d->at) {
       d->fired = true;
       boost::system::error_code ec;
       if (d->sock) d->sock->cancel(ec);  // (none: its socket was closed and freed already)

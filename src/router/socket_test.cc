@@ -109,10 +109,12 @@ TEST_F(SocketQuietTest, SendNowSendsAllThatFitsAndLeavesTheRest) {
   EXPECT_GT(sent, 0u);
   EXPECT_GT(rest.size(), 0u);
   EXPECT_EQ(rest.data(), big.data() + sent);  // what is left starts where the kernel stopped
-  // A second try, with the buffer still full, sends nothing and says so.
+  // A second try, with the buffer still full (but for what acknowledgements freed since), does
+  // not block either and leaves the rest.
   EXPECT_FALSE(ours_.SendNow(rest, ec));
   EXPECT_FALSE(ec);
-  EXPECT_EQ(big.size() - rest.size(), sent);
+  EXPECT_GE(big.size() - rest.size(), sent);
+  EXPECT_GT(rest.size(), 0u);
 }
 
 TEST_F(SocketQuietTest, SendNowToAClosedPeerFailsWithoutSignal) {

@@ -179,6 +179,17 @@ test('router: a quick request from a client that half-closed after sending it is
   assert.match(c.text, /^HTTP\/1\.1 200 /);
 });
 
+test('router: a client that pipelined two requests and half-closed gets both answers, however slow the first', { timeout: 30000 }, async (t) => {
+  // Its FIN comes behind a request the router already read: no sign that it left.
+  const app = makeApp(t, 'router-echo');
+  const px = await up(app);
+  await px.waitReady(2);
+  const c = await rawConnect(px.port, { t });
+  c.socket.end('GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+  await c.waitData('"url":"/second"', { timeout: 10000 });
+  assert.match(c.text, /^HTTP\/1\.1 200 [^]*"slept":1500[^]*HTTP\/1\.1 200 /);
+});
+
 test('router: a request with a body is abandoned too once the body went on and its client left', { timeout: 30000 }, async (t) => {
   const app = makeApp(t, 'router-echo');
   const px = await up(app);
