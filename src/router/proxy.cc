@@ -444,8 +444,6 @@ class Session {
     Log(req, request_id, start, o);
   }
 
-  // The client left while its request was on the way (a 1xx or a 100 Continue could not be
-  // written to it): logged as a response write that failed.
   // The sweep abandons the request if its client leaves once it waited kAbandonAfter
   // (Deadline::client).
   void WatchClient() {
@@ -455,7 +453,14 @@ class Session {
     up_deadline_.client = &client_;
     up_deadline_.watch_from = CoarseNow() + kAbandonAfter;
   }
+  // The request no longer waits for its answer's head.
+  void UnwatchClient() {
+    up_deadline_.client = nullptr;
+    awaiting_head_ = false;
+  }
 
+  // The client left while its request was on the way (a 1xx or a 100 Continue could not be
+  // written to it): logged as a response write that failed.
   void ClientLeft(const RequestHead& req, Time start, const char* desc = "Client went away") {
     outcome_.status = 499;
     outcome_.code = "H27";
@@ -757,9 +762,8 @@ class Session {
 
       Deadline& ud = up_deadline_;  // (a member: the request's frame stays small)
       ud.sock = &up->sock;
-      ud.client = nullptr;
+      UnwatchClient();
       ud.client_gone = false;
-      awaiting_head_ = false;
       Watch uwatch(w_, ud);
       auto up_deadline = [&ud](std::chrono::milliseconds d) {
         ud.fired = false;
@@ -829,16 +833,14 @@ class Session {
           // it); the instance sent one because the request went on as HTTP/1.1. A 100 Continue
           // is the app's answer to the client's Expect, which went on to it.
           if (version != 10 && !co_await Informational(version)) {
-            ud.client = nullptr;
-            awaiting_head_ = false;
+            UnwatchClient();
             ClientLeft(req.base(), start);
             co_return false;
           }
           if (code == 100) ContinueSent();
         }
       }
-      ud.client = nullptr;
-      awaiting_head_ = false;
+      UnwatchClient();
       if (sent && !ec) {
         // A response head is here (if its client left as it came, the writes will say so).
         ud.client_gone = false;
