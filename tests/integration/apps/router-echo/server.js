@@ -76,13 +76,15 @@ const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
   if (url.pathname === '/slow') {
     const ms = Number(url.searchParams.get('ms') || 1000);
     console.log(`slow start ${req.headers['x-request-id']}`);
-    // The connection closed before the answer: the client (or the router for it) gave up.
-    res.on('close', () => { if (!res.writableFinished) console.log(`slow abandoned ${req.headers['x-request-id']}`); });
     const timer = setTimeout(() => {
       console.log(`slow done ${req.headers['x-request-id']}`);
       json(res, 200, { slept: ms });
     }, ms);
-    res.on('close', () => clearTimeout(timer));
+    res.on('close', () => {
+      clearTimeout(timer);
+      // Closed before the answer: the client (or the router for it) gave up.
+      if (!res.writableFinished) console.log(`slow abandoned ${req.headers['x-request-id']}`);
+    });
     return;
   }
   if (url.pathname === '/too-large') {
